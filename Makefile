@@ -1,0 +1,38 @@
+# diffres-bench — every target creates .venv on first use; no separate set-up step.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SUITE  ?= quick
+export MLFLOW_DISABLE_TELEMETRY := true
+
+.PHONY: test bench reproduce report ablate-rate ablate-hop lint clean-results
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+test: $(VENV)/.installed
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+bench: $(VENV)/.installed
+	$(PY) -m benchmark.benches.bench_frontends
+	$(PY) -m benchmark.benches.bench_features
+	$(PY) -m benchmark.benches.bench_training
+
+reproduce: $(VENV)/.installed
+	$(VENV)/bin/diffres-bench reproduce --suite $(SUITE)
+
+report: $(VENV)/.installed
+	$(VENV)/bin/diffres-bench report --suite $(SUITE)
+
+ablate-rate: $(VENV)/.installed
+	$(VENV)/bin/diffres-bench reproduce --suite ablate-rate
+
+ablate-hop: $(VENV)/.installed
+	$(VENV)/bin/diffres-bench reproduce --suite ablate-hop

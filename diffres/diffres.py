@@ -1,0 +1,181 @@
+"""``DiffRes``: the importance-score network plus calls into :mod:`diffres.functional`.
+
+Public API matches the reference implementation (PyPI ``pydiffres``), so its users can switch:
+``DiffRes(in_t_dim, in_f_dim, dimension_reduction_rate, learn_pos_emb=False)``, input a log-mel
+``[B, T, F]``, output with ``["feature"]`` ``[B, 3, T', F]`` (mean, max, resolution encoding),
+``["score"]`` ``[B, T, 1]``, ``["guide_loss"]``, ``["activeness"]``, ``["avgpool"]``,
+``["maxpool"]``, ``["resolution_enc"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor, nn
+
+from diffres import functional as Fn
+
+
+@dataclass(frozen=True)
+class FrontendOutput:
+    """What every front-end returns; the trainer reads ``features`` and ``aux_loss`` only."""
+
+    features: Tensor  # [B, C, T', F]
+    aux_loss: Tensor  # scalar, added to the task loss with the recipe's weight
+    score: Tensor | None = None  # [B, T, 1] importance scores (DiffRes)
+    activeness: Tensor | None = None  # scalar monitor (DiffRes)
+    lengths: Tensor | None = None  # [B] valid output frames, when input lengths were given
+
+    def __getitem__(self, key: str) -> Tensor | None:
+        """Dict-style access, as the reference returns a dict (``out["feature"]``)."""
+        names = {f.name for f in fields(self)} | {"feature", "guide_loss"}
+        if key not in names:
+            raise KeyError(f"{key!r} is not an output field; fields: {sorted(names)}")
+        return getattr(self, key)
+
+
+@dataclass(frozen=True)
+class DiffResOutput(FrontendOutput):
+    avgpool: Tensor | None = None  # [B, T', F] mean-aggregated log-mel
+    maxpool: Tensor | None = None  # [B, T', F] max-aggregated log-mel
+    resolution_enc: Tensor | None = None  # [B, T', F]
+
+    @property
+    def feature(self) -> Tensor:
+        return self.features
+
+    @property
+    def guide_loss(self) -> Tensor:
+        return self.aux_loss
+
+
+class ResidualConvBlock(nn.Module):
+    """Two 1-D convs over time (kernel 5) with BatchNorm and ReLU; the second is residual."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5):
+        super().__init__()
+        pad = kernel_size // 2
+        self.conv1 = nn.Conv1d(in_channels, out_channels, kernel_size, padding=pad)
+        self.bn1 = nn.BatchNorm1d(out_channels)
+        self.conv2 = nn.Conv1d(out_channels, out_channels, kernel_size, padding=pad)
+        self.bn2 = nn.BatchNorm1d(out_channels)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # [B, C_in, T] -> [B, C_out, T]
+        # Zeroing padded frames after every conv makes a padded clip score exactly as the clip alone.
+        h = torch.relu(self.bn1(self.conv1(x))) * mask
+        return torch.relu(self.bn2(self.conv2(h)) + h) * mask
+
+
+class ScoreNetwork(nn.Module):
+    """Residual conv blocks halving the channels from F down to 8, then a conv to 1 and a sigmoid.
+
+    At F = 128: 128 -> 64 -> 32 -> 16 -> 8 -> 1, about 82k parameters (paper's code).
+    """
+
+    def __init__(self, in_f_dim: int, kernel_size: int = 5, min_channels: int = 8):
+        super().__init__()
+        widths = [in_f_dim]
+        while widths[-1] // 2 >= min_channels or len(widths) == 1:
+            widths.append(max(widths[-1] // 2, 1))
+        self.blocks = nn.ModuleList(ResidualConvBlock(a, b, kernel_size) for a, b in zip(widths, widths[1:]))
+        self.head = nn.Conv1d(widths[-1], 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # [B, T, F], [B, T] -> [B, T] in (0, 1)
+        mask = mask[:, None].to(x.dtype)  # [B, 1, T]
+        h = x.transpose(1, 2) * mask  # [B, F, T]
+        for block in self.blocks:
+            h = block(h, mask)
+        return torch.sigmoid(self.head(h)).squeeze(1)
+
+
+class DiffRes(nn.Module):
+    """Differentiable temporal resolution: merge unimportant frames, keep important ones.
+
+    Args:
+        in_t_dim: frames of the training input (used for the position-encoding table and the
+            nominal output size; any T is accepted at forward time).
+        in_f_dim: mel bins F.
+        dimension_reduction_rate: δ in (0, 1); the output has ``floor(T * (1 - δ))`` frames.
+        learn_pos_emb: make the resolution encoding's position table a learnable parameter.
+    """
+
+    out_channels = 3
+
+    def __init__(self, in_t_dim: int, in_f_dim: int, dimension_reduction_rate: float, learn_pos_emb: bool = False):
+        super().__init__()
+        self.reduction_rate = Fn.validate_reduction_rate(dimension_reduction_rate)
+        if in_f_dim < 1 or in_t_dim < 1:
+            raise ValueError(f"in_t_dim and in_f_dim must be >= 1, got in_t_dim={in_t_dim}, in_f_dim={in_f_dim}")
+        self.input_seq_length = in_t_dim
+        self.input_f_dim = in_f_dim
+        self.output_seq_length = Fn.output_frames(in_t_dim, self.reduction_rate)
+        self.score_net = ScoreNetwork(in_f_dim)
+        pos = Fn.sinusoidal_encoding(in_t_dim, in_f_dim)
+        if learn_pos_emb:
+            self.pos_emb = nn.Parameter(pos)
+        else:
+            self.register_buffer("pos_emb", pos, persistent=False)
+
+    def t_out(self, t_in: int) -> int:
+        return Fn.output_frames(t_in, self.reduction_rate)
+
+    def _positions(self, t_in: int, like: Tensor) -> Tensor:
+        if t_in <= self.pos_emb.shape[0]:
+            return self.pos_emb[:t_in].to(like.dtype)
+        if isinstance(self.pos_emb, nn.Parameter):
+            raise ValueError(f"learnable position table has {self.pos_emb.shape[0]} frames; input has T={t_in}")
+        return Fn.sinusoidal_encoding(t_in, self.input_f_dim, like.device, like.dtype)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> DiffResOutput:
+        """``x`` ``[B, T, F]`` log-mel; ``lengths`` optional ``[B]`` valid frames (padding at the end)."""
+        _check_input(x, self.input_f_dim)
+        batch, t_in, _ = x.shape
+        t_out = self.t_out(t_in)
+        mask = Fn.length_mask(lengths, batch, t_in, x.device)
+        target = t_out if lengths is None else _per_clip_frames(lengths, self.reduction_rate)
+
+        # Scores are kept away from 0 so every clip has >= T' frames to share the budget.
+        raw = self.score_net(x, mask).clamp_min(1e-6)  # [B, T]
+        score = Fn.normalize_scores(raw, target, mask)
+        weights = Fn.warp_weights(score, t_out)
+
+        mean = Fn.aggregate_mean(x, weights, t_out)  # [B, T', F]
+        peak = Fn.aggregate_max(x, weights, t_out, self.reduction_rate)
+        pos = self._positions(t_in, x)[None].expand(batch, -1, -1)
+        res_enc = Fn.aggregate_linear(pos, weights, t_out)
+        out_lengths = None
+        if lengths is not None:
+            out_lengths = torch.as_tensor(target, device=x.device)
+            valid = Fn.length_mask(out_lengths, batch, t_out, x.device)[..., None]
+            mean, peak, res_enc = (t * valid for t in (mean, peak, res_enc))
+
+        empty = Fn.empty_frame_mask(x, mask)
+        return DiffResOutput(
+            features=torch.stack([mean, peak, res_enc], dim=1),  # [B, 3, T', F]
+            aux_loss=Fn.guide_loss(score, empty, self.reduction_rate),
+            score=score[..., None],
+            activeness=Fn.activeness(score.detach(), mask & ~empty),
+            lengths=out_lengths,
+            avgpool=mean,
+            maxpool=peak,
+            resolution_enc=res_enc,
+        )
+
+
+def _per_clip_frames(lengths: Tensor, reduction_rate: float) -> Tensor:
+    """``floor(L_b * (1 - δ))`` per clip, with the same float tolerance as ``output_frames``."""
+    frames = torch.floor(lengths.double() * (1.0 - reduction_rate) + 1e-9).long()
+    if (frames < 1).any():
+        bad = lengths[frames < 1].tolist()
+        raise ValueError(f"clips with lengths {bad} give T' < 1 at δ={reduction_rate}")
+    return frames
+
+
+def _check_input(x: Tensor, in_f_dim: int) -> None:
+    if x.dim() != 3:
+        raise ValueError(f"expected a log-mel spectrogram [B, T, F], got shape {tuple(x.shape)}")
+    if x.shape[-1] != in_f_dim:
+        raise ValueError(f"expected F={in_f_dim} mel bins (last dim), got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("input spectrogram contains NaN or Inf values")

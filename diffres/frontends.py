@@ -1,0 +1,183 @@
+"""Front-ends: every way the suite turns a log-mel ``[B, T, F]`` into classifier input ``[B, C, T', F]``.
+
+One registry, one result type (:class:`FrontendOutput`), so the trainer never branches on a name:
+
+    fe = create_frontend("avgpool", in_t_dim=500, in_f_dim=128, reduction_rate=0.5)
+    out = fe(logmel)              # out.features: [B, fe.out_channels, fe.t_out(T), F]
+
+Baselines follow the paper's code: ``spec`` (fixed resolution, no reduction), ``changehop`` (uniform
+frame sampling of the 10 ms spectrogram), ``avgpool``/``maxpool``/``avgmaxpool`` (adaptive pooling
+over time), ``convavgpool`` (learnable conv residual, then average pooling), ``specpool`` (spectral
+pooling: keep the lowest temporal frequencies), and ``diffres``. The paper fed DiffRes 3 channels but
+pooling 1; ``pool3ch`` is the capacity-matched control: DiffRes's own aggregation (mean, max,
+resolution encoding) with uniform scores, i.e. uniform bins and no learning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from diffres import functional as Fn
+from diffres.diffres import DiffRes, FrontendOutput, _check_input
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_frontend(name: str):
+    """Decorator adding a front-end factory ``(in_t_dim, in_f_dim, reduction_rate, **kw) -> nn.Module``."""
+
+    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"front-end {name!r} is already registered")
+        _REGISTRY[name] = factory
+        return factory
+
+    return add
+
+
+def list_frontends() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_frontend(name: str, in_t_dim: int, in_f_dim: int, reduction_rate: float, **kwargs) -> nn.Module:
+    """Build front-end ``name``; unknown names raise a ``KeyError`` listing the registered ones."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown front-end {name!r}; known front-ends: {', '.join(list_frontends())}")
+    return _REGISTRY[name](in_t_dim=in_t_dim, in_f_dim=in_f_dim, reduction_rate=reduction_rate, **kwargs)
+
+
+class Frontend(nn.Module):
+    """Base class: validates input, reduces time by δ, wraps the result in :class:`FrontendOutput`."""
+
+    out_channels = 1
+
+    def __init__(self, in_t_dim: int, in_f_dim: int, reduction_rate: float):
+        super().__init__()
+        self.in_t_dim, self.in_f_dim = in_t_dim, in_f_dim
+        self.reduction_rate = Fn.validate_reduction_rate(reduction_rate)
+        Fn.output_frames(in_t_dim, self.reduction_rate)  # fail at construction if T' < 1
+
+    def t_out(self, t_in: int) -> int:
+        return Fn.output_frames(t_in, self.reduction_rate)
+
+    def reduce(self, x: Tensor, t_out: int) -> Tensor:  # [B, T, F] -> [B, C, T', F]
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> FrontendOutput:
+        _check_input(x, self.in_f_dim)
+        if lengths is not None:
+            raise ValueError(f"{type(self).__name__} does not support per-clip lengths; only diffres does")
+        features = self.reduce(x, self.t_out(x.shape[1]))
+        return FrontendOutput(features=features, aux_loss=x.new_zeros(()))
+
+
+class Spectrogram(Frontend):
+    """The fixed-resolution log-mel itself (δ is ignored; T' = T)."""
+
+    def __init__(self, in_t_dim: int, in_f_dim: int, reduction_rate: float = 0.0):
+        nn.Module.__init__(self)
+        if not (0.0 <= reduction_rate < 1.0):
+            raise ValueError(f"reduction_rate must lie in [0, 1) (it is ignored by spec), got {reduction_rate!r}")
+        self.in_t_dim, self.in_f_dim, self.reduction_rate = in_t_dim, in_f_dim, 0.0
+
+    def t_out(self, t_in: int) -> int:
+        return t_in
+
+    def reduce(self, x: Tensor, t_out: int) -> Tensor:
+        return x[:, None]
+
+
+class ChangeHop(Frontend):
+    """Uniform frame sampling: the frame nearest the centre of each of T' equal bins (a larger hop)."""
+
+    def reduce(self, x: Tensor, t_out: int) -> Tensor:
+        t_in = x.shape[1]
+        idx = ((torch.arange(t_out, device=x.device) + 0.5) * (t_in / t_out)).long().clamp(max=t_in - 1)
+        return x[:, idx][:, None]
+
+
+class Pool(Frontend):
+    """Adaptive average / max / average+max pooling over time (in the log-mel domain, as the reference)."""
+
+    def __init__(self, in_t_dim: int, in_f_dim: int, reduction_rate: float, mode: str = "avg"):
+        super().__init__(in_t_dim, in_f_dim, reduction_rate)
+        if mode not in ("avg", "max", "avgmax"):
+            raise ValueError(f"pool mode must be 'avg', 'max' or 'avgmax', got {mode!r}")
+        self.mode = mode
+
+    def reduce(self, x: Tensor, t_out: int) -> Tensor:
+        xt = x.transpose(1, 2)  # [B, F, T]
+        pooled = 0
+        if "avg" in self.mode:
+            pooled = pooled + F.adaptive_avg_pool1d(xt, t_out)
+        if "max" in self.mode:
+            pooled = pooled + F.adaptive_max_pool1d(xt, t_out)
+        return pooled.transpose(1, 2)[:, None]
+
+
+class ConvAvgPool(Frontend):
+    """A learnable 2-D conv residual on the spectrogram, then average pooling over time."""
+
+    def __init__(self, in_t_dim: int, in_f_dim: int, reduction_rate: float, kernel_size: int = 5):
+        super().__init__(in_t_dim, in_f_dim, reduction_rate)
+        self.conv = nn.Conv2d(1, 1, kernel_size, padding=kernel_size // 2)
+        nn.init.zeros_(self.conv.weight)  # starts as plain average pooling
+        nn.init.zeros_(self.conv.bias)
+
+    def reduce(self, x: Tensor, t_out: int) -> Tensor:
+        h = x[:, None] + self.conv(x[:, None])  # [B, 1, T, F]
+        return F.adaptive_avg_pool2d(h, (t_out, x.shape[-1]))
+
+
+class SpectralPool(Frontend):
+    """Spectral pooling (Rippel et al. 2015): truncate the temporal DFT to T' frequencies, invert."""
+
+    def reduce(self, x: Tensor, t_out: int) -> Tensor:
+        # "forward" normalisation scales by 1/T on the way in only, so a constant stays constant.
+        spec = torch.fft.rfft(x, dim=1, norm="forward")[:, : t_out // 2 + 1]
+        return torch.fft.irfft(spec, n=t_out, dim=1, norm="forward")[:, None]
+
+
+class UniformPool3(Frontend):
+    """Capacity-matched control: DiffRes's mean / max / resolution encoding with uniform scores."""
+
+    out_channels = 3
+
+    def __init__(self, in_t_dim: int, in_f_dim: int, reduction_rate: float):
+        super().__init__(in_t_dim, in_f_dim, reduction_rate)
+        self.register_buffer("pos_emb", Fn.sinusoidal_encoding(in_t_dim, in_f_dim), persistent=False)
+
+    def reduce(self, x: Tensor, t_out: int) -> Tensor:
+        batch, t_in, _ = x.shape
+        score = x.new_full((batch, t_in), t_out / t_in)
+        weights = Fn.warp_weights(score, t_out)
+        pos = self.pos_emb[:t_in] if t_in <= self.pos_emb.shape[0] else Fn.sinusoidal_encoding(t_in, x.shape[-1])
+        pos = pos.to(x)[None].expand(batch, -1, -1)
+        channels = [
+            Fn.aggregate_mean(x, weights, t_out),
+            Fn.aggregate_max(x, weights, t_out, self.reduction_rate),
+            Fn.aggregate_linear(pos, weights, t_out),
+        ]
+        return torch.stack(channels, dim=1)
+
+
+class DiffResFrontend(DiffRes):
+    """DiffRes under the registry's keyword names (``reduction_rate``)."""
+
+    def __init__(self, in_t_dim: int, in_f_dim: int, reduction_rate: float, learn_pos_emb: bool = False):
+        super().__init__(in_t_dim, in_f_dim, reduction_rate, learn_pos_emb=learn_pos_emb)
+
+
+register_frontend("spec")(Spectrogram)
+register_frontend("changehop")(ChangeHop)
+register_frontend("avgpool")(lambda **kw: Pool(mode="avg", **kw))
+register_frontend("maxpool")(lambda **kw: Pool(mode="max", **kw))
+register_frontend("avgmaxpool")(lambda **kw: Pool(mode="avgmax", **kw))
+register_frontend("convavgpool")(ConvAvgPool)
+register_frontend("specpool")(SpectralPool)
+register_frontend("pool3ch")(UniformPool3)
+register_frontend("diffres")(DiffResFrontend)

@@ -1,0 +1,139 @@
+"""Every registered front-end's contract, DiffRes's reference-compatible API, and bad arguments."""
+
+import pytest
+import torch
+
+from diffres import DiffRes, create_frontend, list_frontends, output_frames
+
+T, F = 120, 16
+
+
+@pytest.fixture
+def logmel():
+    return torch.randn(3, T, F, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("name", list_frontends())
+@pytest.mark.parametrize("rate", [0.25, 0.5, 0.75])
+def test_shape_contract(name, rate, logmel):
+    fe = create_frontend(name, in_t_dim=T, in_f_dim=F, reduction_rate=rate)
+    out = fe(logmel)
+    t_out = T if name == "spec" else output_frames(T, rate)
+    assert fe.t_out(T) == t_out
+    assert out.features.shape == (3, fe.out_channels, t_out, F)
+    assert out.aux_loss.shape == ()
+    assert torch.isfinite(out.features).all()
+
+
+@pytest.mark.parametrize("name", list_frontends())
+def test_any_length_at_forward_time_and_batch_consistency(name, logmel):
+    fe = create_frontend(name, in_t_dim=T, in_f_dim=F, reduction_rate=0.5).eval()
+    longer = torch.randn(2, 2 * T + 7, F)
+    assert fe(longer).features.shape[2] == fe.t_out(2 * T + 7)
+    with torch.no_grad():
+        batch = fe(logmel).features
+        single = torch.cat([fe(logmel[i : i + 1]).features for i in range(3)])
+    assert torch.allclose(batch, single, atol=1e-4)  # float32 batched vs single kernels
+
+
+@pytest.mark.parametrize("name", list_frontends())
+def test_gradients_reach_the_input_and_every_parameter(name, logmel):
+    fe = create_frontend(name, in_t_dim=T, in_f_dim=F, reduction_rate=0.5)
+    x = logmel.clone().requires_grad_()
+    out = fe(x)
+    (out.features.square().mean() + out.aux_loss).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    for pname, p in fe.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    if name == "diffres":
+        assert fe.score_net.head.weight.grad.abs().sum() > 0  # the score network learns through the warp
+
+
+def test_diffres_reference_api():
+    model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.6, learn_pos_emb=True)
+    ret = model(torch.randn(2, T, F))
+    t_out = int(T * (1 - 0.6))
+    assert ret["feature"].shape == (2, 3, t_out, F)
+    assert ret["score"].shape == (2, T, 1)
+    for key in ("avgpool", "maxpool", "resolution_enc"):
+        assert ret[key].shape == (2, t_out, F)
+    assert ret["guide_loss"].shape == () and ret["activeness"].shape == ()
+    assert torch.allclose(ret["score"].sum((1, 2)), torch.full((2,), float(t_out)), atol=1e-3)
+    assert torch.equal(ret["feature"][:, 0], ret["avgpool"])
+    with pytest.raises(KeyError, match="not an output field"):
+        ret["nope"]
+
+
+def test_diffres_score_network_has_the_papers_size():
+    assert sum(p.numel() for p in DiffRes(1000, 128, 0.5).score_net.parameters()) == pytest.approx(82_000, rel=0.02)
+
+
+def test_diffres_padded_batch_matches_clips_alone():
+    torch.manual_seed(0)
+    model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.5).eval()
+    a, b = torch.randn(1, T, F), torch.randn(1, 80, F)
+    padded = torch.cat([a, torch.nn.functional.pad(b, (0, 0, 0, T - 80), value=3.0)])
+    with torch.no_grad():
+        out = model(padded, lengths=torch.tensor([T, 80]))
+        alone_a, alone_b = model(a), model(b)
+    assert out.lengths.tolist() == [60, 40]
+    assert torch.allclose(out.features[0], alone_a.features[0], atol=1e-5)
+    assert torch.allclose(out.features[1, :, :40], alone_b.features[0], atol=1e-5)
+    assert (out.features[1, :, 40:] == 0).all()
+    assert torch.allclose(out.score[1, :80], alone_b.score[0], atol=1e-5)
+    kept = [loss for loss in (alone_a.aux_loss, alone_b.aux_loss) if loss > 0]
+    expected = torch.stack(kept).mean() if kept else torch.tensor(0.0)
+    assert torch.allclose(out.aux_loss, expected, atol=1e-5)
+
+
+def test_guide_loss_sees_time_masked_frames():
+    torch.manual_seed(0)
+    model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.5)
+    x = torch.randn(2, T, F)
+    x[:, 30:60] = x.min()  # a SpecAugment time mask leaves frames at the clip minimum
+    out = model(x)
+    masked_score = out.score[:, 30:60].mean()
+    expected = masked_score if masked_score > 0.25 else torch.tensor(0.0)
+    assert torch.isclose(out.aux_loss, expected, atol=1e-4)
+
+
+def test_pool3ch_with_uniform_bins_is_average_and_max_pooling():
+    fe = create_frontend("pool3ch", in_t_dim=T, in_f_dim=F, reduction_rate=0.5)
+    x = torch.randn(2, T, F)
+    mean, peak, _ = fe(x).features.unbind(1)
+    pairs = x.view(2, T // 2, 2, F)
+    assert torch.allclose(mean, pairs.logsumexp(2) - torch.log(torch.tensor(2.0)), atol=1e-5)
+    assert torch.allclose(peak, pairs.amax(2) + torch.log(torch.tensor(0.5 / 0.5)), atol=1e-5)
+
+
+def test_spectral_pooling_keeps_a_constant_and_changehop_samples_frames():
+    x = torch.full((1, T, F), 2.5)
+    assert torch.allclose(create_frontend("specpool", T, F, 0.5)(x).features, torch.full((1, 1, 60, F), 2.5))
+    ramp = torch.arange(T, dtype=torch.float32)[None, :, None].expand(1, T, F)
+    picked = create_frontend("changehop", T, F, 0.75)(ramp).features[0, 0, :, 0]
+    assert picked.tolist() == [2.0 + 4 * k for k in range(30)]
+
+
+@pytest.mark.parametrize("name", list_frontends())
+def test_bad_arguments_raise_clear_errors(name):
+    bad_rates = [1.0, 1.2, -0.1] if name == "spec" else [0.0, 1.0, 1.2, -0.1]
+    for rate in bad_rates:
+        with pytest.raises(ValueError, match="reduction_rate"):
+            create_frontend(name, T, F, rate)
+    fe = create_frontend(name, T, F, 0.5)
+    with pytest.raises(ValueError, match="mel bins"):
+        fe(torch.randn(2, T, F + 1))
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        fe(torch.full((2, T, F), float("nan")))
+    with pytest.raises(ValueError, match=r"\[B, T, F\]"):
+        fe(torch.randn(T, F))
+
+
+def test_unknown_frontend_lists_known_ones():
+    with pytest.raises(KeyError, match="diffres"):
+        create_frontend("leaf", T, F, 0.5)
+
+
+def test_too_few_output_frames_is_rejected():
+    with pytest.raises(ValueError, match="T'"):
+        create_frontend("avgpool", in_t_dim=3, in_f_dim=F, reduction_rate=0.9)

@@ -1,0 +1,183 @@
+"""Properties of the DiffRes maths, checked against a dense O(T*T') oracle written here."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffres import functional as Fn
+
+
+@pytest.fixture(autouse=True, scope="module")
+def float64():
+    """Exactness checks run in float64; restore the default for the other test modules."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+def dense_weights(score: torch.Tensor, t_out: int) -> torch.Tensor:
+    """Oracle: W[b, i, j] = |(c[i-1], c[i]] ∩ (j, j+1]| for every i, j — the obvious O(T*T') form."""
+    end = score.cumsum(1)
+    start = end - score
+    j = torch.arange(t_out, dtype=score.dtype)
+    lo = torch.maximum(start[..., None], j)
+    hi = torch.minimum(end[..., None], j + 1)
+    return (hi - lo).clamp_min(0)  # [B, T, T']
+
+
+def random_scores(batch: int, t_in: int, t_out: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.rand(batch, t_in, generator=g) ** 3 + 1e-3
+    return Fn.normalize_scores(raw, t_out)
+
+
+shapes = st.tuples(st.integers(1, 3), st.integers(2, 60), st.floats(0.05, 0.95), st.integers(0, 10_000))
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes)
+def test_normalized_scores_sum_to_t_out_and_stay_in_unit_interval(args):
+    batch, t_in, rate, seed = args
+    t_out = Fn.output_frames(t_in, rate) if t_in * (1 - rate) >= 1 else 1
+    s = random_scores(batch, t_in, t_out, seed)
+    assert torch.allclose(s.sum(1), torch.full((batch,), float(t_out)), atol=1e-9)
+    assert (s >= 0).all() and (s <= 1 + 1e-12).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes)
+def test_normalization_preserves_score_order(args):
+    batch, t_in, rate, seed = args
+    t_out = max(1, math.floor(t_in * (1 - rate)))
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.rand(batch, t_in, generator=g) + 1e-3
+    s = Fn.normalize_scores(raw, t_out)
+    i, j = torch.triu_indices(t_in, t_in, 1)
+    bigger = raw[:, i] > raw[:, j]
+    assert (s[:, i][bigger] >= s[:, j][bigger] - 1e-12).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes)
+def test_sparse_warp_equals_dense_oracle_and_weights_sum_to_one(args):
+    batch, t_in, rate, seed = args
+    t_out = max(1, math.floor(t_in * (1 - rate)))
+    s = random_scores(batch, t_in, t_out, seed)
+    weights = Fn.warp_weights(s, t_out)
+    dense = dense_weights(s, t_out)
+    eye = torch.eye(t_in).expand(batch, -1, -1)
+    sparse = Fn.aggregate_linear(eye, weights, t_out).transpose(1, 2)  # [B, T, T'] from the fast path
+    assert torch.allclose(sparse, dense, atol=1e-9)
+    assert torch.allclose(dense.sum(1), torch.ones(batch, t_out), atol=1e-9)  # each output frame: 1
+    assert torch.allclose(dense.sum(2), s, atol=1e-9)  # each input frame spends its score
+
+
+@settings(max_examples=40, deadline=None)
+@given(shapes)
+def test_mean_aggregation_conserves_mass_and_is_order_preserving(args):
+    batch, t_in, rate, seed = args
+    t_out = max(1, math.floor(t_in * (1 - rate)))
+    s = random_scores(batch, t_in, t_out, seed)
+    x = torch.randn(batch, t_in, 4, generator=torch.Generator().manual_seed(seed))
+    y = Fn.aggregate_mean(x, Fn.warp_weights(s, t_out), t_out)
+    # mass: sum_j exp(y_j) == sum_i s_i exp(x_i)
+    assert torch.allclose(y.exp().sum(1), (s[..., None] * x.exp()).sum(1), rtol=1e-9)
+    # order: a monotone ramp stays monotone after merging
+    ramp = torch.linspace(-3, 3, t_in).expand(batch, t_in)[..., None]
+    merged = Fn.aggregate_mean(ramp, Fn.warp_weights(s, t_out), t_out)[..., 0]
+    assert (merged[:, 1:] >= merged[:, :-1] - 1e-9).all()
+
+
+def test_flat_scores_at_small_rate_are_the_identity():
+    x = torch.randn(2, 50, 8)
+    t_out = 50
+    s = Fn.normalize_scores(torch.full((2, 50), 0.3), t_out)
+    assert torch.allclose(s, torch.ones(2, 50))
+    w = Fn.warp_weights(s, t_out)
+    assert torch.allclose(Fn.aggregate_mean(x, w, t_out), x, atol=1e-12)
+    assert torch.allclose(Fn.aggregate_linear(x, w, t_out), x)
+
+
+def test_max_aggregation_matches_dense_oracle():
+    s = random_scores(2, 40, 13, seed=3)
+    x = torch.randn(2, 40, 5)
+    dense = dense_weights(s, 13)  # [B, T, T']
+    expected = ((dense[..., None] * x.exp()[:, :, None]).amax(1) / (1 - 0.6)).log()
+    got = Fn.aggregate_max(x, Fn.warp_weights(s, 13), 13, reduction_rate=0.6)
+    assert torch.allclose(got, expected, atol=1e-9)
+
+
+def test_aggregation_is_exact_for_extreme_log_values():
+    x = torch.tensor([[[800.0], [790.0], [-900.0], [-905.0]]])
+    s = Fn.normalize_scores(torch.ones(1, 4), 2)
+    y = Fn.aggregate_mean(x, Fn.warp_weights(s, 2), 2)
+    assert torch.isfinite(y).all()
+    assert torch.allclose(y[0, :, 0], torch.stack([torch.logsumexp(x[0, :2, 0], 0), torch.logsumexp(x[0, 2:, 0], 0)])
+                          + math.log(0.5))
+
+
+def test_gradcheck_through_normalisation_and_aggregation():
+    torch.manual_seed(0)
+    raw = (torch.rand(2, 12) * 0.8 + 0.1).requires_grad_()
+    x = torch.randn(2, 12, 3, requires_grad=True)
+
+    def warp(raw, x):
+        s = Fn.normalize_scores(raw, 5)
+        w = Fn.warp_weights(s, 5)
+        return Fn.aggregate_mean(x, w, 5), Fn.aggregate_max(x, w, 5, 0.6), Fn.aggregate_linear(x, w, 5)
+
+    assert torch.autograd.gradcheck(warp, (raw, x), eps=1e-7, atol=1e-5)
+
+
+def test_normalisation_saturates_dominant_scores_and_fills_the_rest():
+    raw = torch.tensor([[10.0, 1.0, 1.0, 1.0, 1.0]])
+    s = Fn.normalize_scores(raw, 3)
+    assert torch.allclose(s, torch.tensor([[1.0, 0.5, 0.5, 0.5, 0.5]]))
+
+
+def test_per_clip_targets_and_mask():
+    raw = torch.rand(2, 10) + 0.1
+    mask = Fn.length_mask(torch.tensor([10, 6]), 2, 10, raw.device)
+    s = Fn.normalize_scores(raw, torch.tensor([5, 3]), mask)
+    assert torch.allclose(s.sum(1), torch.tensor([5.0, 3.0]))
+    assert (s[1, 6:] == 0).all()
+
+
+def test_guide_loss_and_activeness_on_known_numbers():
+    score = torch.tensor([[0.9, 0.1, 0.5, 0.5], [0.1, 0.1, 0.9, 0.9]])
+    empty = torch.tensor([[True, False, False, False], [True, True, False, False]])
+    # clip 0: empty mean 0.9 > (1-0.5)/2 -> kept; clip 1: 0.1 -> dropped
+    assert torch.isclose(Fn.guide_loss(score, empty, 0.5), torch.tensor(0.9))
+    # at δ = 0.9 the threshold is 0.05: both clips count, mean of 0.9 and 0.1
+    assert torch.isclose(Fn.guide_loss(score, empty, 0.9), torch.tensor(0.5))
+    # no clip above threshold -> 0
+    assert Fn.guide_loss(score * 0.1, empty, 0.5) == 0
+    act = Fn.activeness(score, ~empty)
+    expected = (torch.tensor([0.1, 0.5, 0.5]).std() + torch.tensor([0.9, 0.9]).std()) / 2
+    assert torch.isclose(act, expected)
+
+
+def test_empty_frames_are_those_at_the_clip_minimum():
+    x = torch.randn(2, 20, 8)
+    x[0, 5:8] = -50.0
+    x[1, 0] = -60.0
+    empty = Fn.empty_frame_mask(x)
+    assert empty[0].nonzero().flatten().tolist() == [5, 6, 7]
+    assert empty[1].nonzero().flatten().tolist() == [0]
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0, -0.1, 1.5, float("nan")])
+def test_bad_reduction_rate_is_rejected(rate):
+    with pytest.raises(ValueError, match="reduction_rate"):
+        Fn.validate_reduction_rate(rate)
+
+
+def test_output_frames_rounding_and_too_few_frames():
+    assert Fn.output_frames(10, 0.9) == 1  # 10 * (1 - 0.9) is 0.9999999999999998 in floats
+    assert Fn.output_frames(1000, 0.75) == 250
+    with pytest.raises(ValueError, match="T' "):
+        Fn.output_frames(3, 0.8)
