@@ -138,12 +138,11 @@ class DiffRes(nn.Module):
         # Scores are kept away from 0 so every clip has >= T' frames to share the budget.
         raw = self.score_net(x, mask).clamp_min(1e-6)  # [B, T]
         score = Fn.normalize_scores(raw, target, mask)
-        weights = Fn.warp_weights(score, t_out)
+        warp = Fn.warp_weights(score, t_out)
 
-        mean = Fn.aggregate_mean(x, weights, t_out)  # [B, T', F]
-        peak = Fn.aggregate_max(x, weights, t_out, self.reduction_rate)
+        mean, peak = Fn.merge_frames(x, warp, self.reduction_rate)  # [B, T', F] each
         pos = self._positions(t_in, x)[None].expand(batch, -1, -1)
-        res_enc = Fn.aggregate_linear(pos, weights, t_out)
+        res_enc = Fn.aggregate_linear(pos, warp)
         out_lengths = None
         if lengths is not None:
             out_lengths = torch.as_tensor(target, device=x.device)

@@ -154,15 +154,10 @@ class UniformPool3(Frontend):
     def reduce(self, x: Tensor, t_out: int) -> Tensor:
         batch, t_in, _ = x.shape
         score = x.new_full((batch, t_in), t_out / t_in)
-        weights = Fn.warp_weights(score, t_out)
+        warp = Fn.warp_weights(score, t_out)
         pos = self.pos_emb[:t_in] if t_in <= self.pos_emb.shape[0] else Fn.sinusoidal_encoding(t_in, x.shape[-1])
-        pos = pos.to(x)[None].expand(batch, -1, -1)
-        channels = [
-            Fn.aggregate_mean(x, weights, t_out),
-            Fn.aggregate_max(x, weights, t_out, self.reduction_rate),
-            Fn.aggregate_linear(pos, weights, t_out),
-        ]
-        return torch.stack(channels, dim=1)
+        mean, peak = Fn.merge_frames(x, warp, self.reduction_rate)
+        return torch.stack([mean, peak, Fn.aggregate_linear(pos.to(x)[None].expand(batch, -1, -1), warp)], dim=1)
 
 
 class DiffResFrontend(DiffRes):

@@ -13,17 +13,22 @@ O(B*T*F) time and memory, instead of a dense ``[B, T, T']`` matrix.
 from __future__ import annotations
 
 import math
+import warnings
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+# index_reduce is marked beta, but its amax and backward are what the max aggregation needs.
+warnings.filterwarnings("ignore", message="index_reduce\\(\\) is in beta")
 
 __all__ = [
     "output_frames",
     "validate_reduction_rate",
     "normalize_scores",
+    "Warp",
     "warp_weights",
-    "aggregate_mean",
-    "aggregate_max",
+    "merge_frames",
     "aggregate_linear",
     "sinusoidal_encoding",
     "empty_frame_mask",
@@ -98,13 +103,26 @@ def normalize_scores(score: Tensor, t_out: Tensor | int, mask: Tensor | None = N
     return torch.minimum(score * lam_star, torch.ones_like(score))
 
 
-def warp_weights(score: Tensor, t_out: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Each input frame's two output indices and overlap weights.
+class Warp(NamedTuple):
+    """Where each input frame goes: two output rows and overlap weights per frame, all ``[B, T]``.
+
+    Rows are flat indices into a ``[B * T', F]`` view of the output (``b * T' + j``), so merging is
+    one ``index_add`` / ``index_reduce`` over rows, the fastest scatter torch has on CPU and CUDA.
+    """
+
+    row0: Tensor
+    w0: Tensor
+    row1: Tensor
+    w1: Tensor
+    t_out: int
+
+
+def warp_weights(score: Tensor, t_out: int) -> Warp:
+    """Each input frame's two output frames and overlap weights.
 
     ``score`` ``[B, T]`` with entries in [0, 1]. Frame ``i`` covers ``(a, b] = (c[i-1], c[i]]``;
     it puts ``w0 = min(b, j0 + 1) - a`` on output ``j0 = floor(a)`` and ``w1 = max(0, b - j0 - 1)``
     on ``j0 + 1``. Indices past ``t_out - 1`` (only from rounding at the very end) are clamped.
-    Returns ``(j0, w0, j1, w1)``, each ``[B, T]``.
     """
     # float64 for the running sum: in float32 it drifts by ~1e-4 after thousands of frames,
     # which would move frame boundaries. Only [B, T] numbers, so it costs nothing.
@@ -116,64 +134,53 @@ def warp_weights(score: Tensor, t_out: int) -> tuple[Tensor, Tensor, Tensor, Ten
     w1 = (end - (j0 + 1)).clamp_min(0).to(score.dtype)
     j0 = j0.long().clamp(0, t_out - 1)
     j1 = (j0 + 1).clamp(max=t_out - 1)
-    return j0, w0, j1, w1
+    base = torch.arange(score.shape[0], device=score.device)[:, None] * t_out
+    return Warp(base + j0, w0, base + j1, w1, t_out)
 
 
-def aggregate_linear(values: Tensor, weights: tuple[Tensor, Tensor, Tensor, Tensor], t_out: int) -> Tensor:
-    """Overlap-weighted sum: ``values`` ``[B, T, F]`` -> ``[B, T', F]``, ``y_j = sum_i w_ij v_i``."""
-    j0, w0, j1, w1 = weights
+def _rows(x: Tensor) -> Tensor:
+    return x.reshape(-1, x.shape[-1])  # [B, T, F] -> [B*T, F]
+
+
+def aggregate_linear(values: Tensor, warp: Warp) -> Tensor:
+    """Overlap-weighted sum ``y_j = sum_i w_ij v_i``: ``values`` ``[B, T, F]`` -> ``[B, T', F]``."""
     batch, _, n_feat = values.shape
-    out = values.new_zeros(batch, t_out, n_feat)
-    out = out.scatter_add(1, j0[..., None].expand_as(values), w0[..., None] * values)
-    return out.scatter_add(1, j1[..., None].expand_as(values), w1[..., None] * values)
+    out = values.new_zeros(batch * warp.t_out, n_feat)
+    out = out.index_add(0, warp.row0.flatten(), _rows(warp.w0[..., None] * values))
+    out = out.index_add(0, warp.row1.flatten(), _rows(warp.w1[..., None] * values))
+    return out.view(batch, warp.t_out, n_feat)
 
 
-def _output_shift(logmel: Tensor, weights: tuple[Tensor, Tensor, Tensor, Tensor], t_out: int) -> Tensor:
-    """Per output frame and bin, the max log value among the input frames merged into it: ``[B, T', F]``.
+def merge_frames(logmel: Tensor, warp: Warp, reduction_rate: float) -> tuple[Tensor, Tensor]:
+    """Mean and max aggregation of log-mel frames, each ``[B, T', F]`` in the log domain.
 
-    Subtracting it before ``exp`` and adding it back after ``log`` makes the linear-domain
-    aggregation exact for any range of log values (no overflow, no underflow of the largest term).
+    mean: ``log(sum_i w_ij exp(x_i))`` — the average in the linear domain (weights sum to 1);
+    max: ``log(max_i w_ij exp(x_i) / (1 - δ))``, as in the reference code.
+    Both are computed relative to the largest log value merged into each output frame (added
+    back after ``log``), so they are exact for any range of log values: no overflow, and the
+    largest term never underflows.
     """
-    j0, w0, j1, w1 = weights
-    x = logmel.detach()
-    shift = x.new_full((x.shape[0], t_out, x.shape[2]), float("-inf"))
-    for j, w in ((j0, w0), (j1, w1)):
-        contrib = x.masked_fill((w <= 0)[..., None], float("-inf"))
-        shift = shift.scatter_reduce(1, j[..., None].expand_as(x), contrib, "amax", include_self=True)
-    return torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
-
-
-def _shifted_terms(logmel: Tensor, weights, shift: Tensor):
-    """``(index, w * exp(x - shift[index]))`` for each of the two output frames of every input frame."""
-    for j, w in (weights[0:2], weights[2:4]):
-        idx = j[..., None].expand_as(logmel)
-        # Frames that do not reach this output (w = 0) may lie far above its shift: mask them
-        # out before exp so that 0 * inf never happens.
-        diff = (logmel - shift.gather(1, idx)).masked_fill((w <= 0)[..., None], float("-inf"))
-        yield idx, w[..., None] * diff.exp()
-
-
-def aggregate_mean(logmel: Tensor, weights: tuple[Tensor, Tensor, Tensor, Tensor], t_out: int) -> Tensor:
-    """Average of merged frames in the linear (exp) domain, returned in log: ``[B, T', F]``.
-
-    ``y_j = log(sum_i w_ij exp(x_i))``, exact for any range of log values (see ``_output_shift``).
-    """
-    shift = _output_shift(logmel, weights, t_out)
-    out = torch.zeros_like(shift)
-    for idx, term in _shifted_terms(logmel, weights, shift):
-        out = out.scatter_add(1, idx, term)
-    return out.clamp_min(torch.finfo(logmel.dtype).tiny).log() + shift
-
-
-def aggregate_max(
-    logmel: Tensor, weights: tuple[Tensor, Tensor, Tensor, Tensor], t_out: int, reduction_rate: float
-) -> Tensor:
-    """Max aggregation as in the reference: ``log(max_i w_ij exp(x_i) / (1 - δ))`` -> ``[B, T', F]``."""
-    shift = _output_shift(logmel, weights, t_out)
-    out = torch.zeros_like(shift)
-    for idx, term in _shifted_terms(logmel, weights, shift):
-        out = out.scatter_reduce(1, idx, term, "amax", include_self=True)
-    return (out / (1.0 - reduction_rate)).clamp_min(torch.finfo(logmel.dtype).tiny).log() + shift
+    batch, _, n_feat = logmel.shape
+    x = _rows(logmel)  # [B*T, F]
+    row0, row1 = warp.row0.flatten(), warp.row1.flatten()
+    w0, w1 = warp.w0.reshape(-1, 1), warp.w1.reshape(-1, 1)
+    xd = x.detach()
+    # Every frame reaches its first output (w0 > 0); only frames straddling a boundary reach a second.
+    shift = xd.new_full((batch * warp.t_out, n_feat), float("-inf"))
+    shift = shift.index_reduce(0, row0, xd, "amax", include_self=True)
+    shift = shift.index_reduce(0, row1, xd.masked_fill(w1 <= 0, float("-inf")), "amax", include_self=True)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))  # [B*T', F]
+    term0 = w0 * (x - shift[row0]).exp()
+    # A frame with w1 = 0 may lie far above its next output's shift: cap at 0 so 0 * inf never
+    # happens (a constant, so the gradient of contributing frames is untouched).
+    term1 = w1 * (x - torch.maximum(shift[row1], xd)).exp()
+    total = torch.zeros_like(shift).index_add(0, row0, term0).index_add(0, row1, term1)
+    peak = torch.zeros_like(shift).index_reduce(0, row0, term0, "amax", include_self=True)
+    peak = peak.index_reduce(0, row1, term1, "amax", include_self=True)
+    tiny = torch.finfo(logmel.dtype).tiny
+    mean = total.clamp_min(tiny).log() + shift
+    peak = (peak / (1.0 - reduction_rate)).clamp_min(tiny).log() + shift
+    return mean.view(batch, warp.t_out, n_feat), peak.view(batch, warp.t_out, n_feat)
 
 
 def sinusoidal_encoding(t_in: int, dim: int, device=None, dtype=torch.float32) -> Tensor:

@@ -70,7 +70,7 @@ def test_sparse_warp_equals_dense_oracle_and_weights_sum_to_one(args):
     weights = Fn.warp_weights(s, t_out)
     dense = dense_weights(s, t_out)
     eye = torch.eye(t_in).expand(batch, -1, -1)
-    sparse = Fn.aggregate_linear(eye, weights, t_out).transpose(1, 2)  # [B, T, T'] from the fast path
+    sparse = Fn.aggregate_linear(eye, weights).transpose(1, 2)  # [B, T, T'] from the fast path
     assert torch.allclose(sparse, dense, atol=1e-9)
     assert torch.allclose(dense.sum(1), torch.ones(batch, t_out), atol=1e-9)  # each output frame: 1
     assert torch.allclose(dense.sum(2), s, atol=1e-9)  # each input frame spends its score
@@ -83,12 +83,12 @@ def test_mean_aggregation_conserves_mass_and_is_order_preserving(args):
     t_out = max(1, math.floor(t_in * (1 - rate)))
     s = random_scores(batch, t_in, t_out, seed)
     x = torch.randn(batch, t_in, 4, generator=torch.Generator().manual_seed(seed))
-    y = Fn.aggregate_mean(x, Fn.warp_weights(s, t_out), t_out)
+    y, _ = Fn.merge_frames(x, Fn.warp_weights(s, t_out), rate)
     # mass: sum_j exp(y_j) == sum_i s_i exp(x_i)
     assert torch.allclose(y.exp().sum(1), (s[..., None] * x.exp()).sum(1), rtol=1e-9)
     # order: a monotone ramp stays monotone after merging
     ramp = torch.linspace(-3, 3, t_in).expand(batch, t_in)[..., None]
-    merged = Fn.aggregate_mean(ramp, Fn.warp_weights(s, t_out), t_out)[..., 0]
+    merged = Fn.merge_frames(ramp, Fn.warp_weights(s, t_out), rate)[0][..., 0]
     assert (merged[:, 1:] >= merged[:, :-1] - 1e-9).all()
 
 
@@ -98,8 +98,8 @@ def test_flat_scores_at_small_rate_are_the_identity():
     s = Fn.normalize_scores(torch.full((2, 50), 0.3), t_out)
     assert torch.allclose(s, torch.ones(2, 50))
     w = Fn.warp_weights(s, t_out)
-    assert torch.allclose(Fn.aggregate_mean(x, w, t_out), x, atol=1e-12)
-    assert torch.allclose(Fn.aggregate_linear(x, w, t_out), x)
+    assert torch.allclose(Fn.merge_frames(x, w, 0.01)[0], x, atol=1e-12)
+    assert torch.allclose(Fn.aggregate_linear(x, w), x)
 
 
 def test_max_aggregation_matches_dense_oracle():
@@ -107,14 +107,14 @@ def test_max_aggregation_matches_dense_oracle():
     x = torch.randn(2, 40, 5)
     dense = dense_weights(s, 13)  # [B, T, T']
     expected = ((dense[..., None] * x.exp()[:, :, None]).amax(1) / (1 - 0.6)).log()
-    got = Fn.aggregate_max(x, Fn.warp_weights(s, 13), 13, reduction_rate=0.6)
+    _, got = Fn.merge_frames(x, Fn.warp_weights(s, 13), reduction_rate=0.6)
     assert torch.allclose(got, expected, atol=1e-9)
 
 
 def test_aggregation_is_exact_for_extreme_log_values():
     x = torch.tensor([[[800.0], [790.0], [-900.0], [-905.0]]])
     s = Fn.normalize_scores(torch.ones(1, 4), 2)
-    y = Fn.aggregate_mean(x, Fn.warp_weights(s, 2), 2)
+    y, _ = Fn.merge_frames(x, Fn.warp_weights(s, 2), 0.5)
     assert torch.isfinite(y).all()
     assert torch.allclose(y[0, :, 0], torch.stack([torch.logsumexp(x[0, :2, 0], 0), torch.logsumexp(x[0, 2:, 0], 0)])
                           + math.log(0.5))
@@ -128,7 +128,7 @@ def test_gradcheck_through_normalisation_and_aggregation():
     def warp(raw, x):
         s = Fn.normalize_scores(raw, 5)
         w = Fn.warp_weights(s, 5)
-        return Fn.aggregate_mean(x, w, 5), Fn.aggregate_max(x, w, 5, 0.6), Fn.aggregate_linear(x, w, 5)
+        return (*Fn.merge_frames(x, w, 0.6), Fn.aggregate_linear(x, w))
 
     assert torch.autograd.gradcheck(warp, (raw, x), eps=1e-7, atol=1e-5)
 

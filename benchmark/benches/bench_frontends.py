@@ -1,0 +1,151 @@
+"""Front-end speed, memory and FLOPs: writes results/bench_frontends.csv and prints it.
+
+1. DiffRes forward+backward time and peak memory for T in {1000, 3000, 10000}, B = 8, F = 128,
+   δ in {0.25, 0.5, 0.75}: the linear-time implementation against the plain dense O(T*T') form
+   (a [B, T, T'] weight matrix and batched matmuls). Each case runs in a fresh subprocess so its
+   peak resident memory (ru_maxrss minus the resident size before the first forward) is its own.
+2. FLOPs per clip of every front-end against efficientnet_b2's at the front-end's output size.
+
+Targets (issue 2) on a 2-core CPU: T = 10000, B = 8, δ = 0.75 in <= 0.5 s and <= 1 GB peak;
+DiffRes FLOPs <= 5 % of the backbone's.
+
+    python -m benchmark.benches.bench_frontends [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parents[2] / "results"
+DENSE_LIMIT_BYTES = 3 * 2**30  # skip the dense form where its [B, T, T'] matrix alone exceeds this
+
+_CASE = r"""
+import json, resource, statistics, sys, time
+import torch
+from diffres import DiffRes
+from diffres import functional as Fn
+
+impl, B, T, F, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+torch.manual_seed(0)
+
+
+class DenseDiffRes(DiffRes):
+    # The same module with the warp written as a dense [B, T, T'] weight matrix.
+    def forward(self, x):
+        t_out = self.t_out(x.shape[1])
+        mask = torch.ones(x.shape[:2], dtype=torch.bool)
+        score = Fn.normalize_scores(self.score_net(x, mask).clamp_min(1e-6), t_out)
+        end = score.cumsum(1)
+        start = end - score
+        j = torch.arange(t_out, dtype=x.dtype)
+        w = (torch.minimum(end[..., None], j + 1) - torch.maximum(start[..., None], j)).clamp_min(0)
+        shift = x.detach().amax(1, keepdim=True)
+        lin = (x - shift).exp()
+        mean = torch.bmm(w.transpose(1, 2), lin).log() + shift
+        peak = ((w[..., None] * lin[:, :, None]).amax(1) / (1 - self.reduction_rate)).log() + shift
+        enc = torch.matmul(w.transpose(1, 2), self.pos_emb[: x.shape[1]])
+        return torch.stack([mean, peak, enc], 1), score
+
+
+model = (DiffRes if impl == "linear" else DenseDiffRes)(T, F, rate)
+x = torch.randn(B, T, F)
+rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+times = []
+for i in range(4):
+    start = time.perf_counter()
+    out = model(x)
+    feature = out.features if impl == "linear" else out[0]
+    feature.mean().backward()
+    times.append(time.perf_counter() - start)
+    model.zero_grad(set_to_none=True)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+print(json.dumps({"seconds": statistics.median(times[1:]), "peak_mib": peak / 1024}))
+"""
+
+
+def time_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", _CASE, impl, str(batch), str(t_in), str(n_mels), str(rate)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        return {"seconds": float("nan"), "peak_mib": float("nan"), "note": f"failed: {proc.stderr[-200:]}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1]) | {"note": ""}
+
+
+def speed_table(t_values, rates, batch: int = 8, n_mels: int = 128) -> pd.DataFrame:
+    from diffres import output_frames
+
+    rows = []
+    for t_in in t_values:
+        for rate in rates:
+            t_out = output_frames(t_in, rate)
+            for impl in ("linear", "dense"):
+                dense_bytes = batch * t_in * t_out * 4
+                if impl == "dense" and dense_bytes > DENSE_LIMIT_BYTES:
+                    res = {"seconds": float("nan"), "peak_mib": float("nan"),
+                           "note": f"skipped: dense matrix alone needs {dense_bytes / 2**30:.1f} GiB"}
+                else:
+                    res = time_case(impl, batch, t_in, n_mels, rate)
+                rows.append({"impl": impl, "batch": batch, "t_in": t_in, "n_mels": n_mels, "reduction_rate": rate,
+                             "t_out": t_out, "fwd_bwd_seconds": res["seconds"], "peak_mib": res["peak_mib"],
+                             "note": res["note"]})
+                print(f"  {impl:6s} T={t_in:5d} δ={rate:.2f}: {res['seconds']:.3f} s, {res['peak_mib']:.0f} MiB "
+                      f"{res['note']}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def flops_table(t_in: int = 1000, n_mels: int = 128, rates=(0.25, 0.5, 0.75), backbone: str = "efficientnet_b2"):
+    import timm
+    import torch
+
+    from benchmark.compute import count_flops
+    from diffres import create_frontend, list_frontends
+
+    rows = []
+    x = torch.randn(1, t_in, n_mels)
+    for name in list_frontends():
+        for rate in (0.0,) if name == "spec" else rates:
+            fe = create_frontend(name, in_t_dim=t_in, in_f_dim=n_mels, reduction_rate=rate).eval()
+            with torch.no_grad():
+                feats = fe(x).features
+            net = timm.create_model(backbone, pretrained=False, in_chans=fe.out_channels, num_classes=527).eval()
+            f_fe, f_bb = count_flops(fe, x), count_flops(net, feats)
+            rows.append({"frontend": name, "reduction_rate": rate, "t_in": t_in, "t_out": feats.shape[2],
+                         "n_mels": n_mels, "backbone": backbone, "flops_frontend": f_fe, "flops_backbone": f_bb,
+                         "frontend_pct_of_backbone": 100.0 * f_fe / f_bb})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    from benchmark.compute import describe_device
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="T in {1000} only (a smoke run)")
+    args = parser.parse_args(argv)
+    machine = f"{describe_device('cpu')}; {platform.platform()}; torch {torch.__version__}"
+    print(f"machine: {machine}")
+    speed = speed_table([1000] if args.quick else [1000, 3000, 10000], [0.25, 0.5, 0.75])
+    flops = flops_table()
+    speed["machine"] = machine
+    flops["machine"] = machine
+    RESULTS.mkdir(exist_ok=True)
+    if not args.quick:
+        speed.to_csv(RESULTS / "bench_frontends.csv", index=False, float_format="%.4g")
+        flops.to_csv(RESULTS / "bench_frontend_flops.csv", index=False, float_format="%.4g")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(speed.drop(columns="machine").to_string(index=False))
+        print(flops.drop(columns="machine").to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
