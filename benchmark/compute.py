@@ -1,0 +1,229 @@
+"""Compute accounting of a model: parameters, FLOPs per clip, measured latency per clip.
+
+FLOPs are counted with `torch.utils.flop_counter.FlopCounterMode` on one clip (batch 1, forward, eval
+mode), for the front-end and the backbone separately, so DiffRes's score network (which runs at the
+full input length T) is charged to DiffRes and the backbone's saving from T' < T shows on its own.
+
+What is counted (the same rules for every module, so front-ends and backbones are comparable):
+- matmul / linear / convolution: torch's own formulas, 2 FLOPs per multiply-accumulate;
+- the ops torch counts as zero, registered here at one FLOP per element they produce or consume:
+  elementwise arithmetic and nonlinearities (add, mul, div, exp, log, sigmoid, relu, hardswish, ...),
+  min/max/clamp, reductions and scans over their input (sum, mean, amax, logsumexp, cumsum),
+  scatter / index-add / scatter-reduce over their source, pooling over its input, batch norm at
+  2 per element (scale and shift), sort at n·log2(n) comparisons per row, FFTs at 2.5·n·log2(n) per
+  real transform and 5·n·log2(n) per complex one;
+- not counted: ops producing integers or booleans (index arithmetic, masks, the input finiteness
+  check), abs (a sign bit), indexing, copies, reshapes, random numbers.
+Feature extraction (STFT + mel + log) is counted separately as `flops_features` when the task's
+extractor is given: a 1 ms hop costs about 10x the frames of a 10 ms hop before any front-end runs.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.utils._pytree import tree_map
+from torch.utils.flop_counter import FlopCounterMode, get_shape
+
+aten = torch.ops.aten
+
+
+def _numel(shape) -> int:
+    return math.prod(shape) if isinstance(shape, (torch.Size, tuple, list)) else 1
+
+
+def _per_output(*args, out_shape=None, **kwargs) -> int:
+    if isinstance(out_shape, (tuple, list)) and out_shape and isinstance(out_shape[0], torch.Size):
+        return _numel(out_shape[0])
+    return _numel(out_shape)
+
+
+def _per_input(x_shape, *args, out_shape=None, **kwargs) -> int:
+    return _numel(x_shape)
+
+
+def _per_source(self_shape, dim=None, index_shape=None, src_shape=None, *args, out_shape=None, **kwargs) -> int:
+    return _numel(src_shape) if isinstance(src_shape, torch.Size) else _numel(index_shape)
+
+
+def _index_add(self_shape, dim, index_shape, source_shape, *args, out_shape=None, **kwargs) -> int:
+    return _numel(source_shape)
+
+
+def _batch_norm(x_shape, *args, out_shape=None, **kwargs) -> int:
+    return 2 * _numel(x_shape)
+
+
+def _sort(x_shape, dim=-1, *args, out_shape=None, **kwargs) -> int:
+    n = x_shape[dim] if len(x_shape) else 1
+    return _numel(x_shape) * max(1, math.ceil(math.log2(max(n, 2))))
+
+
+def _fft(per_point: float):
+    def formula(x_shape, dim=None, *args, out_shape=None, **kwargs) -> int:
+        dims = list(dim) if isinstance(dim, (list, tuple)) else [len(x_shape) - 1]
+        n = math.prod(x_shape[d] for d in dims) or 1
+        return int(per_point * _numel(x_shape) * math.log2(max(n, 2)))
+
+    return formula
+
+
+_POINTWISE = [
+    "add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "neg", "reciprocal", "pow", "sqrt", "rsqrt",
+    "exp", "exp_", "log", "log_", "log1p", "expm1", "sin", "cos", "sigmoid", "sigmoid_", "tanh", "relu",
+    "relu_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "silu", "silu_", "gelu", "elu",
+    "leaky_relu", "softplus", "minimum", "maximum", "clamp", "clamp_", "clamp_min", "clamp_min_",
+    "clamp_max", "clamp_max_", "addcmul", "addcdiv", "lerp", "_softmax", "_log_softmax",
+]
+_REDUCTIONS = ["sum", "mean", "amax", "amin", "max", "min", "logsumexp", "cumsum", "cumprod", "var", "std",
+               "prod", "norm", "linalg_vector_norm"]
+_POOLS = ["avg_pool1d", "avg_pool2d", "max_pool1d", "max_pool2d", "max_pool2d_with_indices",
+          "_adaptive_avg_pool2d", "adaptive_max_pool2d", "adaptive_max_pool1d", "_adaptive_avg_pool3d"]
+
+
+def _floating_only(formula):
+    """Count an op only when it produces floating-point values (not masks or index arithmetic)."""
+
+    def raw(*args, out_val=None, **kwargs) -> int:
+        first = out_val[0] if isinstance(out_val, (tuple, list)) else out_val
+        if isinstance(first, Tensor) and not (first.is_floating_point() or first.is_complex()):
+            return 0
+        args, kwargs, out_shape = tree_map(get_shape, (args, kwargs, out_val))
+        return formula(*args, out_shape=out_shape, **kwargs)
+
+    raw._get_raw = True  # FlopCounterMode then passes tensors, not shapes
+    return raw
+
+
+def _mapping() -> dict:
+    mapping: dict = {}
+
+    def add(names: Sequence[str], formula) -> None:
+        for name in names:
+            if hasattr(aten, name):
+                mapping[getattr(aten, name)] = _floating_only(formula)
+
+    add(_POINTWISE, _per_output)
+    add(_REDUCTIONS, _per_input)
+    add(_POOLS, _per_input)
+    add(["scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_"], _per_source)
+    add(["index_add", "index_add_"], _index_add)
+    add(["native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training"],
+        _batch_norm)
+    add(["sort"], _sort)
+    add(["_fft_r2c", "_fft_c2r"], _fft(2.5))
+    add(["_fft_c2c"], _fft(5.0))
+    return mapping
+
+
+FLOP_MAPPING = _mapping()
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_flops(fn, *args, **kwargs) -> int:
+    """FLOPs of calling `fn(*args, **kwargs)` under no_grad, with the rules in the module docstring."""
+    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=FLOP_MAPPING) as counter:
+        fn(*args, **kwargs)
+    return int(counter.get_total_flops())
+
+
+@dataclass(frozen=True)
+class ComputeReport:
+    params_frontend: int
+    params_backbone: int
+    flops_frontend: int  # per clip, forward
+    flops_backbone: int
+    flops_features: int  # waveform -> log-mel, per clip (0 when no extractor was given)
+    latency_ms: float  # per clip, forward of front-end + backbone, batch 1, median
+    latency_threads: int
+    latency_device: str
+    t_in: int
+    t_out: int
+
+    @property
+    def params_total(self) -> int:
+        return self.params_frontend + self.params_backbone
+
+    @property
+    def flops_total(self) -> int:
+        return self.flops_frontend + self.flops_backbone
+
+    def metrics(self) -> dict[str, float]:
+        """The MLflow metrics of the run schema (flops_total excludes feature extraction)."""
+        return {
+            "params_frontend": self.params_frontend, "params_backbone": self.params_backbone,
+            "params_total": self.params_total, "flops_frontend": self.flops_frontend,
+            "flops_backbone": self.flops_backbone, "flops_total": self.flops_total,
+            "flops_features": self.flops_features, "latency_ms": self.latency_ms,
+            "t_in": self.t_in, "t_out": self.t_out,
+        }
+
+
+def measure(model: nn.Module, t_in: int, n_mels: int, *, extractor: nn.Module | None = None,
+            n_samples: int | None = None, device: torch.device | str = "cpu", repeats: int = 5) -> ComputeReport:
+    """Params, FLOPs and latency of a `Classifier` (front-end + backbone) for one clip of `t_in` frames.
+
+    The model is put in eval mode for the measurement and restored afterwards.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.randn(1, t_in, n_mels, device=device)  # [1, T, F]
+        flops_frontend = count_flops(model.frontend, x)
+        with torch.no_grad():
+            features = model.frontend(x).features  # [1, C, T', F]
+        flops_backbone = count_flops(model.backbone, features)
+        flops_features = 0
+        if extractor is not None and n_samples:
+            wave = torch.randn(1, n_samples)
+            flops_features = count_flops(extractor, wave)
+        latency = measure_latency(model, x, repeats=repeats)
+    finally:
+        model.train(was_training)
+    return ComputeReport(
+        params_frontend=count_params(model.frontend), params_backbone=count_params(model.backbone),
+        flops_frontend=flops_frontend, flops_backbone=flops_backbone, flops_features=flops_features,
+        latency_ms=latency, latency_threads=torch.get_num_threads(), latency_device=describe_device(device),
+        t_in=t_in, t_out=int(features.shape[2]),
+    )
+
+
+def measure_latency(model: nn.Module, x: Tensor, *, repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time (ms) of `model(x)` under no_grad; CUDA is synchronised around each call."""
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            model(x)
+            sync()
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000.0)
+    return float(statistics.median(times))
+
+
+def describe_device(device: torch.device | str) -> str:
+    """A human name for the machine a number was measured on."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return f"cuda:{torch.cuda.get_device_name(device)}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
+        cpu = model or cpu
+    except OSError:
+        pass
+    return f"cpu:{cpu} ({torch.get_num_threads()} threads)"

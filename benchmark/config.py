@@ -1,0 +1,284 @@
+"""One run of the benchmark as a frozen, validated, hashable config.
+
+`RunConfig` is the unit that Optuna samples, MLflow logs as params (`to_params`) and the report groups
+by; `config_hash` is a run's identity (a finished run with the same hash is never trained again).
+Training recipes live here as data: `PAPER_RECIPES` (PSLA-style recipes of the authors' code, see
+../shared/PAPER.md) and `QUICK_RECIPE` (a small, fast default for the embedded offline tasks);
+`recipe_for(task)` picks one and `RunConfig.for_task(task, **overrides)` builds a config from it.
+
+Conventions:
+- `reduction_rate` (δ) is the fraction of frames removed: T' = floor(T * (1 - δ)).
+  δ = 0 means "no reduction" and is only valid for the `spec` front-end; `spec` ignores δ, so a
+  `spec` config always stores δ = 0 (a grid that crosses `spec` with several δ yields one identity).
+- `time_mask_ms` is a duration, converted to frames at the run's hop, so a 1 ms-hop run masks the
+  same stretch of audio as a 10 ms-hop run (the paper's masks are frames at 10 ms: 192 -> 1920 ms).
+- `lr` is multiplied by `lr_decay` once `lr_decay_from` epochs are done and again every
+  `lr_decay_every` epochs (PSLA's MultiStepLR(range(from, 1000, every)) stepped after each epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+# Bump when the meaning of a field or the training code changes results for the same field values:
+# every run identity (config_hash) changes with it, so old finished runs are not reused by mistake.
+CONFIG_VERSION = "1"
+
+LOSSES = ("auto", "ce", "bce")  # auto: cross-entropy for single-label tasks, BCE for multi-label
+OPTIMIZERS = ("adam", "adamw")
+NO_REDUCTION_FRONTEND = "spec"
+
+
+class ConfigError(ValueError):
+    """A RunConfig field has a value outside what the benchmark accepts."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    # what is compared
+    task: str
+    fold: int | None = None
+    backbone: str = "mobilenetv3_small_050"
+    frontend: str = "diffres"
+    hop_ms: float = 10.0
+    reduction_rate: float = 0.5
+    n_mels: int = 64
+    win_ms: float = 25.0
+    seed: int = 0
+    # the training recipe
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    beta1: float = 0.95
+    beta2: float = 0.999
+    weight_decay: float = 5e-7
+    lr_decay: float = 0.5
+    lr_decay_every: int = 2
+    lr_decay_from: int = 4
+    epochs: int = 6
+    batch_size: int = 32
+    freq_mask: int = 8
+    time_mask_ms: float = 300.0
+    mixup_alpha: float = 10.0
+    mixup_prob: float = 0.0
+    guide_loss_weight: float = 1.0
+    loss: str = "auto"
+    amp: bool = True  # autocast on CUDA only; CPU always runs in float32
+    pretrained_weights: str | None = None  # local state_dict file for the backbone; no hub downloads
+    max_train_clips: int | None = None  # tiny runs: a fixed subset of the training split
+    max_eval_clips: int | None = None  # tiny runs: a fixed subset of val and test
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
+        if self.frontend == NO_REDUCTION_FRONTEND:
+            object.__setattr__(self, "reduction_rate", 0.0)
+        self._validate()
+
+    # ----------------------------------------------------------------------------------- validation
+    def _validate(self) -> None:
+        _check(bool(self.task.strip()), "task", self.task, "a task name (see `diffres-bench tasks list`)")
+        _check_task(self.task, self.fold)
+        _check_frontend(self.frontend)
+        _check_backbone(self.backbone)
+        _check(math.isfinite(self.hop_ms) and self.hop_ms > 0, "hop_ms", self.hop_ms, "a number > 0 (ms)")
+        _check(math.isfinite(self.win_ms) and self.win_ms > 0, "win_ms", self.win_ms, "a number > 0 (ms)")
+        _check(self.hop_ms <= self.win_ms, "hop_ms", self.hop_ms,
+               f"a hop no larger than the window win_ms={self.win_ms}")
+        if self.frontend != NO_REDUCTION_FRONTEND:
+            _check(0.0 < self.reduction_rate < 1.0, "reduction_rate", self.reduction_rate,
+                   f"a fraction of frames removed in (0, 1) for frontend={self.frontend!r} "
+                   f"(δ = 0, no reduction, is frontend='{NO_REDUCTION_FRONTEND}')")
+        _check(self.n_mels >= 1, "n_mels", self.n_mels, "an integer >= 1")
+        _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
+        _check(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a learning rate > 0")
+        for name in ("beta1", "beta2"):
+            _check(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "a number in [0, 1)")
+        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
+        _check(0.0 < self.lr_decay <= 1.0, "lr_decay", self.lr_decay, "a factor in (0, 1]")
+        _check(self.lr_decay_every >= 1, "lr_decay_every", self.lr_decay_every, "an integer >= 1 (epochs)")
+        _check(self.lr_decay_from >= 0, "lr_decay_from", self.lr_decay_from, "an integer >= 0 (epoch)")
+        _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        _check(0 <= self.freq_mask <= self.n_mels, "freq_mask", self.freq_mask,
+               f"an integer in [0, n_mels={self.n_mels}] (mel bins)")
+        _check(self.time_mask_ms >= 0, "time_mask_ms", self.time_mask_ms, "a duration >= 0 (ms)")
+        _check(self.mixup_alpha > 0, "mixup_alpha", self.mixup_alpha, "a Beta parameter > 0")
+        _check(0.0 <= self.mixup_prob <= 1.0, "mixup_prob", self.mixup_prob, "a probability in [0, 1]")
+        _check(self.guide_loss_weight >= 0, "guide_loss_weight", self.guide_loss_weight, "a number >= 0")
+        _check(self.loss in LOSSES, "loss", self.loss, f"one of {list(LOSSES)}")
+        for name in ("max_train_clips", "max_eval_clips"):
+            value = getattr(self, name)
+            _check(value is None or value >= 1, name, value, "None or an integer >= 1")
+
+    # ------------------------------------------------------------------------------------ identity
+    def replace(self, **changes: Any) -> RunConfig:
+        unknown = sorted(set(changes) - set(field_names()))
+        if unknown:
+            raise ConfigError(f"unknown RunConfig field(s) {unknown}; known fields: {field_names()}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_params(self) -> dict[str, str | int | float | bool]:
+        """Flat MLflow params: every field, None written as the string "None" (what MLflow stores)."""
+        return {k: ("None" if v is None else v) for k, v in self.to_dict().items()}
+
+    def to_json(self) -> str:
+        return json.dumps({"config_version": CONFIG_VERSION, **self.to_dict()}, sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=True)
+
+    @property
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    @property
+    def run_name(self) -> str:
+        return f"{self.task}/{self.frontend}/h{self.hop_ms}/d{self.reduction_rate}/s{self.seed}"
+
+    @property
+    def time_mask_frames(self) -> int:
+        return int(round(self.time_mask_ms / self.hop_ms))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Build from a dict (YAML, JSON, or MLflow params read back as strings); unknown keys raise."""
+        data = {k: v for k, v in data.items() if k != "config_version"}
+        unknown = sorted(set(data) - set(field_names()))
+        if unknown:
+            raise ConfigError(f"unknown RunConfig field(s) {unknown}; known fields: {field_names()}")
+        if "task" not in data:
+            raise ConfigError("RunConfig needs a 'task' field")
+        return cls(**data)
+
+    @classmethod
+    def for_task(cls, task: str, **overrides: Any) -> RunConfig:
+        """A config with the recipe of `recipe_for(task)`, then `overrides` on top."""
+        return cls.from_dict({"task": task, **recipe_for(task), **overrides})
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(RunConfig)]
+
+
+def lr_at_epoch(cfg: RunConfig, epoch: int) -> float:
+    """Learning rate used during `epoch` (0-based), PSLA's MultiStepLR stepped once per epoch."""
+    if epoch < cfg.lr_decay_from:
+        return cfg.lr
+    n_decays = (epoch - cfg.lr_decay_from) // cfg.lr_decay_every + 1
+    return cfg.lr * cfg.lr_decay**n_decays
+
+
+# ----------------------------------------------------------------------------------------- recipes
+# The authors' code (PSLA fork): Adam(0.95, 0.999), wd 5e-7, mixup λ ~ Beta(10, 10) on waveforms,
+# guide loss weight 1, 128 mel bins, EfficientNet-B2. Masks: 48 bins; time masks in 10 ms frames x 10.
+_PAPER_COMMON = dict(backbone="efficientnet_b2", n_mels=128, optimizer="adam", beta1=0.95, beta2=0.999,
+                     weight_decay=5e-7, freq_mask=48, mixup_alpha=10.0, guide_loss_weight=1.0)
+PAPER_RECIPES: dict[str, dict[str, Any]] = {
+    "audioset": dict(_PAPER_COMMON, lr=1e-4, epochs=30, lr_decay=0.5, lr_decay_every=5, lr_decay_from=10,
+                     time_mask_ms=1920.0, mixup_prob=0.5, batch_size=24),
+    "fsd50k": dict(_PAPER_COMMON, lr=5e-4, epochs=40, lr_decay=0.5, lr_decay_every=5, lr_decay_from=10,
+                   time_mask_ms=1920.0, mixup_prob=0.5, batch_size=8),
+    "esc50": dict(_PAPER_COMMON, lr=2.5e-4, epochs=80, lr_decay=0.95, lr_decay_every=5, lr_decay_from=40,
+                  time_mask_ms=960.0, mixup_prob=0.5, batch_size=48),
+    "speechcommands": dict(_PAPER_COMMON, lr=2.5e-4, epochs=60, lr_decay=0.85, lr_decay_every=5,
+                           lr_decay_from=25, time_mask_ms=480.0, mixup_prob=0.6, batch_size=128),
+    "nsynth": dict(_PAPER_COMMON, lr=1e-4, epochs=20, lr_decay=0.85, lr_decay_every=5, lr_decay_from=10,
+                   time_mask_ms=760.0, mixup_prob=0.5, batch_size=128),
+}
+# Embedded toy tasks on a CPU: the fastest small timm backbone measured here, a few epochs.
+QUICK_RECIPE: dict[str, Any] = dict(
+    backbone="mobilenetv3_small_050", n_mels=64, optimizer="adam", lr=1e-3, beta1=0.95, beta2=0.999,
+    weight_decay=5e-7, epochs=6, lr_decay=0.5, lr_decay_every=2, lr_decay_from=4, batch_size=32,
+    freq_mask=8, time_mask_ms=300.0, mixup_alpha=10.0, mixup_prob=0.0, guide_loss_weight=1.0)
+
+
+def recipe_for(task: str) -> dict[str, Any]:
+    """Recipe fields for `task`: the paper's for a hub task (matched by family name, e.g. "esc50",
+    "esc-50-fold", "nsynth-instrument"), `QUICK_RECIPE` for the embedded "toy-*" tasks."""
+    key = re.sub(r"[^a-z0-9]", "", task.lower())
+    for family, recipe in PAPER_RECIPES.items():
+        if key.startswith(family):
+            return dict(recipe)
+    if key.startswith("toy"):
+        return dict(QUICK_RECIPE)
+    raise KeyError(f"no recipe for task {task!r}: known families {sorted(PAPER_RECIPES)} and 'toy-*'; "
+                   f"pass the recipe fields to RunConfig yourself")
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _check(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"RunConfig.{name}={value!r}: expected {expected}")
+
+
+def _coerce(name: str, type_name: str, value: Any) -> Any:
+    """Turn YAML/CLI/MLflow-param values into the field's type, so equal configs hash equally."""
+    optional = "None" in type_name
+    if value is None or (optional and value in ("None", "none", "null", "")):
+        if optional:
+            return None
+        raise ConfigError(f"RunConfig.{name}=None: expected a value of type {type_name}")
+    base = type_name.replace(" | None", "")
+    try:
+        if base == "bool":
+            if isinstance(value, str) and value.lower() in ("true", "false"):
+                return value.lower() == "true"
+            if isinstance(value, bool):
+                return value
+            raise TypeError
+        if isinstance(value, bool):  # True is an int in Python; never a number here
+            raise TypeError
+        if base == "float":
+            return float(value)
+        if base == "int":
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float) and not number.is_integer():
+                raise TypeError
+            return int(number)
+        if base == "str":
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"RunConfig.{name}={value!r}: expected a value of type {base}") from None
+    raise AssertionError(f"unhandled field type {type_name}")
+
+
+def _check_task(task: str, fold: int | None) -> None:
+    from tasks import get_task  # the task registry names valid tasks and their fold protocol
+
+    try:
+        spec = get_task(task)
+    except KeyError as err:
+        raise ConfigError(f"RunConfig.task={task!r}: {err.args[0] if err.args else err}") from None
+    if spec.folds is None:
+        _check(fold is None, "fold", fold, f"None: task {task!r} has fixed train/val/test splits")
+    else:
+        _check(fold is not None and 1 <= fold <= spec.folds, "fold", fold,
+               f"a fold in 1..{spec.folds} for task {task!r} (cross-validation)")
+
+
+def _check_frontend(frontend: str) -> None:
+    from diffres import list_frontends
+
+    names = list_frontends()
+    _check(frontend in names, "frontend", frontend, f"one of {names}")
+
+
+def _check_backbone(backbone: str) -> None:
+    import timm
+
+    if not timm.is_model(backbone):
+        close = difflib.get_close_matches(backbone, timm.list_models(), n=8, cutoff=0.5)
+        raise ConfigError(f"RunConfig.backbone={backbone!r}: expected a timm model name; close matches: "
+                          f"{close or 'none'}; quick choices: ['mobilenetv3_small_050', 'resnet10t', "
+                          f"'efficientnet_b0', 'efficientnet_b2']; all: timm.list_models()")
