@@ -61,10 +61,16 @@ class ResidualConvBlock(nn.Module):
         self.conv2 = nn.Conv1d(out_channels, out_channels, kernel_size, padding=pad)
         self.bn2 = nn.BatchNorm1d(out_channels)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # [B, C_in, T] -> [B, C_out, T]
-        # Zeroing padded frames after every conv makes a padded clip score exactly as the clip alone.
-        h = torch.relu(self.bn1(self.conv1(x))) * mask
-        return torch.relu(self.bn2(self.conv2(h)) + h) * mask
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:  # [B, C_in, T] -> [B, C_out, T]
+        # In-place ReLUs: BatchNorm's backward needs its input, not its output, so this is safe
+        # and saves a full activation per layer.
+        h = _masked(torch.relu_(self.bn1(self.conv1(x))), mask)
+        return _masked(torch.relu_(self.bn2(self.conv2(h)) + h), mask)
+
+
+def _masked(h: Tensor, mask: Tensor | None) -> Tensor:
+    # Zeroing padded frames after every conv makes a padded clip score exactly as the clip alone.
+    return h if mask is None else h * mask
 
 
 class ScoreNetwork(nn.Module):
@@ -81,9 +87,9 @@ class ScoreNetwork(nn.Module):
         self.blocks = nn.ModuleList(ResidualConvBlock(a, b, kernel_size) for a, b in zip(widths, widths[1:]))
         self.head = nn.Conv1d(widths[-1], 1, kernel_size, padding=kernel_size // 2)
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:  # [B, T, F], [B, T] -> [B, T] in (0, 1)
-        mask = mask[:, None].to(x.dtype)  # [B, 1, T]
-        h = x.transpose(1, 2) * mask  # [B, F, T]
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:  # [B, T, F], [B, T] -> [B, T] in (0, 1)
+        mask = None if mask is None else mask[:, None].to(x.dtype)  # [B, 1, T]
+        h = _masked(x.transpose(1, 2), mask)  # [B, F, T]
         for block in self.blocks:
             h = block(h, mask)
         return torch.sigmoid(self.head(h)).squeeze(1)
@@ -136,7 +142,7 @@ class DiffRes(nn.Module):
         target = t_out if lengths is None else _per_clip_frames(lengths, self.reduction_rate)
 
         # Scores are kept away from 0 so every clip has >= T' frames to share the budget.
-        raw = self.score_net(x, mask).clamp_min(1e-6)  # [B, T]
+        raw = self.score_net(x, None if lengths is None else mask).clamp_min(1e-6)  # [B, T]
         score = Fn.normalize_scores(raw, target, mask)
         warp = Fn.warp_weights(score, t_out)
 

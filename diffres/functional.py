@@ -170,10 +170,10 @@ def merge_frames(logmel: Tensor, warp: Warp, reduction_rate: float) -> tuple[Ten
     shift = shift.index_reduce(0, row0, xd, "amax", include_self=True)
     shift = shift.index_reduce(0, row1, xd.masked_fill(w1 <= 0, float("-inf")), "amax", include_self=True)
     shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))  # [B*T', F]
-    term0 = w0 * (x - shift[row0]).exp()
+    term0 = w0 * (x - shift[row0]).exp_()
     # A frame with w1 = 0 may lie far above its next output's shift: cap at 0 so 0 * inf never
     # happens (a constant, so the gradient of contributing frames is untouched).
-    term1 = w1 * (x - torch.maximum(shift[row1], xd)).exp()
+    term1 = w1 * (x - torch.maximum(shift[row1], xd)).exp_()
     total = torch.zeros_like(shift).index_add(0, row0, term0).index_add(0, row1, term1)
     peak = torch.zeros_like(shift).index_reduce(0, row0, term0, "amax", include_self=True)
     peak = peak.index_reduce(0, row1, term1, "amax", include_self=True)
