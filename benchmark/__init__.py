@@ -1,0 +1,1 @@
+"""The runner, tracking, studies and reports of diffres-bench (see README)."""
