@@ -1,0 +1,234 @@
+"""The `diffres-bench` console script: a thin layer over library calls (benchmark.train.run,
+benchmark.study, benchmark.report, tasks.cli). Bad input ends with one clear line and a non-zero exit.
+
+Exit codes: 0 success; 1 a study ended with failed or unfinished points; 2 bad input (unknown name,
+malformed suite, value out of range, unreachable server); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+STORAGE_ENV = "DIFFRES_BENCH_STORAGE"
+_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ConnectionError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return 2
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("diffres-bench: interrupted", file=sys.stderr)
+        return 130
+    except _USER_ERRORS as err:
+        if os.environ.get("DIFFRES_BENCH_DEBUG"):
+            raise
+        from benchmark.study import mask_url
+
+        text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        print(f"diffres-bench: error: {mask_url(str(text))}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="diffres-bench", description="DiffRes benchmark: runs, suites (Optuna studies), workers, reports.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train and evaluate one config (reuses a finished identical run)")
+    _add_config_flags(run)
+    run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlflow.db)")
+    run.add_argument("--experiment", default="runs", help="MLflow experiment name (default: runs)")
+    run.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints") / "runs")
+    run.add_argument("--no-progress", dest="progress", action="store_false")
+    run.set_defaults(func=_cmd_run)
+
+    for name, help_text in (("study", "run a suite's study with local workers (resumes)"),
+                            ("reproduce", "run a suite's study, then build its report")):
+        cmd = sub.add_parser(name, help=help_text)
+        _add_suite_flags(cmd)
+        _add_tracking_flag(cmd)
+        cmd.add_argument("--n-workers", type=int, default=1, help="local worker processes (default 1)")
+        _add_worker_flags(cmd)
+        if name == "reproduce":
+            _add_report_dirs(cmd)
+        cmd.set_defaults(func=_cmd_study, report=name == "reproduce")
+
+    work = sub.add_parser("worker", help="join a suite's study (any machine) and train points until done")
+    _add_suite_flags(work)
+    _add_tracking_flag(work)
+    _add_worker_flags(work)
+    work.add_argument("--poll-seconds", type=float, default=5.0,
+                      help="wait between checks while the last points run elsewhere (default 5)")
+    work.set_defaults(func=_cmd_worker)
+
+    stat = sub.add_parser("status", help="points of a suite done / running / failed / left")
+    _add_suite_flags(stat)
+    stat.add_argument("--json", action="store_true", help="print a JSON object")
+    stat.set_defaults(func=_cmd_status)
+
+    report = sub.add_parser("report", help="leaderboards, figures and REPORT.md from a suite's MLflow runs")
+    report.add_argument("--suite", required=True, help="suite name or YAML path")
+    _add_tracking_flag(report)
+    _add_report_dirs(report)
+    report.set_defaults(func=_cmd_report)
+
+    suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size")
+    suites.set_defaults(func=_cmd_suites)
+
+    import importlib.util
+
+    if importlib.util.find_spec("tasks.cli") is not None:  # TODO(study): drop once tasks/cli.py lands
+        from tasks.cli import add_parser as add_tasks_parser
+
+        add_tasks_parser(sub)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------ flags
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field; unset flags keep the task's recipe (RunConfig.for_task)."""
+    from benchmark.config import RunConfig
+
+    parser.add_argument("--task", required=True, help="task name (see `diffres-bench tasks list`)")
+    for f in RunConfig.__dataclass_fields__.values():
+        if f.name == "task":
+            continue
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=argparse.SUPPRESS,
+                            metavar=str(f.type).replace(" ", "").upper(), help=f"RunConfig.{f.name}")
+
+
+def _add_suite_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
+    parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
+                        help=f"Optuna storage: a journal file path or a URL such as postgresql://... "
+                             f"(default: ${STORAGE_ENV} or results/SUITE/optuna.journal)")
+
+
+def _add_tracking_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+
+
+def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint-dir", type=Path, default=None,
+                        help="per-epoch checkpoints (default: checkpoints/SUITE)")
+    parser.add_argument("--heartbeat-interval", type=int, default=30,
+                        help="seconds between trial heartbeats on an RDB storage (default 30)")
+    parser.add_argument("--grace-period", type=int, default=None,
+                        help="seconds without heartbeat before a trial is failed and retried (default 3x)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", type=Path, default=Path("results"))
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
+
+
+# --------------------------------------------------------------------------------------- commands
+def _cmd_run(args: argparse.Namespace) -> int:
+    from benchmark import study
+    from benchmark.config import RunConfig
+    from benchmark.train import run
+
+    overrides = {k.removeprefix("cfg_"): v for k, v in vars(args).items() if k.startswith("cfg_")}
+    cfg = RunConfig.for_task(args.task, **overrides)
+    tracking_uri = args.tracking_uri or study.default_tracking_uri()
+    study.check_tracking_uri(tracking_uri)
+    result = run(cfg, tracking_uri=tracking_uri, experiment=args.experiment,
+                 checkpoint_dir=args.checkpoint_dir, progress=args.progress)
+    print(json.dumps({"run_name": cfg.run_name, "config_hash": cfg.config_hash, "run_id": result.run_id,
+                      "val_metric": result.val_metric, "test_metric": result.test_metric,
+                      "reused": result.reused}))
+    return 0
+
+
+def _cmd_study(args: argparse.Namespace) -> int:
+    from benchmark import study
+
+    final = study.run_study(args.suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
+                            checkpoint_dir=args.checkpoint_dir, heartbeat_interval=args.heartbeat_interval,
+                            grace_period=args.grace_period, progress=args.progress)
+    print(final)
+    if args.report:
+        _report(final.suite, args.tracking_uri, args.results_dir, args.reports_dir)
+    return _study_exit(final)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from benchmark import study
+
+    final = study.worker(args.suite, args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
+                         heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+                         poll_seconds=args.poll_seconds, progress=args.progress)
+    print(final)
+    return _study_exit(final)
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from benchmark import study
+
+    current = study.status(args.suite, args.storage)
+    print(json.dumps(asdict(current)) if args.json else current)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from benchmark import study
+
+    _report(study.load_suite(args.suite).name, args.tracking_uri, args.results_dir, args.reports_dir)
+    return 0
+
+
+def _cmd_suites(args: argparse.Namespace) -> int:
+    from benchmark import study
+
+    for name in study.list_suites():
+        suite = study.load_suite(name)
+        mode = f"search {suite.n_trials} trials x " if suite.search else ""
+        print(f"{name:14s} {mode}{len(suite.configs)} points  {suite.description.splitlines()[0]}")
+    return 0
+
+
+def _report(suite: str, tracking_uri: str | None, results_dir: Path, reports_dir: Path) -> Any:
+    from benchmark import study
+    from benchmark.report import build_report
+
+    tracking_uri = tracking_uri or study.default_tracking_uri()
+    study.check_tracking_uri(tracking_uri)
+    paths = build_report(suite, tracking_uri, results_dir=results_dir, reports_dir=reports_dir)
+    print(f"report: {paths}")
+    return paths
+
+
+def _study_exit(final: Any) -> int:
+    if final.finished:
+        return 0
+    print(f"diffres-bench: {final.total - final.done} point(s) not done ({final.failed} failed); run the same "
+          f"command again to retry them, `diffres-bench status --suite {final.suite}` to check",
+          file=sys.stderr)
+    return 1
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "urllib3", "matplotlib", "PIL", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.DEBUG if verbose else optuna.logging.WARNING)
