@@ -142,7 +142,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from benchmark import study
     from benchmark.config import RunConfig
     from benchmark.train import run
+    from tasks import get_task
 
+    get_task(args.task)  # an unknown task is named before the recipe lookup
     overrides = {k.removeprefix("cfg_"): v for k, v in vars(args).items() if k.startswith("cfg_")}
     cfg = RunConfig.for_task(args.task, **overrides)
     tracking_uri = args.tracking_uri or study.default_tracking_uri()

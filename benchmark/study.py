@@ -41,7 +41,9 @@ import yaml
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
+from benchmark import tracking
 from benchmark.config import RunConfig, field_names
+from benchmark.tracking import mask_uri as mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +140,6 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
     if not isinstance(task_recipe, bool):
         raise SuiteError(f"{path}: task_recipe={task_recipe!r}: expected true (start every point from its "
                          f"task's recipe, RunConfig.for_task) or false")
-    build = RunConfig.for_task if task_recipe else None
 
     grids = data.get("grids")
     if not isinstance(grids, list) or not grids:
@@ -152,7 +153,7 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
             if "task" not in merged:
                 raise SuiteError(f"{where}: no task: give `task` in base or as an axis")
             try:
-                cfg = build(merged.pop("task", None), **merged) if build else RunConfig.from_dict(merged)
+                cfg = _build_recipe(**merged) if task_recipe else RunConfig.from_dict(merged)
             except (ValueError, KeyError, TypeError) as err:
                 shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
                 raise SuiteError(f"{where} point ({shown}): {_message(err)}") from None
@@ -163,6 +164,13 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
     _validate_search(search, n_trials, path, fields_, axes=_axes(grids))
     return Suite(name=name, path=path, description=str(data.get("description", "")).strip(),
                  configs=tuple(configs.values()), search=search, n_trials=n_trials)
+
+
+def _build_recipe(task: str, **overrides: Any) -> RunConfig:
+    from tasks import get_task
+
+    get_task(task)  # an unknown task is named before the recipe lookup
+    return RunConfig.for_task(task, **overrides)
 
 
 def _expand_grid(grid: Any, where: str, fields_: list[str]) -> list[dict[str, Any]]:
@@ -238,13 +246,6 @@ def _suggest(trial: optuna.Trial, name: str, spec: Mapping[str, Any]) -> Any:
 
 
 # ------------------------------------------------------------------------------- storage, tracking
-def mask_url(url: str | None) -> str:
-    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db` (also inside longer text)."""
-    if url is None:
-        return "None"
-    return re.sub(r"(://[^/:@\s]*:)[^@\s]*@", r"\1***@", str(url))
-
-
 def default_storage(suite_name: str) -> str:
     return str(RESULTS_DIR / suite_name / "optuna.journal")
 
@@ -260,6 +261,7 @@ def open_storage(storage: str, *, heartbeat_interval: int = 30,
         path = Path(storage)
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    storage = _with_driver(storage)
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if storage.startswith(("postgresql", "postgres")):
         engine_kwargs["connect_args"] = {"connect_timeout": 5}
@@ -279,6 +281,16 @@ def open_storage(storage: str, *, heartbeat_interval: int = 30,
                                    f"{mask_url(_message(err)).splitlines()[0]}") from None
 
 
+def _with_driver(url: str) -> str:
+    """SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; this project ships psycopg2."""
+    import importlib.util
+
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is None:
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
 def check_tracking_uri(tracking_uri: str, timeout_s: float = 5.0) -> None:
     """Fail fast (a few seconds) when an MLflow server does not answer; make a SQLite store's directory."""
     if tracking_uri.startswith(("http://", "https://")):
@@ -296,22 +308,12 @@ def check_tracking_uri(tracking_uri: str, timeout_s: float = 5.0) -> None:
 
 
 def ensure_experiment(tracking_uri: str, name: str, tags: Mapping[str, str] | None = None) -> str:
-    """Create (or restore) the MLflow experiment once, before workers start; returns its id."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        try:
-            return client.create_experiment(name, tags=dict(tags or {}))
-        except MlflowException:  # another process created it first
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                raise
-    if experiment.lifecycle_stage == "deleted":
-        client.restore_experiment(experiment.experiment_id)
-    return experiment.experiment_id
+    """Create the MLflow experiment once, before workers start (tagged with the study); returns its id."""
+    experiment_id = tracking.get_or_create_experiment(tracking_uri, name)
+    client = tracking.client_for(tracking_uri)
+    for key, value in (tags or {}).items():
+        client.set_experiment_tag(experiment_id, key, mask_url(str(value)))
+    return experiment_id
 
 
 # ------------------------------------------------------------------------------------------- status

@@ -1,0 +1,113 @@
+"""The console script: each command end to end on the embedded task, and one clear line with a non-zero
+exit (never a stack trace) for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.services import free_port
+
+TINY = """
+name: clitiny
+base: {task: toy-transients, epochs: 1, batch_size: 16, max_train_clips: 16, max_eval_clips: 16}
+grids:
+  - frontend: [spec]
+    reduction_rate: [0.0]
+  - frontend: [diffres]
+    reduction_rate: [0.5]
+"""
+RUN_FLAGS = ["--task", "toy-transients", "--epochs", "1", "--batch-size", "16", "--max-train-clips", "16",
+             "--max-eval-clips", "16", "--no-progress"]
+
+
+@pytest.fixture
+def suite_file(tmp_path: Path) -> Path:
+    path = tmp_path / "clitiny.yaml"
+    path.write_text(TINY)
+    return path
+
+
+def _error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("diffres-bench: error: ") and "Traceback" not in err
+    return err
+
+
+@pytest.mark.parametrize(("flags", "needle"), [
+    (["--task", "no-such-task"], "no-such-task"),
+    (["--task", "toy-transients", "--frontend", "nope"], "frontend='nope'"),
+    (["--task", "toy-transients", "--backbone", "resnet_nope"], "backbone='resnet_nope'"),
+    (["--task", "toy-transients", "--reduction-rate", "1.5"], "reduction_rate=1.5"),
+    (["--task", "toy-transients", "--reduction-rate", "0"], "reduction_rate=0.0"),
+    (["--task", "toy-transients", "--hop-ms", "0"], "hop_ms=0.0"),
+    (["--task", "toy-transients", "--hop-ms", "-5"], "hop_ms=-5.0"),
+    (["--task", "toy-transients", "--hop-ms", "40"], "no larger than the window"),
+    (["--task", "toy-transients", "--epochs", "two"], "epochs='two'"),
+])
+def test_run_rejects_bad_configs(capsys, tmp_path: Path, flags: list[str], needle: str) -> None:
+    err = _error(capsys, ["run", *flags, "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert needle in err
+
+
+def test_suite_errors(capsys, tmp_path: Path) -> None:
+    assert "unknown suite 'nope'" in _error(capsys, ["status", "--suite", "nope"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grids: [\n")
+    assert f"{bad}: malformed YAML" in _error(capsys, ["status", "--suite", str(bad)])
+    bad.write_text("base: {task: toy-transients}\ngrids: [{frontend: [diffres], reduction_rate: [2]}]\n")
+    assert "grids[0]" in _error(capsys, ["study", "--suite", str(bad)])
+
+
+def test_unreachable_storage_and_tracking_fail_fast_with_masked_passwords(capsys, suite_file: Path) -> None:
+    port = free_port()
+    err = _error(capsys, ["status", "--suite", str(suite_file), "--storage",
+                          f"postgresql://bench:hunter2@127.0.0.1:{port}/optuna"])
+    assert "cannot open Optuna storage" in err and "hunter2" not in err and "bench:***@" in err
+    err = _error(capsys, ["worker", "--suite", str(suite_file), "--storage", str(suite_file.with_suffix(".j")),
+                          "--tracking-uri", f"http://u:hunter2@127.0.0.1:{port}"])
+    assert "cannot reach the MLflow tracking server" in err and "hunter2" not in err
+
+
+def test_run_trains_once_then_reuses(capsys, tmp_path: Path) -> None:
+    flags = [*RUN_FLAGS, "--frontend", "avgpool", "--reduction-rate", "0.5",
+             "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", "--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert main(["run", *flags]) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["run", *flags]) == 0
+    second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["reused"] is False and second["reused"] is True
+    assert second["run_id"] == first["run_id"] and 0.0 <= first["test_metric"] <= 1.0
+
+
+def test_reproduce_runs_the_study_then_the_report(capsys, tmp_path: Path, suite_file: Path) -> None:
+    storage = str(tmp_path / "optuna.journal")
+    common = ["--suite", str(suite_file), "--storage", storage]
+    tracking = ["--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
+    assert main(["status", *common, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["left"] == 2
+
+    assert main(["reproduce", *common, *tracking, "--no-progress", "--checkpoint-dir", str(tmp_path / "ckpt"),
+                 "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]) == 0
+    assert "clitiny: 2/2 done" in capsys.readouterr().out
+    assert (tmp_path / "reports" / "clitiny" / "REPORT.md").is_file()
+    assert (tmp_path / "results" / "clitiny" / "leaderboard.csv").is_file()
+    assert main(["status", *common]) == 0
+    assert capsys.readouterr().out.strip() == "clitiny: 2/2 done, 0 running, 0 failed, 0 left"
+
+
+def test_console_script_lists_commands_and_suites() -> None:
+    exe = Path(sys.executable).with_name("diffres-bench")
+    out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("run", "study", "reproduce", "worker", "status", "report", "tasks"):
+        assert command in out
+    listed = subprocess.run([str(exe), "suites"], capture_output=True, text=True, check=True).stdout
+    assert all(name in listed for name in ("quick", "paper", "ablate-rate", "ablate-hop"))
+    bad = subprocess.run([str(exe), "status", "--suite", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "unknown suite 'nope'" in bad.stderr
