@@ -1,0 +1,159 @@
+"""From a task name to its clip table for one split: locate the parquet files (local copy,
+embedded cache or hub), load them with `datasets`, select train/val/test, check the columns.
+
+Where the files are looked for, in order:
+1. `data_dir` argument, else the `DIFFRES_DATA_DIR` environment variable: `<dir>/<task-name>/`
+   holding the same relative paths as the hub repo (e.g. `data/train-*.parquet`);
+2. embedded tasks: generated from their seed into `<cache>/embedded/<task>/...`;
+3. hub tasks: `hf://datasets/<repo>@<revision>/...`, after a fast reachability check so an
+   offline machine fails at once with a message instead of hanging.
+
+`<cache>` is `DIFFRES_CACHE_DIR`, default `~/.cache/diffres-bench`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tasks.registry import SPLITS, TaskSpec, get_task
+
+DATA_DIR_ENV = "DIFFRES_DATA_DIR"
+CACHE_DIR_ENV = "DIFFRES_CACHE_DIR"
+HUB_TIMEOUT_S = 2.0
+
+
+class TaskDataUnavailable(FileNotFoundError):
+    """The task's data is neither local nor reachable on the hub."""
+
+
+class TaskSchemaError(ValueError):
+    """The task's files lack a column the task needs, or a split is empty."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "diffres-bench").expanduser()
+
+
+def _data_root(data_dir: str | os.PathLike | None) -> Path | None:
+    root = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
+    return Path(root).expanduser() if root is not None else None
+
+
+def _hub_offline_reason() -> str | None:
+    """None if the hub answers a TCP connect within HUB_TIMEOUT_S, else why not."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return "HF_HUB_OFFLINE is set"
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host, port = url.hostname or "huggingface.co", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_TIMEOUT_S).close()
+    except OSError as err:
+        return f"cannot reach {host}:{port} within {HUB_TIMEOUT_S:.0f} s ({err})"
+    return None
+
+
+def resolve_files(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> tuple[dict[str, list[str]], str]:
+    """-> (data_files for `load_dataset("parquet", ...)`, a source identity string for cache keys)."""
+    src = spec.parquet
+    root = _data_root(data_dir)
+    if root is not None and (root / spec.name).is_dir():
+        task_root = root / spec.name
+        files = {k: sorted(str(p) for pat in pats for p in task_root.glob(pat)) for k, pats in src.data_files.items()}
+        missing = [f"{spec.name}/{pat}" for k, pats in src.data_files.items() if not files[k] for pat in pats]
+        if missing:
+            raise TaskDataUnavailable(
+                f"task {spec.name!r}: local copy {task_root} has no files matching {', '.join(missing)} "
+                f"(expected the hub layout: {_layout(spec)})"
+            )
+        stats = [(Path(p).relative_to(task_root).as_posix(), os.stat(p).st_size, os.stat(p).st_mtime_ns)
+                 for k in sorted(files) for p in files[k]]
+        return files, "local:" + _digest(stats)
+    if spec.is_embedded:
+        task_root = spec.embedded.ensure(cache_dir() / "embedded" / spec.name)
+        files = {k: [str(task_root / pat) for pat in pats] for k, pats in src.data_files.items()}
+        return files, f"embedded:{spec.embedded.identity()}"
+    where = f"{DATA_DIR_ENV}={root}" if root is not None else f"{DATA_DIR_ENV} is not set"
+    if src.repo is None:
+        raise TaskDataUnavailable(
+            f"task {spec.name!r} has no usable hub copy ({src.note}); put a local copy at "
+            f"<dir>/{spec.name}/ with {_layout(spec)} and pass --data-dir <dir> or set {DATA_DIR_ENV} ({where})"
+        )
+    reason = _hub_offline_reason()
+    if reason is not None:
+        raise TaskDataUnavailable(
+            f"task {spec.name!r} needs the hub dataset {src.repo}@{src.revision} but the hub is unavailable "
+            f"({reason}). Download it on a connected machine, e.g. `huggingface-cli download --repo-type dataset "
+            f"{src.repo} --revision {src.revision} --local-dir <dir>/{spec.name}`, then pass --data-dir <dir> or "
+            f"set {DATA_DIR_ENV}=<dir> ({where})"
+        )
+    return src.hub_patterns(), f"hub:{src.repo}@{src.revision}:{json.dumps(dict(src.data_files), sort_keys=True)}"
+
+
+def _layout(spec: TaskSpec) -> str:
+    return ", ".join(p for pats in spec.parquet.data_files.values() for p in pats)
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def load_sources(spec: TaskSpec, data_files: dict[str, list[str]]) -> dict[str, Any]:
+    """Load each source split's parquet files; the audio column is kept as raw {"bytes", "path"}."""
+    import datasets
+
+    out = {}
+    for name, files in data_files.items():
+        ds = datasets.load_dataset(
+            "parquet", data_files={name: files}, split=name, cache_dir=str(cache_dir() / "hf")
+        )
+        col = spec.parquet.audio_column
+        if col in ds.column_names and isinstance(ds.features[col], datasets.Audio):
+            ds = ds.cast_column(col, datasets.Audio(decode=False))
+        out[name] = ds
+    return out
+
+
+def require_columns(ds: Any, columns: tuple[str, ...], where: str) -> None:
+    missing = [c for c in columns if c not in ds.column_names]
+    if missing:
+        raise TaskSchemaError(
+            f"{where}: missing column(s) {', '.join(map(repr, missing))}; found {ds.column_names}"
+        )
+
+
+def load_split(
+    task: str | TaskSpec, split: str, fold: int | None = None, data_dir: str | os.PathLike | None = None
+) -> tuple[Any, str]:
+    """-> (datasets.Dataset with clip_id / audio / label(s), source identity for cache keys)."""
+    spec = get_task(task) if isinstance(task, str) else task
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    spec.check_fold(fold)
+    data_files, source_id = resolve_files(spec, data_dir)
+    sources = load_sources(spec, data_files)
+    table = spec.select(sources, split, fold, spec)
+    label_col = "label" if spec.label_kind == "single" else "labels"
+    require_columns(table, ("clip_id", "audio", label_col), f"task {spec.name!r} split {split!r}")
+    if len(table) == 0:
+        raise TaskSchemaError(f"task {spec.name!r} split {split!r} (fold={fold}) is empty: no clips to load")
+    return table, source_id
+
+
+def source_identity(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> str | None:
+    """The source identity without loading or generating anything; None if it needs the hub check
+    or generation to be known (then the caller resolves files the normal way)."""
+    root = _data_root(data_dir)
+    if root is not None and (root / spec.name).is_dir():
+        return resolve_files(spec, data_dir)[1]
+    if spec.is_embedded:
+        return f"embedded:{spec.embedded.identity()}"
+    if spec.parquet.repo is not None:
+        src = spec.parquet
+        return f"hub:{src.repo}@{src.revision}:{json.dumps(dict(src.data_files), sort_keys=True)}"
+    return None

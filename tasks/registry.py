@@ -1,0 +1,118 @@
+"""What a task is: a frozen `TaskSpec` per task and the registry that names them.
+
+A task is data (HEAR style): where its clips come from, how they split into train / val / test,
+its label kind and metric. The runner never branches on a task's name; everything that differs
+lives in the spec. Adding a task is one function returning a `TaskSpec` plus `@register_task`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+SPLITS: tuple[str, str, str] = ("train", "val", "test")
+
+# Selects one of train/val/test from the loaded source splits (name -> datasets.Dataset) and returns
+# a table with the standard columns: "clip_id" (str), "audio" ({"bytes", "path"}), and "label" (int,
+# single-label tasks) or "labels" (list[int], multi-label tasks).
+SelectFn = Callable[[Mapping[str, Any], str, "int | None", "TaskSpec"], Any]
+
+
+@dataclass(frozen=True)
+class ParquetSource:
+    """Parquet files in one directory tree: a Hugging Face hub repo at a pinned revision, a local
+    copy of it (same relative paths), or the cache folder an embedded generator writes to.
+
+    `data_files` maps a source split name to glob patterns relative to the repo root.
+    `repo=None` means there is no usable hub copy: a local copy is required.
+    """
+
+    repo: str | None
+    revision: str
+    data_files: Mapping[str, tuple[str, ...]]
+    audio_column: str = "audio"
+    note: str = ""
+
+    def hub_patterns(self) -> dict[str, list[str]]:
+        """`hf://datasets/<repo>@<revision>/<pattern>` for every source split."""
+        if self.repo is None:
+            raise ValueError("this source has no hub repo; a local copy is required")
+        rev = self.revision.replace("/", "%2F")  # refs/convert/parquet must be URL-quoted in hf:// paths
+        return {k: [f"hf://datasets/{self.repo}@{rev}/{p}" for p in pats] for k, pats in self.data_files.items()}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything the runner needs to know about one task.
+
+    `source` is a human-readable description (repo, revision, generator); `protocol` says how
+    train/val/test are formed. Model selection uses `val` only; `test` is reported.
+    """
+
+    name: str
+    num_classes: int
+    class_names: tuple[str, ...]
+    label_kind: Literal["single", "multi"]
+    metric: Literal["accuracy", "mAP"]
+    sample_rate: int
+    clip_seconds: float
+    folds: int | None
+    source: str
+    protocol: str
+    parquet: ParquetSource = field(repr=False)
+    select: SelectFn = field(repr=False, compare=False)
+    embedded: Any = field(default=None, repr=False, compare=False)  # EmbeddedGenerator for embedded tasks
+    splits: tuple[str, ...] = SPLITS
+
+    def __post_init__(self) -> None:
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"task {self.name!r}: {len(self.class_names)} class_names for num_classes={self.num_classes}"
+            )
+        if self.label_kind not in ("single", "multi"):
+            raise ValueError(f"task {self.name!r}: label_kind={self.label_kind!r}, expected 'single' or 'multi'")
+
+    @property
+    def chance_level(self) -> float:
+        """Accuracy of guessing uniformly (single-label, balanced classes)."""
+        return 1.0 / self.num_classes
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.embedded is not None
+
+    def check_fold(self, fold: int | None) -> None:
+        """k-fold tasks need fold in 1..k; other tasks take no fold."""
+        if self.folds is None:
+            if fold is not None:
+                raise ValueError(f"task {self.name!r} has official splits and no folds; got fold={fold!r}")
+        elif fold is None or not (1 <= int(fold) <= self.folds):
+            raise ValueError(
+                f"task {self.name!r} is a {self.folds}-fold task: pass fold in 1..{self.folds}, got fold={fold!r}"
+            )
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register_task(fn: Callable[[], TaskSpec]) -> Callable[[], TaskSpec]:
+    """Decorator: call `fn()` once and register the returned spec under its name."""
+    spec = fn()
+    if not isinstance(spec, TaskSpec):
+        raise TypeError(f"@register_task function {fn.__name__} must return a TaskSpec, got {type(spec).__name__}")
+    if spec.name in _REGISTRY:
+        raise ValueError(f"task {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return fn
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}") from None
+
+
+def list_tasks() -> list[str]:
+    return sorted(_REGISTRY)
