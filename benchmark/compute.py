@@ -9,7 +9,7 @@ What is counted (the same rules for every module, so front-ends and backbones ar
 - the ops torch counts as zero, registered here at one FLOP per element they produce or consume:
   elementwise arithmetic and nonlinearities (add, mul, div, exp, log, sigmoid, relu, hardswish, ...),
   min/max/clamp, reductions and scans over their input (sum, mean, amax, logsumexp, cumsum),
-  scatter / index-add / scatter-reduce over their source, pooling over its input, batch norm at
+  scatter / index-add / scatter-reduce / index-reduce over their source, pooling over its input, batch norm at
   2 per element (scale and shift), sort at n·log2(n) comparisons per row, FFTs at 2.5·n·log2(n) per
   real transform and 5·n·log2(n) per complex one;
 - not counted: ops producing integers or booleans (index arithmetic, masks, the input finiteness
@@ -114,7 +114,7 @@ def _mapping() -> dict:
     add(_REDUCTIONS, _per_input)
     add(_POOLS, _per_input)
     add(["scatter_add", "scatter_add_", "scatter_reduce", "scatter_reduce_"], _per_source)
-    add(["index_add", "index_add_"], _index_add)
+    add(["index_add", "index_add_", "index_reduce", "index_reduce_"], _index_add)
     add(["native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training"],
         _batch_norm)
     add(["sort"], _sort)

@@ -1,0 +1,168 @@
+"""RunConfig: validation at construction, identity (hash), flat params, recipes, lr schedule."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from benchmark.config import (
+    CONFIG_VERSION,
+    PAPER_RECIPES,
+    QUICK_RECIPE,
+    ConfigError,
+    RunConfig,
+    field_names,
+    lr_at_epoch,
+    recipe_for,
+)
+from diffres import list_frontends
+from tasks import get_task, list_tasks
+
+
+def make(**kw) -> RunConfig:
+    return RunConfig(**{"task": "toy-transients", **kw})
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "expected"),
+    [
+        ({"hop_ms": 0.0}, "hop_ms", "> 0"),
+        ({"hop_ms": -5}, "hop_ms", "> 0"),
+        ({"hop_ms": 40.0}, "hop_ms", "no larger than the window"),
+        ({"reduction_rate": 1.0}, "reduction_rate", "(0, 1)"),
+        ({"reduction_rate": -0.1}, "reduction_rate", "(0, 1)"),
+        ({"reduction_rate": 0.0, "frontend": "avgpool"}, "reduction_rate", "frontend='spec'"),
+        ({"frontend": "leaf"}, "frontend", "diffres"),
+        ({"backbone": "efficientnet_b22"}, "backbone", "efficientnet_b2"),
+        ({"task": "esc-51"}, "task", "toy-transients"),
+        ({"fold": 1}, "fold", "None"),
+        ({"lr": 0}, "lr", "> 0"),
+        ({"beta1": 1.0}, "beta1", "[0, 1)"),
+        ({"lr_decay": 0.0}, "lr_decay", "(0, 1]"),
+        ({"epochs": 0}, "epochs", ">= 1"),
+        ({"batch_size": 0}, "batch_size", ">= 1"),
+        ({"freq_mask": 65}, "freq_mask", "n_mels=64"),
+        ({"mixup_prob": 1.5}, "mixup_prob", "[0, 1]"),
+        ({"loss": "focal"}, "loss", "'bce'"),
+        ({"optimizer": "sgd"}, "optimizer", "adam"),
+        ({"max_train_clips": 0}, "max_train_clips", ">= 1"),
+        ({"epochs": 2.5}, "epochs", "int"),
+        ({"seed": True}, "seed", "int"),
+        ({"lr": "fast"}, "lr", "float"),
+    ],
+)
+def test_bad_values_name_field_and_value(changes, field, expected):
+    with pytest.raises(ConfigError) as err:
+        make(**changes)
+    message = str(err.value)
+    assert f"RunConfig.{field}=" in message
+    assert repr(changes[field]) in message
+    assert expected in message
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_unknown_frontend_lists_every_registered_one():
+    with pytest.raises(ConfigError) as err:
+        make(frontend="leaf")
+    assert all(name in str(err.value) for name in list_frontends())
+
+
+def test_spec_stores_no_reduction_so_a_grid_over_delta_gives_one_identity():
+    a, b = make(frontend="spec", reduction_rate=0.5), make(frontend="spec", reduction_rate=0.0)
+    assert a.reduction_rate == 0.0
+    assert a == b and a.config_hash == b.config_hash
+
+
+def test_hash_is_stable_and_changes_with_every_field():
+    cfg = make()
+    assert len(cfg.config_hash) == 12 and int(cfg.config_hash, 16) >= 0
+    assert cfg.config_hash == make().config_hash
+    changed = {"seed": 1, "reduction_rate": 0.75, "lr": 2e-3, "backbone": "resnet10t", "hop_ms": 5.0,
+               "mixup_prob": 0.5, "max_train_clips": 10, "guide_loss_weight": 0.0}
+    hashes = {cfg.replace(**{k: v}).config_hash for k, v in changed.items()}
+    assert cfg.config_hash not in hashes and len(hashes) == len(changed)
+
+
+def test_equal_values_of_other_python_types_hash_equally():
+    assert make(lr=1, hop_ms=10).config_hash == make(lr=1.0, hop_ms=10.0).config_hash
+    assert make(lr="1e-3", epochs="6").config_hash == make(lr=1e-3, epochs=6).config_hash
+
+
+def test_canonical_json_carries_the_config_version():
+    payload = json.loads(make().to_json())
+    assert payload["config_version"] == CONFIG_VERSION
+    assert set(payload) == {"config_version", *field_names()}
+
+
+def test_params_are_flat_and_round_trip_through_strings():
+    cfg = make(max_train_clips=20, fold=None)
+    params = cfg.to_params()
+    assert set(params) == set(field_names())
+    assert all(isinstance(v, (str, int, float, bool)) for v in params.values())
+    assert params["fold"] == "None"
+    as_mlflow_stores_them = {k: str(v) for k, v in params.items()}
+    assert RunConfig.from_dict(as_mlflow_stores_them) == cfg
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_from_dict_and_replace_reject_unknown_fields():
+    with pytest.raises(ConfigError, match="unknown RunConfig field"):
+        RunConfig.from_dict({"task": "toy-transients", "learning_rate": 0.1})
+    with pytest.raises(ConfigError, match="unknown RunConfig field"):
+        make().replace(delta=0.5)
+    with pytest.raises(ConfigError, match="'task'"):
+        RunConfig.from_dict({"lr": 0.1})
+
+
+def test_replace_revalidates():
+    with pytest.raises(ConfigError, match="reduction_rate"):
+        make().replace(reduction_rate=2.0)
+
+
+def test_fold_protocol_follows_the_task_registry():
+    folded = [name for name in list_tasks() if get_task(name).folds]
+    assert folded, "expected at least one cross-validation task (ESC-50)"
+    name, folds = folded[0], get_task(folded[0]).folds
+    assert RunConfig(task=name, fold=folds).fold == folds
+    for bad in (None, 0, folds + 1):
+        with pytest.raises(ConfigError, match="fold"):
+            RunConfig(task=name, fold=bad)
+
+
+@pytest.mark.parametrize("task", list_tasks())
+def test_every_registered_task_has_a_recipe(task):
+    recipe = recipe_for(task)
+    assert recipe in list(PAPER_RECIPES.values()) + [QUICK_RECIPE]
+    fold = 1 if get_task(task).folds else None
+    cfg = RunConfig.for_task(task, fold=fold)
+    assert cfg.lr == recipe["lr"] and cfg.backbone == recipe["backbone"]
+
+
+def test_paper_recipes_match_the_paper_table():
+    esc = RunConfig.for_task("esc50", fold=1)
+    assert (esc.lr, esc.epochs, esc.lr_decay, esc.lr_decay_every, esc.lr_decay_from) == (2.5e-4, 80, 0.95, 5, 40)
+    assert (esc.freq_mask, esc.time_mask_frames, esc.mixup_prob, esc.batch_size) == (48, 96, 0.5, 48)
+    assert (esc.beta1, esc.beta2, esc.weight_decay, esc.backbone) == (0.95, 0.999, 5e-7, "efficientnet_b2")
+    assert RunConfig.for_task("audioset").time_mask_frames == 192
+    # the time mask is a duration: a 1 ms hop masks ten times the frames
+    assert esc.replace(hop_ms=1.0).time_mask_frames == 960
+    with pytest.raises(KeyError, match="no recipe"):
+        recipe_for("librispeech")
+
+
+@pytest.mark.parametrize(("start", "every", "gamma"), [(10, 5, 0.5), (40, 5, 0.95), (0, 2, 0.85), (3, 1, 0.5)])
+def test_lr_schedule_equals_psla_multistep_lr(start, every, gamma):
+    """PSLA: MultiStepLR(range(start, 1000, every), gamma), stepped after each epoch."""
+    cfg = make(lr=1e-3, lr_decay=gamma, lr_decay_every=every, lr_decay_from=start, epochs=60)
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([param], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, list(range(start, 1000, every)), gamma=gamma)
+    for epoch in range(cfg.epochs):
+        assert lr_at_epoch(cfg, epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
+        opt.step()
+        sched.step()
