@@ -248,10 +248,12 @@ class FeatureSet(torch.utils.data.Dataset):
                 for k, i in enumerate(indices)]
 
 
-def load_features(task: str, split: str, cfg: FeatureConfig, fold: int | None = None,
+def load_features(task: str | TaskSpec, split: str, cfg: FeatureConfig, fold: int | None = None,
                   data_dir: str | os.PathLike | None = None, progress: bool = False) -> FeatureSet:
-    """Cached log-mel features of one split (see module docstring); normalised with train stats."""
-    spec = get_task(task)
+    """Cached log-mel features of one split (see module docstring); normalised with train stats.
+
+    `task` is a registered name or a TaskSpec (e.g. an embedded task with smaller split sizes)."""
+    spec = get_task(task) if isinstance(task, str) else task
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if not isinstance(cfg, FeatureConfig):

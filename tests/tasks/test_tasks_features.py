@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from tasks_helpers import small_embedded
+
+from tasks import FeatureConfig, load_features
+from tasks.features import FeatureConfigError
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    (dict(hop_ms=0.0), "hop_ms=0.0"),
+    (dict(hop_ms=-1.0), "hop_ms=-1.0"),
+    (dict(hop_ms=30.0), "hop_ms=30.0"),
+    (dict(hop_ms=0.33), "hop_ms=0.33"),
+    (dict(n_mels=0), "n_mels=0"),
+    (dict(n_mels=500), "n_mels=500"),
+    (dict(sample_rate=0), "sample_rate=0"),
+    (dict(win_ms=float("nan")), "win_ms=nan"),
+])
+def test_feature_config_validation_names_field_and_value(kwargs, field):
+    with pytest.raises(FeatureConfigError, match=f"FeatureConfig.{field}"):
+        FeatureConfig(**kwargs)
+
+
+@pytest.mark.parametrize("hop_ms,frames", [(1.0, 3001), (2.5, 1201), (5.0, 601), (10.0, 301)])
+def test_logmel_shapes_for_each_hop(hop_ms, frames):
+    cfg = FeatureConfig(n_mels=16, hop_ms=hop_ms)
+    assert cfg.num_frames(3.0) == frames
+    fs = load_features(small_embedded("toy-rhythm", 5, 5, 5), "val", cfg)
+    item = fs[0]
+    assert item["logmel"].shape == (frames, 16) and item["logmel"].dtype == torch.float32
+    assert item["waveform"].shape == (48000,)
+    assert torch.isfinite(item["logmel"]).all()
+    # the extractor reproduces the cached, normalised features from the waveform
+    again = fs.extractor(item["waveform"][None])[0]
+    assert torch.allclose(again, item["logmel"], atol=1e-4)
+    batch = fs.__getitems__([0, 2])
+    assert torch.equal(batch[1]["logmel"], fs[2]["logmel"])
+
+
+def test_second_load_reads_the_fingerprinted_cache(private_cache):
+    spec = small_embedded("toy-transients", 5, 5, 5)
+    cfg = FeatureConfig(n_mels=16, hop_ms=5.0)
+    first = load_features(spec, "test", cfg)
+    files = sorted((private_cache / "features" / "toy-transients").glob("*"))
+    stamps = {f: f.stat().st_mtime_ns for f in files}
+    names = {f.name.split("-")[0] for f in files}
+    assert names == {"waveform", "logmel", "stats"}
+    second = load_features(spec, "test", cfg)
+    assert sorted((private_cache / "features" / "toy-transients").glob("*")) == files
+    assert {f: f.stat().st_mtime_ns for f in files} == stamps  # nothing recomputed or rewritten
+    cached = {c["filename"] for c in second.logmel.cache_files} | {c["filename"] for c in second.waves.cache_files}
+    assert cached <= {str(f) for f in files}
+    assert torch.equal(first[3]["logmel"], second[3]["logmel"])
+
+
+def test_cache_key_changes_with_the_config(private_cache):
+    spec = small_embedded("toy-transients", 5, 5, 5)
+    load_features(spec, "val", FeatureConfig(n_mels=16, hop_ms=10.0))
+    load_features(spec, "val", FeatureConfig(n_mels=8, hop_ms=10.0))
+    load_features(small_embedded("toy-transients", 5, 5, 5, seed=1), "val", FeatureConfig(n_mels=8, hop_ms=10.0))
+    folder = private_cache / "features" / "toy-transients"
+    assert len(list(folder.glob("logmel-val-*"))) == 3
+    assert len(list(folder.glob("waveform-val-*"))) == 2  # the waveform stage ignores mel settings
