@@ -128,15 +128,15 @@ def load_task_data(cfg: RunConfig, data_dir: str | os.PathLike | None = None) ->
             raise ValueError(f"task {cfg.task!r} (fold={cfg.fold}) has an empty {split} split")
     first = splits["train"][0]
     limited = {
-        "train": _first_n(splits["train"], cfg.max_train_clips),
-        "val": _first_n(splits["val"], cfg.max_eval_clips),
-        "test": _first_n(splits["test"], cfg.max_eval_clips),
+        "train": _subset(splits["train"], cfg.max_train_clips),
+        "val": _subset(splits["val"], cfg.max_eval_clips),
+        "test": _subset(splits["test"], cfg.max_eval_clips),
     }
     return TaskData(spec=spec, extractor=splits["train"].extractor, t_in=int(first["logmel"].shape[0]),
                     n_samples=int(first["waveform"].shape[-1]), **limited)
 
 
-def _first_n(dataset: Dataset, n: int | None) -> Dataset:
+def _subset(dataset: Dataset, n: int | None) -> Dataset:
     """A fixed random subset of n clips (the same for every seed and front-end), or the whole split."""
     if n is None or n >= len(dataset):
         return dataset

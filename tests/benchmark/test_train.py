@@ -173,5 +173,5 @@ def test_optuna_prunes_a_bad_trial(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     (r,) = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     assert r.info.status == "KILLED" and r.data.tags["pruned"] == "true"
-    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {0: pytest.approx(
+    assert study.trials[0].intermediate_values == {0: pytest.approx(
         client.get_metric_history(r.info.run_id, "val_metric_epoch")[0].value)}
