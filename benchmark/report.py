@@ -10,11 +10,9 @@ time-dependent is written.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from benchmark import stats
 
@@ -387,9 +386,16 @@ def check_claims(runs: Runs, claims: list[Claim]) -> list[ClaimResult]:
 # --------------------------------------------------------------------------------------- figures
 
 
-def _palette(frontends: list[str]) -> dict[str, tuple]:
-    colors = sns.color_palette("tab10", max(len(frontends), 1))
-    return dict(zip(frontends, colors, strict=False))
+def _palette(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> dict[str, tuple]:
+    """One colour per series over the whole leaderboard, so a front-end keeps its colour in every figure."""
+    series = lb.assign(series=_series(lb, extra_keys))
+    spec = sorted(series.loc[series["frontend"] == BASELINE_FRONTEND, "series"].unique())
+    others = sorted(set(series["series"]) - set(spec))
+    base = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]  # tab10's grey is kept for spec
+    colors = base if len(others) <= len(base) else sns.color_palette("tab20", len(others))
+    palette = dict(zip(others, colors, strict=False))
+    palette.update({s: (0.3, 0.3, 0.3) for s in spec})
+    return palette
 
 
 def _series(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> pd.Series:
@@ -434,28 +440,31 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
         return None
     tasks = sorted(data["task"].unique())
     data = data.assign(series=_series(data, extra_keys))
-    colors = _palette(sorted(data["series"].unique()))
+    colors = {s: c for s, c in _palette(lb, extra_keys).items() if s in set(data["series"])}
     hops = sorted(data["hop_ms"].unique(), reverse=True)
     markers = dict(zip(hops, ["o", "s", "^", "D", "v", "P", "X", "*"] * 4, strict=False))
     fig, axes = _new_figure(len(tasks))
     for ax, task in zip(axes[0], tasks, strict=True):
         rows = data[data["task"] == task]
+        present = sorted(rows["series"].unique())
+        # points of equal compute are spread by at most ±4 % along x so their error bars stay apart
+        spread = rows["series"].map({s: 1.0 + 0.08 * ((i + 0.5) / len(present) - 0.5) for i, s in enumerate(present)})
+        rows = rows.assign(x=rows["flops_total"].astype(float) / 1e6 * spread)
         for (series, hop), g in rows.groupby(["series", "hop_ms"], sort=True):
-            _errorbar(ax, g["flops_total"].astype(float) / 1e6, g, colors[series], marker=markers[hop],
-                      linestyle="none")
-        front = stats.pareto_front(rows["flops_total"].astype(float), rows["mean"])
-        best = rows[front].sort_values("flops_total")
-        ax.step(best["flops_total"].astype(float) / 1e6, best["mean"], where="post", color="black",
-                linestyle="--", linewidth=1.0, zorder=1)
-        ax.scatter(best["flops_total"].astype(float) / 1e6, best["mean"], s=160, facecolors="none",
-                   edgecolors="black", linewidths=1.2, zorder=3)
+            _errorbar(ax, g["x"], g, colors[series], marker=markers[hop], linestyle="none")
+        best = rows[stats.pareto_front(rows["flops_total"].astype(float), rows["mean"])].sort_values("x")
+        ax.step(best["x"], best["mean"], where="post", color="black", linestyle="--", linewidth=1.0, zorder=1)
+        ax.scatter(best["x"], best["mean"], s=160, facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(task)
         ax.set_xlabel("total compute per clip (MFLOPs, forward, log scale)")
         ax.set_ylabel(_metric_label(lb, task))
     handles = [Line2D([], [], color=c, marker="o", linestyle="none", label=s) for s, c in colors.items()]
-    handles += [Line2D([], [], color="gray", marker=m, linestyle="none", label=f"hop {h:g} ms")
-                for h, m in markers.items()]
+    handles += [Line2D([], [], color="black", marker=m, markerfacecolor="none", linestyle="none",
+                       label=f"hop {h:g} ms") for h, m in markers.items()]
     handles += [Line2D([], [], color="black", linestyle="--", marker="o", markerfacecolor="none",
                        markersize=10, label="Pareto front")]
     fig.legend(handles=handles, loc="outside right upper", title="front-end / input hop")
@@ -465,8 +474,9 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
 
 def _legend_handles(data: pd.DataFrame, colors: dict[str, tuple]) -> list[Line2D]:
     spec = set(data.loc[data["frontend"] == BASELINE_FRONTEND, "series"])
+    present = set(data["series"])
     return [Line2D([], [], color=c, marker="s" if s in spec else "o", linestyle=":" if s in spec else "-", label=s)
-            for s, c in colors.items()]
+            for s, c in colors.items() if s in present]
 
 
 def _reference_hop(lb: pd.DataFrame) -> float:
@@ -484,7 +494,7 @@ def plot_accuracy_vs_rate(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, .
     data = data.assign(series=_series(data, extra_keys))
     tasks = sorted(data["task"].unique())
     series = sorted(data["series"].unique())
-    colors = _palette(series)
+    colors = _palette(lb, extra_keys)
     fig, axes = _new_figure(len(tasks))
     for ax, task in zip(axes[0], tasks, strict=True):
         rows = data[data["task"] == task]
@@ -508,36 +518,41 @@ def plot_accuracy_vs_rate(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, .
 
 def plot_accuracy_vs_hop(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ...] = ()) -> Path | None:
     data = lb[np.isfinite(lb["mean"])]
-    tasks = sorted(t for t, g in data.groupby("task") if g["hop_ms"].nunique() >= 2)
-    if not tasks:
-        return None
-    data = data[data["task"].isin(tasks)]
     data = data.assign(series=_series(data, extra_keys))
     is_spec = data["frontend"] == BASELINE_FRONTEND
-    rates = sorted(data.loc[~is_spec, "reduction_rate"].unique()) or [BASELINE_RATE]
-    series = sorted(data["series"].unique())
-    colors = _palette(series)
-    fig, axes = _new_figure(len(rates), len(tasks), width=4.4, height=3.6)
-    for r, task in enumerate(tasks):
+    # A panel per task and δ at which some front-end ran at two or more hops; in it, only those
+    # front-ends, with spec (δ ignored) as the reference.
+    spans = data[~is_spec].groupby(["task", "reduction_rate", "series"])["hop_ms"].nunique()
+    spans = spans[spans >= 2]
+    panels = sorted({(t, r) for t, r, _ in spans.index})
+    panels += [(t, BASELINE_RATE) for t in sorted(data.loc[is_spec, "task"].unique())
+               if data.loc[is_spec & (data["task"] == t), "hop_ms"].nunique() >= 2
+               and t not in {p[0] for p in panels}]
+    if not panels:
+        return None
+    colors = _palette(lb, extra_keys)
+    ncols = min(3, len(panels))
+    fig, axes = _new_figure(ncols, math.ceil(len(panels) / ncols), width=4.6, height=3.6, legend_width=0.0)
+    shown = set()
+    for ax, (task, rate) in zip(axes.flat, panels, strict=False):
         rows = data[data["task"] == task]
-        for c, rate in enumerate(rates):
-            ax = axes[r, c]
-            for s in series:
-                g = rows[(rows["series"] == s) & np.isclose(rows["reduction_rate"], rate)]
-                if rows.loc[rows["series"] == s, "frontend"].eq(BASELINE_FRONTEND).all():
-                    g = rows[rows["series"] == s]  # spec ignores δ: it is the reference in every panel
-                    if g.empty:
-                        continue
-                    g = g.sort_values("hop_ms")
-                    _errorbar(ax, g["hop_ms"], g, colors[s], marker="s", linestyle=":")
-                elif not g.empty:
-                    g = g.sort_values("hop_ms")
-                    _errorbar(ax, g["hop_ms"], g, colors[s])
-            ax.set_title(f"{task}, δ = {rate:g}")
-            ax.set_xlabel("input hop size (ms)")
-            ax.set_ylabel(_metric_label(lb, task))
-            ax.set_xticks(sorted(rows["hop_ms"].unique()))
-    fig.legend(handles=_legend_handles(data, colors), loc="outside right upper", title="front-end")
+        spec = rows[rows["frontend"] == BASELINE_FRONTEND].sort_values("hop_ms")
+        if not spec.empty:
+            _errorbar(ax, spec["hop_ms"], spec, colors[spec["series"].iloc[0]], marker="s", linestyle=":")
+            shown |= set(spec["series"])
+        for s in sorted(s for t, r, s in spans.index if t == task and r == rate):
+            g = rows[(rows["series"] == s) & np.isclose(rows["reduction_rate"], rate)].sort_values("hop_ms")
+            _errorbar(ax, g["hop_ms"], g, colors[s])
+            shown.add(s)
+        ax.set_title(f"{task}, δ = {rate:g}")
+        ax.set_xlabel("input hop size (ms)")
+        ax.set_ylabel(_metric_label(lb, task))
+        ax.set_xticks(sorted(rows["hop_ms"].unique()))
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    shown_data = data[data["series"].isin(shown)]
+    fig.legend(handles=_legend_handles(shown_data, colors), loc="outside lower center", title="front-end",
+               ncols=min(len(shown), 5))
     fig.suptitle("Accuracy vs input hop size (mean ± 95 % CI; dotted: spec, no reduction)")
     return _save(fig, path)
 
@@ -591,7 +606,7 @@ def plot_diffres_examples(arrays: dict[str, np.ndarray], run: pd.Series, path: P
         ax[3].imshow(enc.T, origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
         ax[3].set_title("resolution encoding")
         ax[3].set_xlabel("output frame")
-        ax[3].set_ylabel("channel")
+        ax[3].set_ylabel("encoding dim")
     fig.suptitle(f"{run['task']}: DiffRes, δ = {run['reduction_rate']:g}, hop {hop:g} ms, "
                  f"{run['backbone']}, seed {run['seed']} (run {run['run_id'][:8]})")
     return _save(fig, path)
@@ -729,7 +744,8 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = Path("result
     figures: list[tuple[str, Path]] = []
     skipped: list[str] = []
     plots = [
-        ("Accuracy vs compute per task (Pareto front marked)", "accuracy_vs_flops.png", plot_accuracy_vs_flops,
+        ("Accuracy vs compute per task (Pareto front marked; points of equal compute spread ≤ 4 % "
+         "sideways)", "accuracy_vs_flops.png", plot_accuracy_vs_flops,
          "no run logged flops_total"),
         ("Accuracy vs reduction rate δ per front-end", "accuracy_vs_reduction_rate.png", plot_accuracy_vs_rate,
          "fewer than two reduction rates at the reference hop"),
@@ -765,42 +781,3 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = Path("result
     skipped += [f"claim {c.claim.claim_id}: {c.evidence}" for c in claim_results if c.verdict == stats.NOT_RUN]
     return ReportPaths(leaderboard_csv, tuple(task_tables[t] for t in sorted(task_tables)), comparisons_csv,
                        tuple(p for _, p in figures), report, tuple(skipped))
-
-
-# ------------------------------------------------------------------------------------------- CLI
-
-
-def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-
-
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register `report` on a CLI's subparsers; the parsed args carry ``func`` (returns an exit code)."""
-    parser = subparsers.add_parser("report", help="write CSVs, figures and REPORT.md from finished MLflow runs")
-    parser.add_argument("--suite", default="quick", help="suite = MLflow experiment name (default: quick)")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI "
-                        "or sqlite:///./mlflow.db)")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    parser.set_defaults(func=run_cli)
-    return parser
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    paths = build_report(args.suite, args.tracking_uri or default_tracking_uri(), args.results_dir, args.reports_dir)
-    print(f"wrote {paths.report}, {paths.leaderboard} and {len(paths.figures)} figures")
-    for line in paths.skipped:
-        print(f"  skipped {line}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmark.report")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
-    args = parser.parse_args(["report", *(argv if argv is not None else sys.argv[1:])])
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
