@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -156,7 +158,8 @@ def test_claim_verdicts_in_report(study):
 
 def test_idempotent(study):
     s, out, paths = study
-    before = {p: p.read_bytes() for p in [paths.leaderboard, *paths.task_tables, paths.comparisons, paths.report]}
+    outputs = [paths.leaderboard, *paths.task_tables, paths.comparisons, paths.report, *paths.figures]
+    before = {p: p.read_bytes() for p in outputs}
     again = report.build_report(SUITE, s.uri, out / "results", out / "reports")
     assert again == paths
     for p, data in before.items():
@@ -228,3 +231,9 @@ def test_pairs_are_matched_on_fold_and_seed():
     assert len(comp) == 1 and comp.iloc[0]["n_pairs"] == 4
     assert comp.iloc[0]["mean_diff"] == pytest.approx(0.02)
     assert comp.iloc[0]["ci95_high"] - comp.iloc[0]["ci95_low"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_report_imports_no_training_code():
+    code = ("import sys, benchmark.report; bad = [m for m in ('torch', 'timm', 'benchmark.train', "
+            "'benchmark.model') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
