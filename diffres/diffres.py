@@ -104,12 +104,21 @@ class DiffRes(nn.Module):
         in_f_dim: mel bins F.
         dimension_reduction_rate: δ in (0, 1); the output has ``floor(T * (1 - δ))`` frames.
         learn_pos_emb: make the resolution encoding's position table a learnable parameter.
+        resolution_encoding: stack the resolution encoding as the third channel (the paper's
+            ablation sets it False: 2 channels, mean and max).
     """
 
-    out_channels = 3
-
-    def __init__(self, in_t_dim: int, in_f_dim: int, dimension_reduction_rate: float, learn_pos_emb: bool = False):
+    def __init__(
+        self,
+        in_t_dim: int,
+        in_f_dim: int,
+        dimension_reduction_rate: float,
+        learn_pos_emb: bool = False,
+        resolution_encoding: bool = True,
+    ):
         super().__init__()
+        self.resolution_encoding = resolution_encoding
+        self.out_channels = 3 if resolution_encoding else 2
         self.reduction_rate = Fn.validate_reduction_rate(dimension_reduction_rate)
         if in_f_dim < 1 or in_t_dim < 1:
             raise ValueError(f"in_t_dim and in_f_dim must be >= 1, got in_t_dim={in_t_dim}, in_f_dim={in_f_dim}")
@@ -156,8 +165,9 @@ class DiffRes(nn.Module):
             mean, peak, res_enc = (t * valid for t in (mean, peak, res_enc))
 
         empty = Fn.empty_frame_mask(x, mask)
+        channels = [mean, peak, res_enc] if self.resolution_encoding else [mean, peak]
         return DiffResOutput(
-            features=torch.stack([mean, peak, res_enc], dim=1),  # [B, 3, T', F]
+            features=torch.stack(channels, dim=1),  # [B, 3 (or 2), T', F]
             aux_loss=Fn.guide_loss(score, empty, self.reduction_rate),
             score=score[..., None],
             activeness=Fn.activeness(score.detach(), mask & ~empty),

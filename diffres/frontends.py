@@ -10,7 +10,8 @@ frame sampling of the 10 ms spectrogram), ``avgpool``/``maxpool``/``avgmaxpool``
 over time), ``convavgpool`` (learnable conv residual, then average pooling), ``specpool`` (spectral
 pooling: keep the lowest temporal frequencies), and ``diffres``. The paper fed DiffRes 3 channels but
 pooling 1; ``pool3ch`` is the capacity-matched control: DiffRes's own aggregation (mean, max,
-resolution encoding) with uniform scores, i.e. uniform bins and no learning.
+resolution encoding) with uniform scores, i.e. uniform bins and no learning. ``diffres-noenc`` is
+the paper's ablation without the resolution encoding.
 """
 
 from __future__ import annotations
@@ -163,8 +164,8 @@ class UniformPool3(Frontend):
 class DiffResFrontend(DiffRes):
     """DiffRes under the registry's keyword names (``reduction_rate``)."""
 
-    def __init__(self, in_t_dim: int, in_f_dim: int, reduction_rate: float, learn_pos_emb: bool = False):
-        super().__init__(in_t_dim, in_f_dim, reduction_rate, learn_pos_emb=learn_pos_emb)
+    def __init__(self, in_t_dim: int, in_f_dim: int, reduction_rate: float, **kwargs):
+        super().__init__(in_t_dim, in_f_dim, reduction_rate, **kwargs)
 
 
 register_frontend("spec")(Spectrogram)
@@ -176,3 +177,6 @@ register_frontend("convavgpool")(ConvAvgPool)
 register_frontend("specpool")(SpectralPool)
 register_frontend("pool3ch")(UniformPool3)
 register_frontend("diffres")(DiffResFrontend)
+# Paper ablation (claim 5): no resolution-encoding channel. (The guide-loss ablation is a recipe
+# setting, guide_loss_weight = 0, not a front-end.)
+register_frontend("diffres-noenc")(lambda **kw: DiffResFrontend(resolution_encoding=False, **kw))
