@@ -391,7 +391,7 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             model, optimizer = fresh()
             loader_gen.manual_seed(cfg.seed)
             augment_gen.manual_seed(cfg.seed + 1)
-            start_epoch, history, best = 0, [], {**best}
+            start_epoch, history = 0, []
 
     tracked = tracking.start_run(
         tracking_uri, experiment, run_name=cfg.run_name, params=cfg.to_params(),
