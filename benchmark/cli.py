@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
             _add_report_dirs(cmd)
         cmd.set_defaults(func=_cmd_study, report=name == "reproduce")
 
+    make = sub.add_parser("create", help="create a suite's Optuna study and MLflow experiment (before workers)")
+    _add_suite_flags(make)
+    _add_tracking_flag(make)
+    make.set_defaults(func=_cmd_create)
+
     work = sub.add_parser("worker", help="join a suite's study (any machine) and train points until done")
     _add_suite_flags(work)
     _add_tracking_flag(work)
@@ -88,12 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size")
     suites.set_defaults(func=_cmd_suites)
 
-    import importlib.util
+    from tasks.cli import add_parser as add_tasks_parser
 
-    if importlib.util.find_spec("tasks.cli") is not None:  # TODO(study): drop once tasks/cli.py lands
-        from tasks.cli import add_parser as add_tasks_parser
-
-        add_tasks_parser(sub)
+    add_tasks_parser(sub)
     return parser
 
 
@@ -167,6 +169,14 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if args.report:
         _report(final.suite, args.tracking_uri, args.results_dir, args.reports_dir)
     return _study_exit(final)
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    from benchmark import study
+
+    suite = study.create(args.suite, args.storage, args.tracking_uri)
+    print(f"created {suite.name}: {len(suite.configs)} points")
+    return 0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:

@@ -90,6 +90,8 @@ def test_reproduce_runs_the_study_then_the_report(capsys, tmp_path: Path, suite_
     storage = str(tmp_path / "optuna.journal")
     common = ["--suite", str(suite_file), "--storage", storage]
     tracking = ["--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
+    assert main(["create", *common, *tracking]) == 0
+    assert "created clitiny: 2 points" in capsys.readouterr().out
     assert main(["status", *common, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["left"] == 2
 
@@ -105,7 +107,7 @@ def test_reproduce_runs_the_study_then_the_report(capsys, tmp_path: Path, suite_
 def test_console_script_lists_commands_and_suites() -> None:
     exe = Path(sys.executable).with_name("diffres-bench")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout
-    for command in ("run", "study", "reproduce", "worker", "status", "report", "tasks"):
+    for command in ("run", "study", "reproduce", "create", "worker", "status", "report", "suites", "tasks"):
         assert command in out
     listed = subprocess.run([str(exe), "suites"], capture_output=True, text=True, check=True).stdout
     assert all(name in listed for name in ("quick", "paper", "ablate-rate", "ablate-hop"))

@@ -152,18 +152,23 @@ def _complete_keys(storage: str, name: str) -> list[str]:
 
 
 def test_grid_covers_every_point_once_and_rerun_trains_nothing(tiny, tmp_path: Path) -> None:
-    suite, storage, tracking = tiny
-    runner = Recorder()
-    final = study.run_study(suite, storage, tracking, progress=False, run_fn=runner,
-                            checkpoint_dir=tmp_path / "ckpt")
-    assert final == study.StudyStatus("tiny", total=5, done=5, running=0, failed=0, left=0)
-    assert sorted(runner.trained) == sorted(suite.keys)
-    assert sorted(_complete_keys(storage, "tiny")) == sorted(suite.keys)
+    from collections import Counter
 
-    again = Recorder()
-    assert study.run_study(suite, storage, tracking, progress=False, run_fn=again).finished
-    assert again.trained == []
-    assert len(_complete_keys(storage, "tiny")) == 5
+    from mlflow.tracking import MlflowClient
+
+    suite, storage, tracking = tiny  # the real runner, tiny budgets
+    final = study.run_study(suite, storage, tracking, progress=False, checkpoint_dir=tmp_path / "ckpt")
+    assert final == study.StudyStatus("tiny", total=5, done=5, running=0, failed=0, left=0)
+    assert sorted(_complete_keys(storage, "tiny")) == sorted(suite.keys)
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("tiny").experiment_id
+    runs = client.search_runs([experiment])
+    assert Counter(r.data.tags["config_hash"] for r in runs if r.info.status == "FINISHED") == Counter(suite.keys)
+
+    n_trials = len(optuna.load_study(study_name="tiny", storage=study.open_storage(storage)).trials)
+    assert study.run_study(suite, storage, tracking, progress=False, checkpoint_dir=tmp_path / "ckpt").finished
+    assert len(optuna.load_study(study_name="tiny", storage=study.open_storage(storage)).trials) == n_trials
+    assert len(client.search_runs([experiment])) == len(runs)
 
 
 def test_failed_points_are_reported_then_retried_on_the_next_start(tiny) -> None:
@@ -229,6 +234,23 @@ n_trials: 3
     for key in suite.keys:
         trials = optuna.load_study(study_name=suite.study_name(key), storage=study.open_storage(storage)).trials
         assert len(trials) == 3 and all(1e-4 <= t.params["lr"] <= 1e-2 for t in trials)
+
+
+def test_search_suite_with_the_real_runner_reports_epochs_to_the_pruner(tmp_path: Path) -> None:
+    path = write_suite(tmp_path, """
+base: {task: toy-transients, frontend: avgpool, reduction_rate: 0.5, epochs: 2, batch_size: 16,
+       max_train_clips: 16, max_eval_clips: 16}
+grids: [{seed: [0]}]
+search: {lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+n_trials: 2
+""", name="search-real")
+    storage = str(tmp_path / "optuna.journal")
+    final = study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", progress=False,
+                            checkpoint_dir=tmp_path / "ckpt")
+    assert final.finished
+    suite = load_suite(path)
+    trials = optuna.load_study(study_name=suite.study_name(suite.keys[0]), storage=study.open_storage(storage)).trials
+    assert len(trials) == 2 and all(sorted(t.intermediate_values) == [0, 1] for t in trials)
 
 
 def test_create_makes_the_experiment_once_with_a_masked_storage_tag(tiny) -> None:
