@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
         _add_suite_flags(cmd)
         _add_tracking_flag(cmd)
-        cmd.add_argument("--n-workers", type=int, default=1, help="local worker processes (default 1)")
+        cmd.add_argument("--n-workers", type=int, default=None,
+                         help="local worker processes (default: 1 with a GPU, else one per CPU core, at most 4)")
         _add_worker_flags(cmd)
         if name == "reproduce":
             _add_report_dirs(cmd)

@@ -624,19 +624,34 @@ def _update(bar: Any, done: int) -> None:
         bar.update(done - bar.n)
 
 
+def default_n_workers() -> int:
+    """One worker on a GPU; on a CPU one single-threaded worker per core (at most 4): small models use
+    threads poorly, and a multi-threaded process stalls whenever another process holds a core."""
+    import torch
+
+    return 1 if torch.cuda.is_available() else max(1, min(4, os.cpu_count() or 1))
+
+
 def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
-              n_workers: int = 1, checkpoint_dir: Path | None = None, heartbeat_interval: int = 30,
+              n_workers: int | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: int = 30,
               grace_period: int | None = None, progress: bool = True, run_fn: RunFn | None = None) -> StudyStatus:
-    """Create the study, then train it with `n_workers` local workers (1: in this process); resumes.
+    """Create the study, then train it with `n_workers` local workers (1: in this process; default
+    `default_n_workers()`); resumes.
 
     More workers are `diffres-bench worker` processes sharing the same storage, so a study can grow from
     one process to many machines without changing anything else.
     """
+    n_workers = default_n_workers() if n_workers is None else n_workers
     if n_workers < 1:
         raise ValueError(f"n_workers={n_workers!r}: expected an integer >= 1")
+    if run_fn is not None and n_workers != 1:
+        raise ValueError(f"run_fn runs in this process: n_workers={n_workers} must be 1")
     suite = create(suite, storage, tracking_uri)
     storage = storage or default_storage(suite.name)
     tracking_uri = tracking_uri or default_tracking_uri()
+    current = status(suite, storage)
+    if current.finished:  # a second `reproduce` only reports
+        return current
     if n_workers == 1:
         return worker(suite, storage, tracking_uri, checkpoint_dir=checkpoint_dir,
                       heartbeat_interval=heartbeat_interval, grace_period=grace_period, progress=progress,

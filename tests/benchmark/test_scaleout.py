@@ -133,7 +133,7 @@ def test_a_study_killed_mid_way_finishes_only_what_was_left(tmp_path) -> None:
     assert 2 <= sum(finished_before.values()) < len(suite.keys)
     trials_before = len(optuna.load_study(study_name="faults", storage=study.open_storage(storage)).trials)
 
-    final = study.run_study(path, storage, tracking, checkpoint_dir=tmp_path / "ckpt", progress=False)
+    final = study.run_study(path, storage, tracking, checkpoint_dir=tmp_path / "ckpt", progress=False, n_workers=1)
     assert final.finished
     assert _finished_hashes(tracking, "faults") == Counter(suite.keys)
     trials = optuna.load_study(study_name="faults", storage=study.open_storage(storage)).trials

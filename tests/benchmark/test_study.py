@@ -157,7 +157,7 @@ def test_grid_covers_every_point_once_and_rerun_trains_nothing(tiny, tmp_path: P
     from mlflow.tracking import MlflowClient
 
     suite, storage, tracking = tiny  # the real runner, tiny budgets
-    final = study.run_study(suite, storage, tracking, progress=False, checkpoint_dir=tmp_path / "ckpt")
+    final = study.run_study(suite, storage, tracking, progress=False, n_workers=1, checkpoint_dir=tmp_path / "ckpt")
     assert final == study.StudyStatus("tiny", total=5, done=5, running=0, failed=0, left=0)
     assert sorted(_complete_keys(storage, "tiny")) == sorted(suite.keys)
     client = MlflowClient(tracking)
@@ -166,7 +166,8 @@ def test_grid_covers_every_point_once_and_rerun_trains_nothing(tiny, tmp_path: P
     assert Counter(r.data.tags["config_hash"] for r in runs if r.info.status == "FINISHED") == Counter(suite.keys)
 
     n_trials = len(optuna.load_study(study_name="tiny", storage=study.open_storage(storage)).trials)
-    assert study.run_study(suite, storage, tracking, progress=False, checkpoint_dir=tmp_path / "ckpt").finished
+    again = study.run_study(suite, storage, tracking, progress=False, n_workers=1, checkpoint_dir=tmp_path / "ckpt")
+    assert again.finished
     assert len(optuna.load_study(study_name="tiny", storage=study.open_storage(storage)).trials) == n_trials
     assert len(client.search_runs([experiment])) == len(runs)
 
@@ -174,12 +175,12 @@ def test_grid_covers_every_point_once_and_rerun_trains_nothing(tiny, tmp_path: P
 def test_failed_points_are_reported_then_retried_on_the_next_start(tiny) -> None:
     suite, storage, tracking = tiny
     bad = suite.keys[1]
-    first = study.run_study(suite, storage, tracking, progress=False, run_fn=Recorder(fail={bad}))
+    first = study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder(fail={bad}))
     assert (first.done, first.failed, first.finished) == (4, 1, False)
     assert study.status(suite, storage) == first
 
     retry = Recorder()
-    assert study.run_study(suite, storage, tracking, progress=False, run_fn=retry).finished
+    assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=retry).finished
     assert retry.trained == [bad]
 
 
@@ -197,7 +198,7 @@ def test_trial_of_a_dead_worker_is_failed_and_retried(tiny) -> None:
     assert study.status(suite, storage).running == 1
 
     runner = Recorder()
-    assert study.run_study(suite, storage, tracking, progress=False, run_fn=runner).finished
+    assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=runner).finished
     assert sorted(runner.trained) == sorted(suite.keys)
     states = {t.number: t.state for t in journal.get_trials()}
     assert states[orphan.number] == TrialState.FAIL
@@ -205,7 +206,7 @@ def test_trial_of_a_dead_worker_is_failed_and_retried(tiny) -> None:
 
 def test_a_point_finished_elsewhere_steps_aside(tiny) -> None:
     suite, storage, tracking = tiny
-    assert study.run_study(suite, storage, tracking, progress=False, run_fn=Recorder()).finished
+    assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder()).finished
     journal = optuna.load_study(study_name="tiny", storage=study.open_storage(storage))
     journal.enqueue_trial({"point": suite.keys[0]})  # a second worker that got the same point
     runner = Recorder()
@@ -227,7 +228,8 @@ n_trials: 3
 """, name="search")
     storage = str(tmp_path / "optuna.journal")
     runner = Recorder()
-    final = study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", progress=False, run_fn=runner)
+    final = study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", progress=False, n_workers=1,
+                            run_fn=runner)
     assert final.finished and final.total == 2
     assert len(runner.trained) == 6
     suite = load_suite(path)
@@ -245,7 +247,7 @@ search: {lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
 n_trials: 2
 """, name="search-real")
     storage = str(tmp_path / "optuna.journal")
-    final = study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", progress=False,
+    final = study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", progress=False, n_workers=1,
                             checkpoint_dir=tmp_path / "ckpt")
     assert final.finished
     suite = load_suite(path)
