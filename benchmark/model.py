@@ -16,6 +16,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
+import benchmark.backbones  # noqa: F401  (registers audiocnn_tiny in timm)
 from benchmark.config import RunConfig
 from diffres import FrontendOutput, create_frontend
 
