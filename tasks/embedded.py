@@ -1,14 +1,18 @@
 """Offline tasks generated from a seed, where temporal resolution matters.
 
-Each clip is ~3 s of 16 kHz audio: coloured background noise, 1-3 stationary tones and one longer
-distractor event (all independent of the class), plus a short cluster of clicks (2-6 ms bursts)
-at a random time. The class lives only in the fine timing of the cluster:
+Each clip is 1.5 s of 16 kHz audio: quiet coloured background noise, 1-3 faint stationary tones and
+one longer distractor event (all independent of the class, well below the clicks), plus a short
+cluster of clicks (2-6 ms bursts, levels 0.5-1) at a random time. The class lives only in the fine
+timing of the cluster:
 
 - toy-transients: how many clicks (1..5), 20-45 ms apart, each with a random level, so the
   cluster's total energy is a weak cue and counting needs frames shorter than the gaps;
 - toy-rhythm: four clicks whose three inter-onset intervals follow a pattern of short (S) and
-  long (L = 2 S) gaps (SSS, SSL, SLS, LSS, LLS) at a random tempo S = 22-38 ms, so the class
+  long (L = 2.5 S) gaps (SSS, SSL, SLS, LSS, LLS) at a random tempo S = 25-40 ms, so the class
   is the order of the gaps, which 40 ms frames blur.
+
+Splits: 1000 train / 200 val / 200 test clips (v2; v1 had 3 s clips, 240/80/80 clips and a louder
+background, which a small CNN trained for a few CPU minutes could not learn).
 
 Clips are stored exactly like a hub task: parquet files with `clip_id`, `audio` ({"bytes": WAV,
 "path"}) and an int `label`, written once under `<cache>/embedded/<task>/<identity>/` and then
@@ -32,12 +36,13 @@ from tasks.audio import encode_wav
 from tasks.hub import official_select, standard_single
 from tasks.registry import SPLITS, ParquetSource, TaskSpec, register_task
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000
-CLIP_SECONDS = 3.0
-DEFAULT_SIZES = {"train": 240, "val": 80, "test": 80}
+CLIP_SECONDS = 1.5
+DEFAULT_SIZES = {"train": 1000, "val": 200, "test": 200}
 
 RHYTHM_PATTERNS = ("SSS", "SSL", "SLS", "LSS", "LLS")
+LONG_GAP = 2.5  # L = 2.5 S
 
 
 def _click(rng: np.random.Generator, sr: int) -> np.ndarray:
@@ -51,17 +56,17 @@ def _click(rng: np.random.Generator, sr: int) -> np.ndarray:
 
 
 def _background(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
-    """Class-independent: coloured noise, stationary tones and one longer distractor event."""
+    """Class-independent, well below the clicks: coloured noise, faint tones and one distractor event."""
     white = rng.standard_normal(n)
     a = rng.uniform(0.0, 0.95)  # one-pole low-pass: from white (a=0) towards brown-ish noise
     coloured = _one_pole(white, a)
-    coloured *= rng.uniform(0.01, 0.04) / (coloured.std() + 1e-12)
+    coloured *= rng.uniform(0.005, 0.02) / (coloured.std() + 1e-12)
     t = np.arange(n) / sr
     out = coloured
     for _ in range(rng.integers(1, 4)):
         f = rng.uniform(150, 5000)
         am = 1 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.2, 2.0) * t + rng.uniform(0, 2 * np.pi))
-        out = out + rng.uniform(0.01, 0.06) * am * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
+        out = out + rng.uniform(0.005, 0.02) * am * np.sin(2 * np.pi * f * t + rng.uniform(0, 2 * np.pi))
     # distractor: a 100-400 ms swell of a tone or band noise, anywhere in the clip
     d = int(sr * rng.uniform(0.1, 0.4))
     start = rng.integers(0, n - d)
@@ -71,7 +76,7 @@ def _background(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     else:
         ev = _one_pole(rng.standard_normal(d), rng.uniform(0.3, 0.9))
         ev /= ev.std() + 1e-12
-    out[start : start + d] += rng.uniform(0.05, 0.2) * env * ev
+    out[start : start + d] += rng.uniform(0.02, 0.08) * env * ev
     return out.astype(np.float32)
 
 
@@ -84,9 +89,9 @@ def _one_pole(x: np.ndarray, a: float) -> np.ndarray:
 def _place_clicks(rng: np.random.Generator, clip: np.ndarray, onsets_s: np.ndarray, sr: int) -> None:
     """Add one click per onset (seconds from the cluster start) at a random cluster position."""
     span = float(onsets_s[-1]) + 0.01
-    start = rng.uniform(0.15, CLIP_SECONDS - 0.15 - span)
+    start = rng.uniform(0.15, len(clip) / sr - 0.15 - span)
     for onset in onsets_s:
-        c = _click(rng, sr) * rng.uniform(0.25, 0.9)
+        c = _click(rng, sr) * rng.uniform(0.5, 1.0)
         i = int((start + onset) * sr)
         clip[i : i + len(c)] += c
 
@@ -100,8 +105,8 @@ def transients_clip(rng: np.random.Generator, label: int, sr: int, n: int) -> np
 
 def rhythm_clip(rng: np.random.Generator, label: int, sr: int, n: int) -> np.ndarray:
     clip = _background(rng, n, sr)
-    short = rng.uniform(0.022, 0.038)
-    gaps = np.array([short * (2.0 if g == "L" else 1.0) for g in RHYTHM_PATTERNS[label]])
+    short = rng.uniform(0.025, 0.040)
+    gaps = np.array([short * (LONG_GAP if g == "L" else 1.0) for g in RHYTHM_PATTERNS[label]])
     gaps *= rng.uniform(0.9, 1.1, size=len(gaps))  # slight timing jitter
     _place_clicks(rng, clip, np.concatenate([[0.0], np.cumsum(gaps)]), sr)
     return clip

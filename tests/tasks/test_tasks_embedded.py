@@ -23,18 +23,18 @@ def test_same_seed_same_bytes_other_seed_other_bytes():
 def test_default_sizes_are_class_balanced():
     for name in ("toy-transients", "toy-rhythm"):
         gen = get_task(name).embedded
-        assert dict(gen.sizes) == {"train": 240, "val": 80, "test": 80}
+        assert dict(gen.sizes) == {"train": 1000, "val": 200, "test": 200}
         labels = small_embedded(name, 25, 10, 10).embedded.generate_split("train")["label"]
         assert np.bincount(labels, minlength=5).tolist() == [5] * 5
 
 
-def test_clips_are_3s_16k_wav_and_go_through_the_parquet_path(private_cache):
+def test_clips_are_1p5s_16k_wav_and_go_through_the_parquet_path(private_cache):
     spec = small_embedded("toy-rhythm", 10, 5, 5)
     table, source_id = load_split(spec, "test")
     assert source_id == f"embedded:{spec.embedded.identity()}"
     assert (private_cache / "embedded" / "toy-rhythm" / spec.embedded.identity() / "test.parquet").is_file()
     wav, sr = sf.read(io.BytesIO(table[0]["audio"]["bytes"]))
-    assert sr == 16000 and wav.shape == (48000,) and np.abs(wav).max() <= 0.95 + 1e-4
+    assert sr == 16000 and wav.shape == (24000,) and np.abs(wav).max() <= 0.95 + 1e-4
 
 
 def test_features_shapes_and_normalisation():
@@ -44,7 +44,7 @@ def test_features_shapes_and_normalisation():
     test = load_features(spec, "test", cfg)
     assert len(train) == 10 and len(test) == 5
     x = torch.stack([train[i]["logmel"] for i in range(len(train))])
-    assert x.shape == (10, 301, 32)
+    assert x.shape == (10, 151, 32)
     assert abs(float(x.mean())) < 1e-3 and abs(float(x.std()) - 1) < 1e-2  # train-split statistics
     assert test.mean == train.mean and test.std == train.std
     assert sorted(int(t) for t in train.targets) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]

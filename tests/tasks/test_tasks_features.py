@@ -23,14 +23,14 @@ def test_feature_config_validation_names_field_and_value(kwargs, field):
         FeatureConfig(**kwargs)
 
 
-@pytest.mark.parametrize("hop_ms,frames", [(1.0, 3001), (2.5, 1201), (5.0, 601), (10.0, 301)])
+@pytest.mark.parametrize("hop_ms,frames", [(1.0, 1501), (2.5, 601), (5.0, 301), (10.0, 151)])
 def test_logmel_shapes_for_each_hop(hop_ms, frames):
     cfg = FeatureConfig(n_mels=16, hop_ms=hop_ms)
-    assert cfg.num_frames(3.0) == frames
+    assert cfg.num_frames(1.5) == frames
     fs = load_features(small_embedded("toy-rhythm", 5, 5, 5), "val", cfg)
     item = fs[0]
     assert item["logmel"].shape == (frames, 16) and item["logmel"].dtype == torch.float32
-    assert item["waveform"].shape == (48000,)
+    assert item["waveform"].shape == (24000,)
     assert torch.isfinite(item["logmel"]).all()
     # the extractor reproduces the cached, normalised features from the waveform
     again = fs.extractor(item["waveform"][None])[0]
