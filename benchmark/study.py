@@ -695,9 +695,19 @@ def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoi
     if checkpoint_dir is not None:
         cmd += ["--checkpoint-dir", str(checkpoint_dir)]
     if log_file is None:
-        return subprocess.Popen(cmd, env=env)
+        return subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
     with open(log_file, "ab") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """Linux: a local worker is killed when the `study` process that started it dies (even by SIGKILL),
+    so no orphan keeps training; its trial is recovered like any other dead worker's."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _message(err: BaseException) -> str:

@@ -126,8 +126,9 @@ def test_a_study_killed_mid_way_finishes_only_what_was_left(tmp_path) -> None:
                              storage, "--tracking-uri", tracking, "--checkpoint-dir", str(tmp_path / "ckpt"),
                              "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait(lambda: study.status(suite, storage).done >= 2, 240, "two finished points")
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(signal.SIGKILL)  # its local workers die with it (PR_SET_PDEATHSIG)
     proc.wait()
+    time.sleep(2.0)
 
     finished_before = _finished_hashes(tracking, "faults")
     assert 2 <= sum(finished_before.values()) < len(suite.keys)
