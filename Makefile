@@ -27,6 +27,7 @@ bench: $(VENV)/.installed
 
 reproduce: $(VENV)/.installed
 	$(VENV)/bin/diffres-bench reproduce --suite $(SUITE)
+	$(PY) -m benchmark.benches.bench_suite_time --suite $(SUITE)
 
 report: $(VENV)/.installed
 	$(VENV)/bin/diffres-bench report --suite $(SUITE)

@@ -1,0 +1,70 @@
+"""End-to-end time of a suite's study, read back from its Optuna storage: writes results/<suite>/suite_time.csv.
+
+Nothing is re-run: every trial carries its start and end time and the worker (host, pid) that ran it,
+so the wall time of `make reproduce` (first trial start to last trial end), the summed training time
+and the mean time per front-end come from the study that produced the committed results.
+
+    python -m benchmark.benches.bench_suite_time --suite quick [--storage URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from benchmark import study as studies
+from benchmark.compute import describe_device
+
+
+def suite_times(suite_name: str, storage: str | None = None) -> pd.DataFrame:
+    """One row per front-end plus an `all` row: trials trained, seconds per trial, summed and wall time."""
+    suite = studies.load_suite(suite_name)
+    storage = storage or studies.default_storage(suite.name)
+    loaded = optuna.load_study(study_name=suite.name, storage=studies.open_storage(storage))
+    trials = [t for t in loaded.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+              if not t.user_attrs.get("reused") and t.datetime_start and t.datetime_complete]
+    if not trials:
+        raise SystemExit(f"suite {suite.name!r}: no completed, trained trials in {studies.mask_url(storage)}")
+    by_hash = {cfg.config_hash: cfg for cfg in suite.configs}
+    rows = pd.DataFrame({
+        "frontend": [by_hash[t.params["point"]].frontend if t.params.get("point") in by_hash else "?"
+                     for t in trials],
+        "start": [t.datetime_start for t in trials],
+        "end": [t.datetime_complete for t in trials],
+        "worker": [str(t.user_attrs.get("worker", {}).get("pid")) for t in trials],
+    })
+    rows["seconds"] = (rows["end"] - rows["start"]).dt.total_seconds()
+    wall = (rows["end"].max() - rows["start"].min()).total_seconds()
+    summary = rows.groupby("frontend")["seconds"].agg(trials="count", mean_s="mean", sum_s="sum").reset_index()
+    total = pd.DataFrame([{"frontend": "all", "trials": len(rows), "mean_s": rows["seconds"].mean(),
+                           "sum_s": rows["seconds"].sum()}])
+    out = pd.concat([summary, total], ignore_index=True)
+    out.insert(0, "suite", suite.name)
+    out["study_wall_s"] = wall
+    out["workers"] = rows["worker"].nunique()
+    out["machine"] = f"{describe_device('cpu').split(' (')[0]}; {platform.platform()}"
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", default="quick")
+    parser.add_argument("--storage", default=None, help="Optuna storage (default: the suite's journal file)")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/<suite>/suite_time.csv")
+    args = parser.parse_args(argv)
+    table = suite_times(args.suite, args.storage)
+    out = args.out or Path("results") / args.suite / "suite_time.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False, float_format="%.2f")
+    with pd.option_context("display.width", 160):
+        print(table.drop(columns="machine").to_string(index=False))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
