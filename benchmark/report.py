@@ -399,12 +399,15 @@ def _palette(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> dict[str, tuple]:
 
 
 def _series(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> pd.Series:
-    """A line's name: front-end, plus backbone / extra keys only when they vary."""
+    """A line's name: front-end, plus backbone when it varies, plus an extra key only on the rows where
+    it differs from its usual value (e.g. "diffres · guide_loss_weight=0.0" beside plain "diffres")."""
     label = lb["frontend"].astype(str)
     if lb["backbone"].nunique() > 1:
         label = label + " · " + lb["backbone"].astype(str)
     for k in extra_keys:
-        label = label + f" · {k}=" + lb[k].astype(str)
+        values = lb[k].astype(str)
+        unusual = values != values.mode().iloc[0]
+        label = label.where(~unusual, label + f" · {k}=" + values)
     return label
 
 
@@ -462,6 +465,7 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
         ax.set_title(task)
         ax.set_xlabel("total compute per clip (MFLOPs, forward, log scale)")
         ax.set_ylabel(_metric_label(lb, task))
+        ax.set_ylim(-0.02, 1.02)  # accuracy and mAP live in [0, 1]; CI bars past it are cut
     handles = [Line2D([], [], color=c, marker="o", linestyle="none", label=s) for s, c in colors.items()]
     handles += [Line2D([], [], color="black", marker=m, markerfacecolor="none", linestyle="none",
                        label=f"hop {h:g} ms") for h, m in markers.items()]
@@ -510,6 +514,7 @@ def plot_accuracy_vs_rate(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, .
         ax.set_title(f"{task} (input hop {hop:g} ms)")
         ax.set_xlabel("reduction rate δ (fraction of frames removed)")
         ax.set_ylabel(_metric_label(lb, task))
+        ax.set_ylim(-0.02, 1.02)  # accuracy and mAP live in [0, 1]; CI bars past it are cut
         ax.set_xticks(sorted(rows["reduction_rate"].unique()))
     fig.legend(handles=_legend_handles(data, colors), loc="outside right upper", title="front-end")
     fig.suptitle("Reduction-rate ablation (mean ± 95 % CI; dotted line: spec, no reduction)")
@@ -547,6 +552,7 @@ def plot_accuracy_vs_hop(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ..
         ax.set_title(f"{task}, δ = {rate:g}")
         ax.set_xlabel("input hop size (ms)")
         ax.set_ylabel(_metric_label(lb, task))
+        ax.set_ylim(-0.02, 1.02)  # accuracy and mAP live in [0, 1]; CI bars past it are cut
         ax.set_xticks(sorted(rows["hop_ms"].unique()))
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
