@@ -408,6 +408,7 @@ def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: 
     storage = storage or default_storage(suite.name)
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)
+    check_data(suite)
     storage_obj = open_storage(storage)
     names = [suite.study_name(key) for key in suite.keys] if suite.search else [suite.study_name()]
     for name in names:
@@ -420,6 +421,24 @@ def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: 
     logger.info("created study %s (%d points) in %s; MLflow experiment %r at %s", suite.name,
                 len(suite.keys), mask_url(storage), suite.name, mask_url(tracking_uri))
     return suite
+
+
+def check_data(suite: Suite) -> None:
+    """Fail before any trial starts when a task's data cannot be had (a hub task offline without a local
+    copy raises `TaskDataUnavailable` with what to download), instead of failing every point in turn;
+    warn when a suite of hub tasks is about to train on a CPU."""
+    from tasks import get_task
+    from tasks.data import resolve_files
+
+    specs = [get_task(name) for name in sorted({cfg.task for cfg in suite.configs})]
+    for spec in specs:
+        resolve_files(spec)  # embedded tasks: generated here once; hub tasks: local copy or reachable hub
+    import torch
+
+    hub = [spec.name for spec in specs if not spec.is_embedded]
+    if hub and not torch.cuda.is_available():
+        logger.warning("suite %s trains %d points on hub tasks (%s) and no GPU is visible: it is sized for a "
+                       "GPU and will be very slow on this CPU", suite.name, len(suite.configs), ", ".join(hub))
 
 
 RunFn = Callable[..., Any]

@@ -280,3 +280,16 @@ def test_unreachable_tracking_server_fails_fast() -> None:
 
     with pytest.raises(study.UnreachableError, match="MLflow tracking server"):
         study.check_tracking_uri(f"http://user:pw@127.0.0.1:{free_port()}", timeout_s=2)
+
+
+def test_a_hub_suite_without_its_data_fails_before_any_trial(tmp_path: Path, monkeypatch) -> None:
+    from tasks.data import TaskDataUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DIFFRES_DATA_DIR", raising=False)
+    path = write_suite(tmp_path, "name: hubby\nbase: {task: esc50, fold: 1}\ngrids:\n  - frontend: [avgpool, diffres]\n"
+                                 "    reduction_rate: [0.5]\n    seed: [0, 1]\n", name="hubby")
+    storage = str(tmp_path / "optuna.journal")
+    with pytest.raises(TaskDataUnavailable, match=r"esc50.*DIFFRES_DATA_DIR"):
+        study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", n_workers=1, progress=False)
+    assert not Path(storage).exists()  # no study was created, so no point failed
