@@ -3,10 +3,10 @@
 Conventions: spectrograms are ``[B, T, F]`` (time first); importance scores are ``[B, T]``;
 ``lengths`` is an optional ``LongTensor[B]`` of valid input frames per clip (padding at the end).
 
-Frame warping (paper Sec. 3): with ``c = cumsum(s)``, input frame ``i`` occupies the interval
+Frame warping: with ``c = cumsum(s)``, input frame ``i`` occupies the interval
 ``(c[i-1], c[i]]`` of the output time axis. Output frame ``j`` is the overlap-weighted sum of the
 input frames over ``(j, j+1]``. Because every score is at most 1, a frame's interval has length
-at most 1, so it touches at most two output frames: the whole warp is two ``scatter_add`` calls,
+at most 1, so it touches at most two output frames: the whole warp is two ``index_add`` calls,
 O(B*T*F) time and memory, instead of a dense ``[B, T, T']`` matrix.
 """
 
