@@ -249,11 +249,9 @@ def frontend_examples(model: Classifier, dataset: Dataset, device: torch.device)
     out = model.frontend(mel.to(device))
     if out.score is None:
         return None
-    merged = getattr(out, "avgpool", None)
+    merged = out.features[:, 0]  # the mean-merged log-mel: channel 0 of every scoring front-end
     res_enc = getattr(out, "resolution_enc", None)
-    channels = out.features
-    merged = channels[:, 0] if merged is None else merged
-    res_enc = channels[:, -1] if res_enc is None else res_enc
+    res_enc = torch.zeros_like(merged) if res_enc is None else res_enc  # diffres-noenc: none to show
     return {"mel": mel.float(), "score": out.score[..., 0].float().cpu(), "merged": merged.float().cpu(),
             "resolution_enc": res_enc.float().cpu()}
 

@@ -135,13 +135,6 @@ class DiffRes(nn.Module):
     def t_out(self, t_in: int) -> int:
         return Fn.output_frames(t_in, self.reduction_rate)
 
-    def _positions(self, t_in: int, like: Tensor) -> Tensor:
-        if t_in <= self.pos_emb.shape[0]:
-            return self.pos_emb[:t_in].to(like.dtype)
-        if isinstance(self.pos_emb, nn.Parameter):
-            raise ValueError(f"learnable position table has {self.pos_emb.shape[0]} frames; input has T={t_in}")
-        return Fn.sinusoidal_encoding(t_in, self.input_f_dim, like.device, like.dtype)
-
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> DiffResOutput:
         """``x`` ``[B, T, F]`` log-mel; ``lengths`` optional ``[B]`` valid frames (padding at the end)."""
         _check_input(x, self.input_f_dim)
@@ -155,27 +148,37 @@ class DiffRes(nn.Module):
         score = Fn.normalize_scores(raw, target, mask)
         warp = Fn.warp_weights(score, t_out)
 
-        mean, peak = Fn.merge_frames(x, warp, self.reduction_rate)  # [B, T', F] each
-        pos = self._positions(t_in, x)[None].expand(batch, -1, -1)
-        res_enc = Fn.aggregate_linear(pos, warp)
+        channels = list(Fn.merge_frames(x, warp, self.reduction_rate))  # mean, max: [B, T', F] each
+        if self.resolution_encoding:
+            pos = position_table(self.pos_emb, t_in, x)[None].expand(batch, -1, -1)
+            channels.append(Fn.aggregate_linear(pos, warp))
         out_lengths = None
         if lengths is not None:
             out_lengths = torch.as_tensor(target, device=x.device)
             valid = Fn.length_mask(out_lengths, batch, t_out, x.device)[..., None]
-            mean, peak, res_enc = (t * valid for t in (mean, peak, res_enc))
+            channels = [c * valid for c in channels]
 
         empty = Fn.empty_frame_mask(x, mask)
-        channels = [mean, peak, res_enc] if self.resolution_encoding else [mean, peak]
         return DiffResOutput(
             features=torch.stack(channels, dim=1),  # [B, 3 (or 2), T', F]
             aux_loss=Fn.guide_loss(score, empty, self.reduction_rate),
             score=score[..., None],
             activeness=Fn.activeness(score.detach(), mask & ~empty),
             lengths=out_lengths,
-            avgpool=mean,
-            maxpool=peak,
-            resolution_enc=res_enc,
+            avgpool=channels[0],
+            maxpool=channels[1],
+            resolution_enc=channels[2] if self.resolution_encoding else None,
         )
+
+
+def position_table(table: Tensor, t_in: int, like: Tensor) -> Tensor:
+    """The first ``t_in`` rows of a sinusoidal position table ``[T, F]``; a fixed table is extended on
+    the fly for longer inputs, a learnable one cannot be."""
+    if t_in <= table.shape[0]:
+        return table[:t_in].to(like.dtype)
+    if isinstance(table, nn.Parameter):
+        raise ValueError(f"learnable position table has {table.shape[0]} frames; input has T={t_in}")
+    return Fn.sinusoidal_encoding(t_in, table.shape[1], like.device, like.dtype)
 
 
 def _per_clip_frames(lengths: Tensor, reduction_rate: float) -> Tensor:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffres import functional as Fn
-from diffres.diffres import DiffRes, FrontendOutput, _check_input
+from diffres.diffres import DiffRes, FrontendOutput, _check_input, position_table
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 
@@ -156,9 +156,9 @@ class UniformPool3(Frontend):
         batch, t_in, _ = x.shape
         score = x.new_full((batch, t_in), t_out / t_in)
         warp = Fn.warp_weights(score, t_out)
-        pos = self.pos_emb[:t_in] if t_in <= self.pos_emb.shape[0] else Fn.sinusoidal_encoding(t_in, x.shape[-1])
         mean, peak = Fn.merge_frames(x, warp, self.reduction_rate)
-        return torch.stack([mean, peak, Fn.aggregate_linear(pos.to(x)[None].expand(batch, -1, -1), warp)], dim=1)
+        pos = position_table(self.pos_emb, t_in, x)[None].expand(batch, -1, -1)
+        return torch.stack([mean, peak, Fn.aggregate_linear(pos, warp)], dim=1)
 
 
 class DiffResFrontend(DiffRes):
