@@ -150,7 +150,7 @@ class DiffRes(nn.Module):
 
         channels = list(Fn.merge_frames(x, warp, self.reduction_rate))  # mean, max: [B, T', F] each
         if self.resolution_encoding:
-            pos = position_table(self.pos_emb, t_in, x)[None].expand(batch, -1, -1)
+            pos = position_table(self.pos_emb, t_in, x)[None]  # [1, T, F], shared by the batch
             channels.append(Fn.aggregate_linear(pos, warp))
         out_lengths = None
         if lengths is not None:

@@ -157,7 +157,7 @@ class UniformPool3(Frontend):
         score = x.new_full((batch, t_in), t_out / t_in)
         warp = Fn.warp_weights(score, t_out)
         mean, peak = Fn.merge_frames(x, warp, self.reduction_rate)
-        pos = position_table(self.pos_emb, t_in, x)[None].expand(batch, -1, -1)
+        pos = position_table(self.pos_emb, t_in, x)[None]  # [1, T, F], shared by the batch
         return torch.stack([mean, peak, Fn.aggregate_linear(pos, warp)], dim=1)
 
 

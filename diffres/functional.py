@@ -142,13 +142,137 @@ def _rows(x: Tensor) -> Tensor:
     return x.reshape(-1, x.shape[-1])  # [B, T, F] -> [B*T, F]
 
 
+def _straddlers(w1: Tensor) -> Tensor:
+    """Flat indices of the frames that reach a second output frame (``w1 > 0``): about T' of the T."""
+    return torch.nonzero(w1.reshape(-1) > 0).squeeze(1)
+
+
+class _WarpSum(torch.autograd.Function):
+    """``y = sum_i w_ij v_i`` with a hand-written backward.
+
+    Autograd of the plain form keeps several ``[B*T, F]`` products alive and gathers the output
+    gradient twice; here the second slot is computed on the straddling frames only, a table shared
+    by the batch (``[1, T, F]``) is never copied B times, and the backward is one gather.
+    """
+
+    @staticmethod
+    def forward(ctx, values, w0, w1, row0, row1, t_out):  # values [B, T, F] or [1, T, F]
+        batch, t_in = w0.shape
+        n_feat = values.shape[-1]
+        k = _straddlers(w1)
+        term = torch.mul(values, w0[..., None])  # [B, T, F]
+        out = values.new_zeros(batch * t_out, n_feat).index_add_(0, row0.reshape(-1), _rows(term))
+        del term
+        out.index_add_(0, row1.reshape(-1)[k], _frames(values, k, t_in) * w1.reshape(-1, 1)[k])
+        ctx.save_for_backward(values, w0, w1, row0, row1, k)
+        return out.view(batch, t_out, n_feat)
+
+    @staticmethod
+    def backward(ctx, grad):
+        values, w0, w1, row0, row1, k = ctx.saved_tensors
+        batch, t_in = w0.shape
+        n_feat = values.shape[-1]
+        g = grad.reshape(-1, n_feat)
+        g0 = g.index_select(0, row0.reshape(-1)).view(batch, t_in, n_feat)  # dy_{row0(i)}, [B, T, F]
+        g1_k = g.index_select(0, row1.reshape(-1)[k])  # dy_{row1(i)} of the straddling frames
+        v_k = _frames(values, k, t_in)
+        grad_v = grad_w0 = grad_w1 = None
+        if ctx.needs_input_grad[0]:
+            gv = (g0 * w0[..., None]).reshape(-1, n_feat).index_add_(0, k, g1_k * w1.reshape(-1, 1)[k])
+            grad_v = gv.view(batch, t_in, n_feat).sum_to_size(values.shape)
+        if ctx.needs_input_grad[1]:
+            grad_w0 = g0.mul_(values).sum(-1)
+        if ctx.needs_input_grad[2]:
+            grad_w1 = w1.new_zeros(w1.numel()).index_put_((k,), torch.einsum("kf,kf->k", g1_k, v_k)).view_as(w1)
+        return grad_v, grad_w0, grad_w1, None, None, None
+
+
+def _frames(values: Tensor, flat: Tensor, t_in: int) -> Tensor:
+    """Rows ``flat`` (indices into ``b * T + i``) of ``values`` ``[B, T, F]`` or ``[1, T, F]``."""
+    if values.shape[0] == 1 or values.stride(0) == 0:
+        return values[0].index_select(0, flat % t_in)
+    return values.reshape(-1, values.shape[-1]).index_select(0, flat)
+
+
+class _MergeFrames(torch.autograd.Function):
+    """Mean and max aggregation in the log domain, with a hand-written backward (see merge_frames)."""
+
+    @staticmethod
+    def forward(ctx, x, w0, w1, row0, row1, t_out, scale):
+        batch, t_in, n_feat = x.shape
+        tiny = torch.finfo(x.dtype).tiny
+        r0, r1 = row0.reshape(-1), row1.reshape(-1)
+        k = _straddlers(w1)
+        r1_k = r1[k]
+        w0c, w1_k = w0.reshape(-1, 1), w1.reshape(-1, 1)[k]
+        xr = _rows(x)
+        hi = x.amax(1, keepdim=True)  # [B, 1, F]
+        if float((hi - x.amin(1, keepdim=True)).max()) <= -math.log(tiny) / 2:
+            # One shift per clip and mel bin: every exp stays a normal float, so no term is lost.
+            shift = hi.expand(batch, t_out, n_feat).reshape(-1, n_feat)
+            e = torch.sub(x, hi).exp_().view(-1, n_feat)  # [B*T, F]
+            e1_k = e[k]
+        else:
+            # Any range: shift each output frame by the largest log value merged into it.
+            shift = xr.new_full((batch * t_out, n_feat), float("-inf"))
+            shift.index_reduce_(0, r0, xr, "amax").index_reduce_(0, r1_k, xr[k], "amax")
+            e = torch.sub(xr, shift.index_select(0, r0)).exp_()
+            e1_k = (xr[k] - shift.index_select(0, r1_k)).exp_()
+        term0 = torch.mul(e, w0c)
+        term1_k = e1_k * w1_k
+        total = xr.new_zeros(batch * t_out, n_feat).index_add_(0, r0, term0).index_add_(0, r1_k, term1_k)
+        peak = xr.new_zeros(batch * t_out, n_feat)
+        peak.index_reduce_(0, r0, term0, "amax").index_reduce_(0, r1_k, term1_k, "amax")
+        if any(ctx.needs_input_grad[:3]):
+            # Which term is each output's max (ties share the gradient, as in autograd's amax).
+            gathered = torch.index_select(peak, 0, r0, out=torch.empty_like(term0))
+            hit0 = torch.eq(term0, gathered, out=term0)  # 1.0 / 0.0, reusing term0's memory
+            del gathered
+            hit1_k = (term1_k == peak.index_select(0, r1_k)).to(x.dtype)
+            ties = torch.zeros_like(peak).index_add_(0, r0, hit0).index_add_(0, r1_k, hit1_k)
+            # Per output frame: d mean / d term = 1 / total; d log(max) / d term = 1 / term at the max.
+            inv_total = torch.where(total >= tiny, total.reciprocal(), 0.0)
+            inv_ties = torch.where(peak * scale >= tiny, ties.reciprocal(), 0.0)
+            ctx.save_for_backward(w0, w1, row0, k, r1_k, e, e1_k, hit0, hit1_k, inv_total, inv_ties)
+            ctx.shape = (batch, t_in, n_feat)
+        mean = total.clamp_min_(tiny).log_().add_(shift)
+        peak_log = peak.mul_(scale).clamp_min_(tiny).log_().add_(shift)
+        return mean.view(batch, t_out, n_feat), peak_log.view(batch, t_out, n_feat)
+
+    @staticmethod
+    def backward(ctx, grad_mean, grad_peak):
+        w0, w1, row0, k, r1_k, e, e1_k, hit0, hit1_k, inv_total, inv_ties = ctx.saved_tensors
+        batch, t_in, n_feat = ctx.shape
+        r0 = row0.reshape(-1)
+        a = grad_mean.reshape(-1, n_feat) * inv_total  # d loss / d term, mean part
+        p = grad_peak.reshape(-1, n_feat) * inv_ties  # d loss / d log(term) at the max
+        buf = torch.index_select(a, 0, r0)
+        w0c, w1_k = w0.reshape(-1, 1), w1.reshape(-1, 1)[k]
+        # d term / d w = e, and d log(term) / d w = 1 / w.
+        gw0 = torch.einsum("nf,nf->n", e, buf)
+        a1_k, p1_k = a.index_select(0, r1_k), p.index_select(0, r1_k)
+        gw1_k = torch.einsum("kf,kf->k", e1_k, a1_k)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = buf.mul_(e).mul_(w0c)  # d term / d x = term
+            grad_x.index_add_(0, k, a1_k * e1_k * w1_k)
+        buf = torch.index_select(p, 0, r0, out=buf if grad_x is None else None)
+        peak_dot = torch.einsum("nf,nf->n", hit0, buf)
+        gw0 += torch.where(w0.reshape(-1) > 0, peak_dot / w0.reshape(-1), 0.0)
+        peak_dot_k = torch.einsum("kf,kf->k", hit1_k, p1_k)
+        gw1_k += peak_dot_k / w1_k.squeeze(1)
+        if grad_x is not None:
+            grad_x.addcmul_(hit0, buf)  # d log(term) / d x = 1
+            grad_x.index_add_(0, k, hit1_k * p1_k)
+            grad_x = grad_x.view(batch, t_in, n_feat)
+        grad_w1 = w1.new_zeros(w1.numel()).index_put_((k,), gw1_k).view_as(w1)
+        return grad_x, gw0.view_as(w0), grad_w1, None, None, None, None
+
+
 def aggregate_linear(values: Tensor, warp: Warp) -> Tensor:
-    """Overlap-weighted sum ``y_j = sum_i w_ij v_i``: ``values`` ``[B, T, F]`` -> ``[B, T', F]``."""
-    batch, _, n_feat = values.shape
-    out = values.new_zeros(batch * warp.t_out, n_feat)
-    out = out.index_add(0, warp.row0.flatten(), _rows(warp.w0[..., None] * values))
-    out = out.index_add(0, warp.row1.flatten(), _rows(warp.w1[..., None] * values))
-    return out.view(batch, warp.t_out, n_feat)
+    """Overlap-weighted sum ``y_j = sum_i w_ij v_i``: ``values`` ``[B, T, F]`` (or ``[1, T, F]``,
+    shared by the batch) -> ``[B, T', F]``."""
+    return _WarpSum.apply(values, warp.w0, warp.w1, warp.row0, warp.row1, warp.t_out)
 
 
 def merge_frames(logmel: Tensor, warp: Warp, reduction_rate: float) -> tuple[Tensor, Tensor]:
@@ -156,31 +280,16 @@ def merge_frames(logmel: Tensor, warp: Warp, reduction_rate: float) -> tuple[Ten
 
     mean: ``log(sum_i w_ij exp(x_i))`` — the average in the linear domain (weights sum to 1);
     max: ``log(max_i w_ij exp(x_i) / (1 - δ))``, as in the reference code.
-    Both are computed relative to the largest log value merged into each output frame (added
-    back after ``log``), so they are exact for any range of log values: no overflow, and the
-    largest term never underflows.
+    The exponentials are taken relative to a shift that is added back after ``log``: the clip's
+    maximum per mel bin when the clip's log range is small enough that no term can underflow
+    (half the float's exponent range: 43 nats in float32, far beyond any log-mel), otherwise the
+    largest log value merged into each output frame. Either way the result is exact for any range.
+
+    The backward is written by hand (``d mean / d w_i = e_i / total``, ``d max / d w_i = 1 / w_i``
+    at the maximum, ties sharing): autograd of the plain form costs twice the time and memory.
     """
-    batch, _, n_feat = logmel.shape
-    x = _rows(logmel)  # [B*T, F]
-    row0, row1 = warp.row0.flatten(), warp.row1.flatten()
-    w0, w1 = warp.w0.reshape(-1, 1), warp.w1.reshape(-1, 1)
-    xd = x.detach()
-    # Every frame reaches its first output (w0 > 0); only frames straddling a boundary reach a second.
-    shift = xd.new_full((batch * warp.t_out, n_feat), float("-inf"))
-    shift = shift.index_reduce(0, row0, xd, "amax", include_self=True)
-    shift = shift.index_reduce(0, row1, xd.masked_fill(w1 <= 0, float("-inf")), "amax", include_self=True)
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))  # [B*T', F]
-    term0 = w0 * (x - shift[row0]).exp_()
-    # A frame with w1 = 0 may lie far above its next output's shift: cap at 0 so 0 * inf never
-    # happens (a constant, so the gradient of contributing frames is untouched).
-    term1 = w1 * (x - torch.maximum(shift[row1], xd)).exp_()
-    total = torch.zeros_like(shift).index_add(0, row0, term0).index_add(0, row1, term1)
-    peak = torch.zeros_like(shift).index_reduce(0, row0, term0, "amax", include_self=True)
-    peak = peak.index_reduce(0, row1, term1, "amax", include_self=True)
-    tiny = torch.finfo(logmel.dtype).tiny
-    mean = total.clamp_min(tiny).log() + shift
-    peak = (peak / (1.0 - reduction_rate)).clamp_min(tiny).log() + shift
-    return mean.view(batch, warp.t_out, n_feat), peak.view(batch, warp.t_out, n_feat)
+    return _MergeFrames.apply(logmel, warp.w0, warp.w1, warp.row0, warp.row1, warp.t_out,
+                              1.0 / (1.0 - reduction_rate))
 
 
 def sinusoidal_encoding(t_in: int, dim: int, device=None, dtype=torch.float32) -> Tensor:

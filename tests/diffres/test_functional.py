@@ -133,6 +133,78 @@ def test_gradcheck_through_normalisation_and_aggregation():
     assert torch.autograd.gradcheck(warp, (raw, x), eps=1e-7, atol=1e-5)
 
 
+def dense_forward(raw: torch.Tensor, x: torch.Tensor, t_out: int, rate: float):
+    """Oracle for the whole warp, differentiated by autograd: the dense weights, logsumexp and amax."""
+    w = dense_weights(Fn.normalize_scores(raw, t_out), t_out)  # [B, T, T']
+    logw = w.log()[..., None]  # [B, T, T', 1]; -inf where a frame misses an output
+    mean = torch.logsumexp(logw + x[:, :, None], dim=1)
+    peak = (logw + x[:, :, None]).amax(1) - math.log(1 - rate)
+    return mean, peak, torch.einsum("bij,bif->bjf", w, x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.tuples(st.integers(1, 3), st.integers(2, 60), st.floats(0.3, 0.95), st.integers(0, 10_000)),
+       st.sampled_from([1.0, 400.0]))
+def test_hand_written_backward_equals_autograd_of_the_dense_oracle(args, x_scale):
+    # x_scale 400 spans more than half float64's exponent range: the per-output-frame shift path.
+    # Scores within a factor 2 of each other and δ >= 0.3 never saturate, so no frame boundary
+    # lands exactly on an output boundary (a kink, where the two forms pick different one-sided
+    # derivatives).
+    batch, t_in, rate, seed = args
+    t_out = max(1, math.floor(t_in * (1 - rate)))
+    g = torch.Generator().manual_seed(seed)
+    raw = torch.rand(batch, t_in, generator=g) + 1.0
+    x = torch.randn(batch, t_in, 3, generator=g) * x_scale
+    x[:, t_in // 3: t_in // 2] = x.min()  # a masked stretch: equal frames, ties in the max
+    probes = [torch.randn(batch, t_out, 3, generator=g) for _ in range(3)]
+
+    def grads(outputs, inputs):
+        loss = sum((o * p).sum() for o, p in zip(outputs, probes))
+        return torch.autograd.grad(loss, inputs)
+
+    raw_a, x_a = raw.clone().requires_grad_(), x.clone().requires_grad_()
+    w = Fn.warp_weights(Fn.normalize_scores(raw_a, t_out), t_out)
+    fast = (*Fn.merge_frames(x_a, w, rate), Fn.aggregate_linear(x_a, w))
+    raw_b, x_b = raw.clone().requires_grad_(), x.clone().requires_grad_()
+    dense = dense_forward(raw_b, x_b, t_out, rate)
+    for got, expected in zip(fast, dense):
+        assert torch.allclose(got, expected, rtol=1e-9, atol=1e-9)
+    for got, expected in zip(grads(fast, (raw_a, x_a)), grads(dense, (raw_b, x_b))):
+        assert torch.allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_tied_maxima_share_the_gradient():
+    # Two equal frames with equal weights in each output frame: the max has two arg-maxima.
+    x = torch.zeros(1, 4, 2, requires_grad=True)
+    w = Fn.warp_weights(torch.full((1, 4), 0.5), 2)
+    _, peak = Fn.merge_frames(x, w, 0.5)
+    (grad,) = torch.autograd.grad(peak.sum(), x)
+    assert torch.allclose(grad, torch.full((1, 4, 2), 0.5))
+
+
+def test_gradcheck_on_the_wide_range_path():
+    torch.manual_seed(1)
+    raw = (torch.rand(2, 12) * 0.8 + 0.1).requires_grad_()
+    x = (torch.randn(2, 12, 3) * 500).requires_grad_()
+
+    def warp(raw, x):
+        w = Fn.warp_weights(Fn.normalize_scores(raw, 5), 5)
+        return Fn.merge_frames(x, w, 0.6)
+
+    assert torch.autograd.gradcheck(warp, (raw, x), eps=1e-7, atol=1e-5)
+
+
+def test_merge_without_gradients_gives_the_same_numbers():
+    raw = torch.rand(2, 30) + 0.1
+    x = torch.randn(2, 30, 4)
+    w = Fn.warp_weights(Fn.normalize_scores(raw.requires_grad_(), 10), 10)
+    with_grad = Fn.merge_frames(x, w, 0.6)
+    with torch.no_grad():
+        without = Fn.merge_frames(x, w, 0.6)
+    for a, b in zip(with_grad, without):
+        assert torch.equal(a.detach(), b)
+
+
 def test_normalisation_saturates_dominant_scores_and_fills_the_rest():
     raw = torch.tensor([[10.0, 1.0, 1.0, 1.0, 1.0]])
     s = Fn.normalize_scores(raw, 3)
