@@ -119,6 +119,15 @@ def load_sources(spec: TaskSpec, data_files: dict[str, list[str]]) -> dict[str, 
     return out
 
 
+def read_column(ds: Any, column: str) -> Any:
+    """One column of a `datasets.Dataset` (selection indices applied) as a pyarrow array, in one arrow
+    read. `ds[column]` is a lazy `Column` in datasets >= 4 that formats row by row (~12 us a row:
+    0.03 s for 1,000 clips, seconds for NSynth's 289k)."""
+    if ds._indices is None:  # no selection: the memory-mapped column itself, no formatted copy
+        return ds.data.column(column)
+    return ds.with_format("arrow", columns=[column])[:][column]
+
+
 def require_columns(ds: Any, columns: tuple[str, ...], where: str) -> None:
     missing = [c for c in columns if c not in ds.column_names]
     if missing:

@@ -30,11 +30,13 @@ import torchaudio.transforms as T
 from torch import nn
 
 from tasks.audio import load_clip
-from tasks.data import cache_dir, load_split, source_identity
+from tasks.data import cache_dir, load_split, read_column, source_identity
 from tasks.registry import SPLITS, TaskSpec, get_task
 
 CODE_VERSION = "features-v1"
 LOG_FLOOR = 1e-6  # power floor before log: silent / zero-padded frames sit at log(1e-6), the clip minimum
+BATCH_BYTES = 64 * 2**20  # data per `map` batch when caching (see _batch_rows)
+MAX_BATCH_ROWS = 1000  # datasets' default writer batch
 
 
 class FeatureConfigError(ValueError):
@@ -126,10 +128,22 @@ def _feature_dir(spec: TaskSpec) -> Path:
     return cache_dir() / "features" / spec.name
 
 
+def _batch_rows(row_bytes: int) -> int:
+    """Rows per `map` batch: about BATCH_BYTES of data, so memory stays bounded for 30 s clips at a
+    1 ms hop, and the cache files hold few arrow record batches (each map batch is one, and a file
+    with fewer opens faster)."""
+    return int(min(MAX_BATCH_ROWS, max(1, BATCH_BYTES // row_bytes)))
+
+
 def _decode_batch(batch: dict, where: str, sample_rate: int, num_samples: int) -> dict:
     waves = [load_clip(a, str(c), sample_rate, num_samples, where=where).numpy()
              for a, c in zip(batch["audio"], batch["clip_id"], strict=True)]
     return {"waveform": waves}
+
+
+def _waveform_fingerprint(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int | None, source_id: str) -> str:
+    return _fingerprint(stage="waveform", source=source_id, task=spec.name, split=split, fold=fold,
+                        sr=cfg.sample_rate, num_samples=cfg.num_samples(spec.clip_seconds), code=CODE_VERSION)
 
 
 def cached_waveforms(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int | None,
@@ -138,16 +152,14 @@ def cached_waveforms(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int |
     import datasets
 
     num_samples = cfg.num_samples(spec.clip_seconds)
-    key = dict(stage="waveform", task=spec.name, split=split, fold=fold, sr=cfg.sample_rate,
-               num_samples=num_samples, code=CODE_VERSION)
     source_id = source_identity(spec, data_dir)
     if source_id is not None:
-        fp = _fingerprint(source=source_id, **key)
+        fp = _waveform_fingerprint(spec, split, cfg, fold, source_id)
         path = _feature_dir(spec) / f"waveform-{split}-{fp}.arrow"
         if path.is_file():
             return datasets.Dataset.from_file(str(path)), fp
     raw, source_id = load_split(spec, split, fold, data_dir)
-    fp = _fingerprint(source=source_id, **key)
+    fp = _waveform_fingerprint(spec, split, cfg, fold, source_id)
     path = _feature_dir(spec) / f"waveform-{split}-{fp}.arrow"
     path.parent.mkdir(parents=True, exist_ok=True)
     label_col = "label" if spec.label_kind == "single" else "labels"
@@ -157,7 +169,8 @@ def cached_waveforms(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int |
         "waveform": datasets.List(datasets.Value("float32"), length=num_samples),
     })
     ds = raw.select_columns(["clip_id", "audio", label_col]).map(
-        _decode_batch, batched=True, batch_size=32, remove_columns=["audio"], features=features,
+        _decode_batch, batched=True, batch_size=_batch_rows(4 * num_samples), remove_columns=["audio"],
+        features=features,
         fn_kwargs=dict(where=f"task {spec.name!r} split {split!r}", sample_rate=cfg.sample_rate,
                        num_samples=num_samples),
         cache_file_name=str(path), new_fingerprint=fp, load_from_cache_file=True,
@@ -181,20 +194,33 @@ def cached_logmel(spec: TaskSpec, split: str, cfg: FeatureConfig, waves: Any, wa
         with torch.no_grad():
             return {"logmel": extractor(waveform).numpy()}
 
+    row_bytes = 4 * (n_frames * cfg.n_mels + cfg.num_samples(spec.clip_seconds))  # log-mel out + waveform in
     return waves.with_format("torch", columns=["waveform"]).map(
-        extract, batched=True, batch_size=32, input_columns=["waveform"], remove_columns=waves.column_names,
+        extract, batched=True, batch_size=_batch_rows(row_bytes), input_columns=["waveform"],
+        remove_columns=waves.column_names,
         features=datasets.Features({"logmel": datasets.Array2D((n_frames, cfg.n_mels), "float32")}),
         cache_file_name=str(path), new_fingerprint=fp, load_from_cache_file=True,
         desc=f"{spec.name}/{split}: log-mel hop {cfg.hop_ms:g} ms",
     ).with_format(None)
 
 
+def _stats_path(spec: TaskSpec, cfg: FeatureConfig, train_wave_fp: str) -> Path:
+    fp = _fingerprint(stage="stats", waveform=train_wave_fp, cfg=asdict(cfg), code=CODE_VERSION)
+    return _feature_dir(spec) / f"stats-{fp}.json"
+
+
 def train_statistics(spec: TaskSpec, cfg: FeatureConfig, fold: int | None,
                      data_dir: str | os.PathLike | None) -> tuple[float, float]:
-    """Mean and std of the train split's log-mel (all frames and bins), cached as JSON."""
+    """Mean and std of the train split's log-mel (all frames and bins), cached as JSON. A cached
+    value is found from the source identity alone, without opening the train split's cache files."""
+    source_id = source_identity(spec, data_dir)
+    if source_id is not None:
+        path = _stats_path(spec, cfg, _waveform_fingerprint(spec, "train", cfg, fold, source_id))
+        if path.is_file():
+            stats = json.loads(path.read_text())
+            return stats["mean"], stats["std"]
     waves, wave_fp = cached_waveforms(spec, "train", cfg, fold, data_dir)
-    fp = _fingerprint(stage="stats", waveform=wave_fp, cfg=asdict(cfg), code=CODE_VERSION)
-    path = _feature_dir(spec) / f"stats-{fp}.json"
+    path = _stats_path(spec, cfg, wave_fp)
     if path.is_file():
         stats = json.loads(path.read_text())
         return stats["mean"], stats["std"]
@@ -252,12 +278,13 @@ class FeatureSet(torch.utils.data.Dataset):
         self.waves, self.logmel = waves, logmel
         self._read_wave = _RowReader(waves, "waveform", (cfg.num_samples(spec.clip_seconds),))
         self._read_mel = _RowReader(logmel, "logmel", (cfg.num_frames(spec.clip_seconds), cfg.n_mels))
-        self.clip_ids: list[str] = waves["clip_id"]
+        self.clip_ids: list[str] = read_column(waves, "clip_id").to_pylist()
         if spec.label_kind == "single":
-            self.targets = torch.as_tensor(waves["label"], dtype=torch.long)
+            # torch.tensor copies: the memory-mapped column is read-only
+            self.targets = torch.tensor(read_column(waves, "label").to_numpy(), dtype=torch.long)
         else:
             self.targets = torch.zeros(len(waves), spec.num_classes)
-            for i, labels in enumerate(waves["labels"]):
+            for i, labels in enumerate(read_column(waves, "labels").to_pylist()):
                 self.targets[i, labels] = 1.0
         self.mean, self.std = mean, std
         self.extractor = LogMel(cfg, mean, std)

@@ -17,7 +17,7 @@ import numpy as np
 
 from tasks.audio import clip_error
 from tasks.audioset_classes import AUDIOSET_MIDS, AUDIOSET_NAMES
-from tasks.data import require_columns
+from tasks.data import read_column, require_columns
 from tasks.registry import ParquetSource, TaskSpec, register_task
 
 ESC50_REPO, ESC50_REVISION = "ashraq/esc50", "main"  # last commit seen on the hub page: e3e2a63 (short hash)
@@ -54,7 +54,7 @@ def standard_single(ds: Any, id_col: str, label_col: str, spec: TaskSpec, split:
     """Keep (id, audio, label) as (clip_id, audio, label); every label must be in 0..C-1."""
     where = _where(spec, split)
     require_columns(ds, (id_col, spec.parquet.audio_column, label_col), where)
-    labels = np.asarray(ds[label_col])
+    labels = read_column(ds, label_col).to_numpy()
     bad = np.flatnonzero((labels < 0) | (labels >= spec.num_classes)) if len(labels) else []
     if len(bad):
         i = int(bad[0])
@@ -117,7 +117,7 @@ def _esc50_select(sources: Mapping[str, Any], split: str, fold: int | None, spec
     require_columns(ds, ("filename", "fold", "target", "audio"), _where(spec, split))
     roles = esc50_fold_roles(int(fold), spec.folds)
     wanted = roles[split] if split == "train" else [roles[split]]
-    idx = np.flatnonzero(np.isin(np.asarray(ds["fold"]), wanted))
+    idx = np.flatnonzero(np.isin(read_column(ds, "fold").to_numpy(), wanted))
     return standard_single(ds.select(idx), "filename", "target", spec, split)
 
 
@@ -138,7 +138,7 @@ def esc50() -> TaskSpec:
 # ---------------------------------------------------------------- Speech Commands v0.02 (35 words)
 def _speechcommands_standardise(ds: Any, split: str, spec: TaskSpec) -> Any:
     require_columns(ds, ("file", "audio", "label"), _where(spec, split))
-    keep = np.flatnonzero(np.asarray(ds["label"]) != len(SPEECHCOMMANDS_WORDS))  # drop "_silence_"
+    keep = np.flatnonzero(read_column(ds, "label").to_numpy() != len(SPEECHCOMMANDS_WORDS))  # drop "_silence_"
     return standard_single(ds.select(keep), "file", "label", spec, split)
 
 
@@ -208,7 +208,7 @@ def _audioset_select(sources: Mapping[str, Any], split: str, fold: int | None, s
     ds = sources["eval" if split == "test" else "bal_train"]
     require_columns(ds, ("video_id", "audio", "labels"), _where(spec, split))
     if split != "test":
-        is_val = np.array([audioset_is_val(v) for v in ds["video_id"]], dtype=bool)
+        is_val = np.array([audioset_is_val(v) for v in read_column(ds, "video_id").to_pylist()], dtype=bool)
         ds = ds.select(np.flatnonzero(is_val if split == "val" else ~is_val))
     return standard_multi(ds, "video_id", "labels", AUDIOSET_VOCAB, spec, split)
 
@@ -239,7 +239,7 @@ def _fsd50k_select(sources: Mapping[str, Any], split: str, fold: int | None, spe
     require_columns(dev, ("split",), "task 'fsd50k' source 'dev'")
     # vocabulary.csv of FSD50K lists the 200 class names in alphabetical order, so the sorted set of
     # names found in dev + eval (every class occurs in both) reproduces its indices.
-    names = sorted({n for ds in (dev, ev) for s in ds["labels"] for n in s.split(",")})
+    names = sorted({n for ds in (dev, ev) for s in read_column(ds, "labels").to_pylist() for n in s.split(",")})
     if len(names) != FSD50K_NUM_CLASSES:
         raise clip_error("task 'fsd50k'", "*", "labels",
                          f"found {len(names)} distinct class names in dev+eval, expected {FSD50K_NUM_CLASSES}")
@@ -247,7 +247,7 @@ def _fsd50k_select(sources: Mapping[str, Any], split: str, fold: int | None, spe
     if split == "test":
         ds = ev
     else:
-        ds = dev.select(np.flatnonzero(np.asarray(dev["split"]) == split))
+        ds = dev.select(np.flatnonzero(read_column(dev, "split").to_numpy(zero_copy_only=False) == split))
     return standard_multi(ds, "fname", "labels", vocab, spec, split, sep=",")
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import datasets
 import pytest
 import torch
 from tasks_helpers import small_embedded
 
 from tasks import FeatureConfig, load_features
+from tasks.data import read_column
 from tasks.features import FeatureConfigError
 
 
@@ -63,3 +65,11 @@ def test_cache_key_changes_with_the_config(private_cache):
     folder = private_cache / "features" / "toy-transients"
     assert len(list(folder.glob("logmel-val-*"))) == 3
     assert len(list(folder.glob("waveform-val-*"))) == 2  # the waveform stage ignores mel settings
+
+
+def test_read_column_applies_a_selection():
+    ds = datasets.Dataset.from_dict({"label": [3, 1, 4, 1, 5], "clip_id": list("abcde")})
+    assert read_column(ds, "label").to_pylist() == [3, 1, 4, 1, 5]
+    picked = ds.select([4, 0, 2])
+    assert read_column(picked, "label").to_pylist() == [5, 3, 4] == list(picked["label"])
+    assert read_column(picked, "clip_id").to_pylist() == ["e", "a", "c"]
