@@ -26,6 +26,7 @@ def describe(name: str) -> str:
     ]
     if spec.parquet.repo is not None:
         lines.append(f"hub:          {spec.parquet.repo} @ {spec.parquet.revision}")
+        lines.append(f"download:     {spec.parquet.download_command(f'<data-dir>/{spec.name}')}")
     files = ", ".join(p for pats in spec.parquet.data_files.values() for p in pats)
     lines.append(f"local layout: <data-dir>/{spec.name}/{{{files}}}")
     if spec.parquet.note:

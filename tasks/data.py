@@ -88,9 +88,8 @@ def resolve_files(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> 
     if reason is not None:
         raise TaskDataUnavailable(
             f"task {spec.name!r} needs the hub dataset {src.repo}@{src.revision} but the hub is unavailable "
-            f"({reason}). Download it on a connected machine, e.g. `huggingface-cli download --repo-type dataset "
-            f"{src.repo} --revision {src.revision} --local-dir <dir>/{spec.name}`, then pass --data-dir <dir> or "
-            f"set {DATA_DIR_ENV}=<dir> ({where})"
+            f"({reason}). Download it on a connected machine, e.g. `{src.download_command(f'<dir>/{spec.name}')}`, "
+            f"then pass --data-dir <dir> or set {DATA_DIR_ENV}=<dir> ({where})"
         )
     return src.hub_patterns(), f"hub:{src.repo}@{src.revision}:{json.dumps(dict(src.data_files), sort_keys=True)}"
 

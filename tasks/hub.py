@@ -1,10 +1,19 @@
 """The paper's tasks, read from Hugging Face hub parquet files (no loading scripts, no
 trust_remote_code) or from a local copy with the same layout and schema.
 
-Revisions: this file was written on a machine with no access to the hub, so no commit hash could
-be read. Each task pins its revision in a named constant; "main" (or a parquet-conversion ref)
-is written where the hash is unknown — replace it with the commit hash you verified to make the
-data immutable. The cache keys include the revision string.
+Revisions are full commit hashes, so the data cannot change under a result. They were NOT read from
+the live hub: this project's machines cannot reach it. Each comes from public references found
+offline (code and manifests that pin the same repo at that commit, and the repos' own cards); the
+note on each constant says which. Before a paper run, on a connected machine, check each one:
+
+    from huggingface_hub import HfApi
+    api = HfApi()
+    info = api.dataset_info("ashraq/esc50", revision="e3e2a63ffff66b9a9735524551e3818e96af03ee")
+    info.sha                                    # the same hash back: the commit exists
+    sorted(s.rfilename for s in info.siblings)  # the parquet layout the task's patterns expect
+
+A wrong hash fails loudly (the hub answers 404 and `load_dataset` raises), never silently. The
+cache keys include the revision, so changing one re-decodes the clips.
 """
 
 from __future__ import annotations
@@ -20,10 +29,26 @@ from tasks.audioset_classes import AUDIOSET_MIDS, AUDIOSET_NAMES
 from tasks.data import read_column, require_columns
 from tasks.registry import ParquetSource, TaskSpec, register_task
 
-ESC50_REPO, ESC50_REVISION = "ashraq/esc50", "main"  # last commit seen on the hub page: e3e2a63 (short hash)
-SPEECHCOMMANDS_REPO, SPEECHCOMMANDS_REVISION = "google/speech_commands", "refs/convert/parquet"
-NSYNTH_REPO, NSYNTH_REVISION = "jg583/NSynth", "refs/convert/parquet"
-AUDIOSET_REPO, AUDIOSET_REVISION = "agkphysics/AudioSet", "main"
+# ashraq/esc50: data/train-0000{0,1}-of-00002-*.parquet, one "train" split of 2,000 clips; columns
+# filename, fold, target, category, esc10, src_file, take, audio. Pinned at this hash by
+# embeddings-benchmark/mteb's ESC-50 tasks (and other public dataset manifests).
+ESC50_REPO, ESC50_REVISION = "ashraq/esc50", "e3e2a63ffff66b9a9735524551e3818e96af03ee"
+# google/speech_commands: at this commit the main branch itself holds parquet (no refs/convert/parquet):
+# v0.02/train-0000{0..5}-of-00006.parquet, v0.02/validation-00000-of-00001.parquet,
+# v0.02/test-00000-of-00001.parquet; columns file, audio, label (36 classes with _silence_), is_unknown,
+# speaker_id, utterance_id. Seen as the hub-cache snapshot of several public code files.
+SPEECHCOMMANDS_REPO, SPEECHCOMMANDS_REVISION = "google/speech_commands", "a751309c0fd613e8a5d30d77900f30e8b42bc2da"
+# jg583/NSynth: data/train/batch_{0..34}.parquet, data/validation/validation.parquet, data/test/test.parquet
+# (no default/ folder); columns as in the card's dataset_info: id, note, note_str, instrument,
+# instrument_str, pitch, velocity, sample_rate, qualities, qualities_str, instrument_family,
+# instrument_family_str, instrument_source, instrument_source_str, audio. The repo also ships an NSynth.py
+# loading script, so `load_dataset("jg583/NSynth")` fails on datasets >= 4; we read the parquet files
+# directly. Hash: main when the public copy of the card was crawled (its page shows 46ef0a7, a README edit);
+# the parquet files were added in 4e6da52c92a2ef92d82ca378e3f151ed9503711e and are unchanged since.
+NSYNTH_REPO, NSYNTH_REVISION = "jg583/NSynth", "46ef0a78600b5c7a48b2030fff798b8b2cddc1b7"
+# agkphysics/AudioSet: the parquet-conversion commit; data/{bal_train,eval,unbal_train}/NN.parquet with
+# columns video_id, audio, labels (MIDs), human_labels. Pinned at this hash by several public projects.
+AUDIOSET_REPO, AUDIOSET_REVISION = "agkphysics/AudioSet", "0c609e8302cf139307f639c57652032af0a88041"
 
 ESC50_CLASSES = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow", "rain", "sea_waves",
@@ -126,11 +151,12 @@ def esc50() -> TaskSpec:
     return TaskSpec(
         name="esc50", num_classes=50, class_names=ESC50_CLASSES, label_kind="single", metric="accuracy",
         sample_rate=16000, clip_seconds=5.0, folds=5,
-        source=f"hub {ESC50_REPO}@{ESC50_REVISION}: data/train-*.parquet (44.1 kHz WAV, columns filename, fold, "
-               "target, category, audio)",
+        source=f"hub {ESC50_REPO}@{ESC50_REVISION}: data/train-*.parquet (one split, 2,000 clips of 5 s, "
+               "44.1 kHz WAV; columns filename, fold, target, category, esc10, src_file, take, audio)",
         protocol="5-fold CV on the official folds: fold f test, fold (f mod 5)+1 validation, other 3 train; "
                  "report the mean over f=1..5",
-        parquet=ParquetSource(ESC50_REPO, ESC50_REVISION, {"train": ("data/train-*.parquet",)}),
+        parquet=ParquetSource(ESC50_REPO, ESC50_REVISION, {"train": ("data/train-*.parquet",)},
+                              note="hash from public references, not checked against the live hub"),
         select=_esc50_select,
     )
 
@@ -147,17 +173,17 @@ def speechcommands() -> TaskSpec:
     return TaskSpec(
         name="speechcommands", num_classes=35, class_names=SPEECHCOMMANDS_WORDS, label_kind="single",
         metric="accuracy", sample_rate=16000, clip_seconds=1.0, folds=None,
-        source=f"hub {SPEECHCOMMANDS_REPO}@{SPEECHCOMMANDS_REVISION} (parquet conversion of the script "
-               "dataset): v0.02/{train,validation,test}/*.parquet, columns file, audio, label, is_unknown, "
+        source=f"hub {SPEECHCOMMANDS_REPO}@{SPEECHCOMMANDS_REVISION} (parquet on the main branch): "
+               "v0.02/{train,validation,test}-*.parquet, columns file, audio, label, is_unknown, "
                "speaker_id, utterance_id",
         protocol="official train / validation / test; 35 word classes, '_silence_' (label 35) dropped. "
                  "Caveat: HF's test split is the 4,890-clip v0.02 test archive, not the 11,005-clip "
                  "testing_list.txt the paper's code uses; for that protocol build a local copy in this schema",
         parquet=ParquetSource(
             SPEECHCOMMANDS_REPO, SPEECHCOMMANDS_REVISION,
-            {"train": ("v0.02/train/*.parquet",), "validation": ("v0.02/validation/*.parquet",),
-             "test": ("v0.02/test/*.parquet",)},
-            note="parquet-conversion ref of a script dataset; availability not verified from here",
+            {"train": ("v0.02/train-*.parquet",), "validation": ("v0.02/validation-*.parquet",),
+             "test": ("v0.02/test-*.parquet",)},
+            note="hash from public references, not checked against the live hub",
         ),
         select=official_select({"train": "train", "val": "validation", "test": "test"}, _speechcommands_standardise),
     )
@@ -168,14 +194,15 @@ def _nsynth_spec(name: str, label_col: str, class_names: tuple[str, ...]) -> Tas
     return TaskSpec(
         name=name, num_classes=len(class_names), class_names=class_names, label_kind="single",
         metric="accuracy", sample_rate=16000, clip_seconds=4.0, folds=None,
-        source=f"hub {NSYNTH_REPO}@{NSYNTH_REVISION}: default/{{train,validation,test}}/*.parquet (16 kHz, "
-               f"4 s; columns id, ..., {label_col}, audio)",
+        source=f"hub {NSYNTH_REPO}@{NSYNTH_REVISION}: data/{{train,validation,test}}/*.parquet (16 kHz, "
+               f"4 s; columns id, note, ..., pitch, ..., instrument_family, ..., audio; label {label_col}); "
+               "the repo's NSynth.py script is not used",
         protocol=f"official train / valid / test; label = {label_col}",
         parquet=ParquetSource(
             NSYNTH_REPO, NSYNTH_REVISION,
-            {"train": ("default/train/*.parquet",), "validation": ("default/validation/*.parquet",),
-             "test": ("default/test/*.parquet",)},
-            note="schema from the repo's dataset card; parquet-conversion ref not verified from here",
+            {"train": ("data/train/*.parquet",), "validation": ("data/validation/*.parquet",),
+             "test": ("data/test/*.parquet",)},
+            note="hash from public references, not checked against the live hub",
         ),
         select=official_select(
             {"train": "train", "val": "validation", "test": "test"},
@@ -225,7 +252,7 @@ def audioset() -> TaskSpec:
         parquet=ParquetSource(
             AUDIOSET_REPO, AUDIOSET_REVISION,
             {"bal_train": ("data/bal_train/*.parquet",), "eval": ("data/eval/*.parquet",)},
-            note="parquet layout of the repo's later revisions; the hash is not known here",
+            note="hash from public references, not checked against the live hub",
         ),
         select=_audioset_select,
     )

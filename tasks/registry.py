@@ -41,6 +41,15 @@ class ParquetSource:
         rev = self.revision.replace("/", "%2F")  # refs/convert/parquet must be URL-quoted in hf:// paths
         return {k: [f"hf://datasets/{self.repo}@{rev}/{p}" for p in pats] for k, pats in self.data_files.items()}
 
+    def download_command(self, local_dir: str) -> str:
+        """The `hf download` command that copies exactly the files this source reads (not the whole
+        repo: AudioSet's unbal_train or the other Speech Commands version are not needed)."""
+        if self.repo is None:
+            raise ValueError("this source has no hub repo; a local copy is required")
+        include = " ".join(f"--include '{p}'" for pats in self.data_files.values() for p in pats)
+        return (f"hf download --repo-type dataset {self.repo} --revision {self.revision} {include} "
+                f"--local-dir {local_dir}")
+
 
 @dataclass(frozen=True)
 class TaskSpec:

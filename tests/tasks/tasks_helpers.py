@@ -25,12 +25,16 @@ def wav_bytes(seconds: float = 0.5, sr: int = 16000, channels: int = 1, freq: fl
     return buf.getvalue()
 
 
-def write_parquet(path: Path, columns: dict, audio_column: str = "audio") -> Path:
-    """Write columns to parquet with the audio column typed as HF `Audio` (as hub files are)."""
+def write_parquet(path: Path, columns: dict, audio_column: str = "audio",
+                  class_labels: dict[str, list[str]] | None = None) -> Path:
+    """Write columns to parquet with the audio column typed as HF `Audio` (as hub files are) and the
+    columns in `class_labels` typed as `ClassLabel(names=...)`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ds = datasets.Dataset.from_dict(columns)
     if audio_column in columns:
         ds = ds.cast_column(audio_column, datasets.Audio(decode=False))
+    for column, names in (class_labels or {}).items():
+        ds = ds.cast_column(column, datasets.ClassLabel(names=names))
     ds.to_parquet(str(path))
     return path
 

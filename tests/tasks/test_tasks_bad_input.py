@@ -22,9 +22,13 @@ def _esc50_with(root, audio: list, targets=None, folds=None, drop=()):
         "fold": folds or [1 + i % 5 for i in range(n)],
         "target": targets or [i % 50 for i in range(n)],
         "category": ["x"] * n,
+        "esc10": [False] * n,
+        "src_file": [1000 + i for i in range(n)],
+        "take": ["A"] * n,
         "audio": [{"bytes": b, "path": f"clip{i}.wav"} for i, b in enumerate(audio)],
     }
-    write_parquet(root / "esc50" / "data" / "train-0.parquet", {k: v for k, v in cols.items() if k not in drop})
+    write_parquet(root / "esc50" / "data" / "train-00000-of-00001-0123456789abcdef.parquet",
+                  {k: v for k, v in cols.items() if k not in drop})
 
 
 def test_corrupt_bytes():

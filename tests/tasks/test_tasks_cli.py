@@ -22,6 +22,7 @@ def test_list_and_info(capsys):
     assert main(["tasks", "info", "esc50"]) == 0
     out = capsys.readouterr().out
     assert "ashraq/esc50" in out and "fold (f mod 5)+1 validation" in out
+    assert "hf download --repo-type dataset ashraq/esc50 --revision e3e2a63ffff66b9a9735524551e3818e96af03ee" in out
 
 
 def test_unknown_task_exits_nonzero_with_the_known_names(capsys):
@@ -30,9 +31,10 @@ def test_unknown_task_exits_nonzero_with_the_known_names(capsys):
 
 
 def test_prepare_from_a_local_copy(tmp_path, capsys):
-    write_parquet(tmp_path / "esc50" / "data" / "train-0.parquet", {
+    write_parquet(tmp_path / "esc50" / "data" / "train-00000-of-00001-0123456789abcdef.parquet", {
         "filename": [f"{f}.wav" for f in range(1, 6)], "fold": [1, 2, 3, 4, 5], "target": [0, 1, 2, 3, 4],
-        "category": ["x"] * 5, "audio": [{"bytes": wav_bytes(0.1), "path": "a.wav"} for _ in range(5)],
+        "category": ["x"] * 5, "esc10": [False] * 5, "src_file": [1000] * 5, "take": ["A"] * 5,
+        "audio": [{"bytes": wav_bytes(0.1), "path": "a.wav"} for _ in range(5)],
     })
     assert main(["tasks", "prepare", "esc50", "--fold", "2", "--hop-ms", "10", "--n-mels", "16",
                  "--data-dir", str(tmp_path)]) == 0

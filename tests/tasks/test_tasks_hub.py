@@ -9,12 +9,13 @@ from tasks_helpers import wav_bytes, write_parquet
 
 from tasks import FeatureConfig, get_task, load_features
 from tasks.data import TaskDataUnavailable, load_split
-from tasks.hub import AUDIOSET_MIDS, audioset_is_val, esc50_fold_roles
+from tasks.hub import AUDIOSET_MIDS, SPEECHCOMMANDS_WORDS, audioset_is_val, esc50_fold_roles
 
 
 def _esc50(root, folds=(1, 2, 3, 4, 5), per_fold=2, sr=44100, channels=1):
+    """ashraq/esc50's layout: one train split in two shards, data/train-0000{0,1}-of-00002-<hash>.parquet."""
     rows = [(f, k) for f in folds for k in range(per_fold)]
-    write_parquet(root / "esc50" / "data" / "train-00000-of-00001.parquet", {
+    columns = {
         "filename": [f"{f}-1000{k}-A-{(f * 7 + k) % 50}.wav" for f, k in rows],
         "fold": [f for f, _ in rows],
         "target": [(f * 7 + k) % 50 for f, k in rows],
@@ -23,7 +24,11 @@ def _esc50(root, folds=(1, 2, 3, 4, 5), per_fold=2, sr=44100, channels=1):
         "src_file": [1000 + k for _, k in rows],
         "take": ["A"] * len(rows),
         "audio": [{"bytes": wav_bytes(0.2, sr, channels, seed=i), "path": f"{i}.wav"} for i in range(len(rows))],
-    })
+    }
+    half = (len(rows) + 1) // 2
+    for shard, (start, stop) in enumerate(((0, half), (half, len(rows)))):
+        write_parquet(root / "esc50" / "data" / f"train-0000{shard}-of-00002-3b4c5d6e7f809a1b.parquet",
+                      {k: v[start:stop] for k, v in columns.items()})
     return rows
 
 
@@ -55,56 +60,83 @@ def test_esc50_features_resample_and_downmix(tmp_path):
     assert item["waveform"][3200:].abs().max() == 0  # 0.2 s clip zero-padded to 5 s
 
 
+def _speechcommands_file(path, words, prefix, sr=16000):
+    write_parquet(path, {
+        "file": [f"{prefix}/{w}/clip{w}.wav" for w in words],
+        "audio": [{"bytes": wav_bytes(1.0, sr), "path": f"clip{w}.wav"} for w in words],
+        "label": words,
+        "is_unknown": [w >= 10 for w in words],
+        "speaker_id": ["abc"] * len(words),
+        "utterance_id": [0] * len(words),
+    }, class_labels={"label": [*SPEECHCOMMANDS_WORDS, "_silence_"]})
+
+
 def test_speechcommands_drops_silence(tmp_path):
+    """google/speech_commands at the pinned commit: parquet on main, v0.02/<split>-0000N-of-0000M.parquet."""
     words = [0, 5, 34, 35]  # 35 = "_silence_"
-    for source in ("train", "validation", "test"):
-        write_parquet(tmp_path / "speechcommands" / "v0.02" / source / "0000.parquet", {
-            "file": [f"{source}/{w}/clip{w}.wav" for w in words],
-            "audio": [{"bytes": wav_bytes(1.0), "path": f"clip{w}.wav"} for w in words],
-            "label": words,
-            "is_unknown": [False] * len(words),
-            "speaker_id": ["abc"] * len(words),
-            "utterance_id": [0] * len(words),
-        })
-    for split, source in (("train", "train"), ("val", "validation"), ("test", "test")):
+    root = tmp_path / "speechcommands"
+    for shard in range(2):  # two of the six train shards
+        _speechcommands_file(root / "v0.02" / f"train-0000{shard}-of-00006.parquet", words, f"train{shard}")
+    _speechcommands_file(root / "v0.02" / "validation-00000-of-00001.parquet", words, "validation")
+    _speechcommands_file(root / "v0.02" / "test-00000-of-00001.parquet", words, "test")
+    _speechcommands_file(root / "v0.01" / "test-00000-of-00001.parquet", [1, 2], "v1")  # other version: unread
+    train, _ = load_split("speechcommands", "train", data_dir=tmp_path)
+    assert train["label"] == [0, 5, 34] * 2
+    assert sorted({c.split("/")[0] for c in train["clip_id"]}) == ["train0", "train1"]
+    for split, source in (("val", "validation"), ("test", "test")):
         table, _ = load_split("speechcommands", split, data_dir=tmp_path)
         assert table["label"] == [0, 5, 34]
         assert all(c.startswith(source + "/") for c in table["clip_id"])
+    fs = load_features("speechcommands", "test", FeatureConfig(n_mels=16, hop_ms=10.0), data_dir=tmp_path)
+    assert fs.targets.tolist() == [0, 5, 34] and fs.clip_ids[0] == "test/0/clip0.wav"
 
 
 @pytest.mark.parametrize("name,column", [("nsynth-instrument", "instrument_family"), ("nsynth-pitch", "pitch")])
 def test_nsynth(tmp_path, name, column):
+    """jg583/NSynth: data/train/batch_N.parquet, data/validation/validation.parquet, data/test/test.parquet
+    beside the repo's NSynth.py loading script (never run)."""
+    root = tmp_path / name
+    files = {"train": ["data/train/batch_0.parquet", "data/train/batch_1.parquet"],
+             "validation": ["data/validation/validation.parquet"], "test": ["data/test/test.parquet"]}
     for s, source in enumerate(("train", "validation", "test")):
-        n = 3
-        write_parquet(tmp_path / name / "default" / source / "0000.parquet", {
-            "id": [f"{source}_{i}" for i in range(n)], "note": list(range(n)), "note_str": ["n"] * n,
-            "instrument": [1] * n, "instrument_str": ["i"] * n, "pitch": [60 + s + i for i in range(n)],
-            "velocity": [100] * n, "sample_rate": [16000] * n, "qualities": [[0, 1]] * n,
-            "qualities_str": [["bright"]] * n, "instrument_family": [(s + i) % 11 for i in range(n)],
-            "instrument_family_str": ["f"] * n, "instrument_source": [0] * n, "instrument_source_str": ["a"] * n,
-            "audio": [{"bytes": wav_bytes(0.3), "path": f"{i}.wav"} for i in range(n)],
-        })
+        for b, rel in enumerate(files[source]):
+            n = 3
+            write_parquet(root / rel, {
+                "id": [f"{source}_{b}_{i}" for i in range(n)], "note": list(range(n)), "note_str": ["n"] * n,
+                "instrument": [1] * n, "instrument_str": ["i"] * n, "pitch": [60 + s + i for i in range(n)],
+                "velocity": [100] * n, "sample_rate": [16000] * n, "qualities": [[0, 1]] * n,
+                "qualities_str": [["bright"]] * n, "instrument_family": [(s + i) % 11 for i in range(n)],
+                "instrument_family_str": ["f"] * n, "instrument_source": [0] * n, "instrument_source_str": ["a"] * n,
+                "audio": [{"bytes": wav_bytes(0.3), "path": f"{i}.wav"} for i in range(n)],
+            })
+    (root / "NSynth.py").write_text("raise RuntimeError('a loading script must never run')\n")
     for s, split in enumerate(("train", "val", "test")):
         table, _ = load_split(name, split, data_dir=tmp_path)
         expected = [60 + s + i for i in range(3)] if column == "pitch" else [(s + i) % 11 for i in range(3)]
-        assert table["label"] == expected
+        assert table["label"] == expected * (2 if split == "train" else 1)
 
 
 def test_audioset_multilabel_and_holdout(tmp_path):
     ids = [f"vid{i:04d}" for i in range(40)]
     labels = [[AUDIOSET_MIDS[i % 527], AUDIOSET_MIDS[(i * 3) % 527]] for i in range(40)]
-    for source in ("bal_train", "eval"):
-        write_parquet(tmp_path / "audioset" / "data" / source / "00.parquet", {
-            "video_id": ids, "audio": [{"bytes": wav_bytes(0.2, 48000), "path": f"{v}.flac"} for v in ids],
-            "labels": labels, "human_labels": [["x"]] * len(ids),
+    def shard(path, rows):  # agkphysics/AudioSet: data/<split>/NN.parquet
+        write_parquet(path, {
+            "video_id": [ids[i] for i in rows],
+            "audio": [{"bytes": wav_bytes(0.2, 48000), "path": f"{ids[i]}.flac"} for i in rows],
+            "labels": [labels[i] for i in rows], "human_labels": [["x"] * len(labels[i]) for i in rows],
         })
+
+    shard(tmp_path / "audioset" / "data" / "bal_train" / "00.parquet", range(0, 25))
+    shard(tmp_path / "audioset" / "data" / "bal_train" / "01.parquet", range(25, 40))
+    shard(tmp_path / "audioset" / "data" / "eval" / "00.parquet", range(40))
+    shard(tmp_path / "audioset" / "data" / "unbal_train" / "00.parquet", range(3))  # not part of the protocol
     val_ids = {v for v in ids if audioset_is_val(v)}
     assert 0 < len(val_ids) < len(ids)
     train, _ = load_split("audioset", "train", data_dir=tmp_path)
     val, _ = load_split("audioset", "val", data_dir=tmp_path)
     test, _ = load_split("audioset", "test", data_dir=tmp_path)
     assert set(val["clip_id"]) == val_ids and set(train["clip_id"]) == set(ids) - val_ids
-    assert len(test) == len(ids)
+    assert len(train) + len(val) == len(test) == len(ids)  # unbal_train is not read
     i = test["clip_id"].index("vid0005")
     assert test["labels"][i] == sorted({5, 15})
     fs = load_features("audioset", "val", FeatureConfig(n_mels=16, hop_ms=10.0), data_dir=tmp_path)
@@ -145,6 +177,9 @@ def test_offline_hub_task_fails_fast_with_instructions(name, monkeypatch):
         load_split(name, "test", fold=1 if spec.folds else None)
     message = str(err.value)
     assert "HF_HUB_OFFLINE" in message and "DIFFRES_DATA_DIR" in message and spec.parquet.repo in message
+    # the download command names the pinned commit and only the files the task reads
+    assert f"--revision {spec.parquet.revision}" in message
+    assert all(f"--include '{p}'" in message for ps in spec.parquet.data_files.values() for p in ps)
 
 
 def test_unreachable_hub_fails_fast(monkeypatch):

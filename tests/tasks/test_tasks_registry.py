@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -62,3 +63,11 @@ def test_fold_checks():
         get_task("esc50").check_fold(6)
     with pytest.raises(ValueError, match="no folds"):
         get_task("toy-rhythm").check_fold(1)
+
+
+@pytest.mark.parametrize("name", sorted(n for n in HUB_TASKS if get_task(n).parquet.repo is not None))
+def test_hub_revisions_are_commit_hashes(name):
+    """A branch or ref can move under a result; a commit cannot (hashes documented in tasks/hub.py)."""
+    src = get_task(name).parquet
+    assert re.fullmatch(r"[0-9a-f]{40}", src.revision), src.revision
+    assert src.revision in get_task(name).source
