@@ -195,7 +195,11 @@ def _frames(values: Tensor, flat: Tensor, t_in: int) -> Tensor:
 
 
 class _MergeFrames(torch.autograd.Function):
-    """Mean and max aggregation in the log domain, with a hand-written backward (see merge_frames)."""
+    """Mean and max aggregation in the log domain, with a hand-written backward (see merge_frames).
+
+    Each ``[B*T, F]`` buffer costs a fresh allocation (page faults dominate on CPU), so the forward
+    makes one: the exponentials, turned in place into the weighted terms and kept for the backward.
+    """
 
     @staticmethod
     def forward(ctx, x, w0, w1, row0, row1, t_out, scale):
@@ -204,69 +208,66 @@ class _MergeFrames(torch.autograd.Function):
         r0, r1 = row0.reshape(-1), row1.reshape(-1)
         k = _straddlers(w1)
         r1_k = r1[k]
-        w0c, w1_k = w0.reshape(-1, 1), w1.reshape(-1, 1)[k]
         xr = _rows(x)
         hi = x.amax(1, keepdim=True)  # [B, 1, F]
         if float((hi - x.amin(1, keepdim=True)).max()) <= -math.log(tiny) / 2:
             # One shift per clip and mel bin: every exp stays a normal float, so no term is lost.
             shift = hi.expand(batch, t_out, n_feat).reshape(-1, n_feat)
-            e = torch.sub(x, hi).exp_().view(-1, n_feat)  # [B*T, F]
-            e1_k = e[k]
+            term0 = torch.sub(x, hi).exp_().view(-1, n_feat)  # [B*T, F]
+            term1_k = term0[k]
         else:
             # Any range: shift each output frame by the largest log value merged into it.
             shift = xr.new_full((batch * t_out, n_feat), float("-inf"))
             shift.index_reduce_(0, r0, xr, "amax").index_reduce_(0, r1_k, xr[k], "amax")
-            e = torch.sub(xr, shift.index_select(0, r0)).exp_()
-            e1_k = (xr[k] - shift.index_select(0, r1_k)).exp_()
-        term0 = torch.mul(e, w0c)
-        term1_k = e1_k * w1_k
+            term0 = torch.sub(xr, shift.index_select(0, r0)).exp_()
+            term1_k = (xr[k] - shift.index_select(0, r1_k)).exp_()
+        term0.mul_(w0.reshape(-1, 1))  # w_i0 * exp(x_i - shift)
+        term1_k.mul_(w1.reshape(-1, 1)[k])
         total = xr.new_zeros(batch * t_out, n_feat).index_add_(0, r0, term0).index_add_(0, r1_k, term1_k)
         peak = xr.new_zeros(batch * t_out, n_feat)
         peak.index_reduce_(0, r0, term0, "amax").index_reduce_(0, r1_k, term1_k, "amax")
         if any(ctx.needs_input_grad[:3]):
-            # Which term is each output's max (ties share the gradient, as in autograd's amax).
-            gathered = torch.index_select(peak, 0, r0, out=torch.empty_like(term0))
-            hit0 = torch.eq(term0, gathered, out=term0)  # 1.0 / 0.0, reusing term0's memory
-            del gathered
-            hit1_k = (term1_k == peak.index_select(0, r1_k)).to(x.dtype)
-            ties = torch.zeros_like(peak).index_add_(0, r0, hit0).index_add_(0, r1_k, hit1_k)
-            # Per output frame: d mean / d term = 1 / total; d log(max) / d term = 1 / term at the max.
-            inv_total = torch.where(total >= tiny, total.reciprocal(), 0.0)
-            inv_ties = torch.where(peak * scale >= tiny, ties.reciprocal(), 0.0)
-            ctx.save_for_backward(w0, w1, row0, k, r1_k, e, e1_k, hit0, hit1_k, inv_total, inv_ties)
-            ctx.shape = (batch, t_in, n_feat)
-        mean = total.clamp_min_(tiny).log_().add_(shift)
-        peak_log = peak.mul_(scale).clamp_min_(tiny).log_().add_(shift)
+            ctx.save_for_backward(w0, w1, r0, k, r1_k, term0, term1_k, total, peak)
+            ctx.scale = scale
+        mean = total.clamp_min(tiny).log_().add_(shift)
+        peak_log = (peak * scale).clamp_min_(tiny).log_().add_(shift)
         return mean.view(batch, t_out, n_feat), peak_log.view(batch, t_out, n_feat)
 
     @staticmethod
     def backward(ctx, grad_mean, grad_peak):
-        w0, w1, row0, k, r1_k, e, e1_k, hit0, hit1_k, inv_total, inv_ties = ctx.saved_tensors
-        batch, t_in, n_feat = ctx.shape
-        r0 = row0.reshape(-1)
-        a = grad_mean.reshape(-1, n_feat) * inv_total  # d loss / d term, mean part
-        p = grad_peak.reshape(-1, n_feat) * inv_ties  # d loss / d log(term) at the max
-        buf = torch.index_select(a, 0, r0)
-        w0c, w1_k = w0.reshape(-1, 1), w1.reshape(-1, 1)[k]
-        # d term / d w = e, and d log(term) / d w = 1 / w.
-        gw0 = torch.einsum("nf,nf->n", e, buf)
-        a1_k, p1_k = a.index_select(0, r1_k), p.index_select(0, r1_k)
-        gw1_k = torch.einsum("kf,kf->k", e1_k, a1_k)
+        w0, w1, r0, k, r1_k, term0, term1_k, total, peak = ctx.saved_tensors
+        batch, t_in = w0.shape
+        n_feat = term0.shape[1]
+        tiny = torch.finfo(term0.dtype).tiny
+        w0f, w1_k = w0.reshape(-1), w1.reshape(-1)[k]
+        # d mean_j / d term_i = 1 / total_j (zero where total was clamped to tiny).
+        a = torch.where(total >= tiny, grad_mean.reshape(-1, n_feat) / total, 0.0)
+        buf = a.index_select(0, r0)  # [B*T, F]
+        dot0 = torch.einsum("nf,nf->n", term0, buf)  # sum_f term * a = w * (d loss / d w), mean part
+        a1_k = a.index_select(0, r1_k)
+        dot1_k = torch.einsum("kf,kf->k", term1_k, a1_k)
         grad_x = None
         if ctx.needs_input_grad[0]:
-            grad_x = buf.mul_(e).mul_(w0c)  # d term / d x = term
-            grad_x.index_add_(0, k, a1_k * e1_k * w1_k)
-        buf = torch.index_select(p, 0, r0, out=buf if grad_x is None else None)
-        peak_dot = torch.einsum("nf,nf->n", hit0, buf)
-        gw0 += torch.where(w0.reshape(-1) > 0, peak_dot / w0.reshape(-1), 0.0)
-        peak_dot_k = torch.einsum("kf,kf->k", hit1_k, p1_k)
-        gw1_k += peak_dot_k / w1_k.squeeze(1)
+            grad_x = buf.mul_(term0)  # d term / d x = term
+            grad_x.index_add_(0, k, a1_k * term1_k)
+            buf = None
+        # d log(max_j) / d term_i = 1 / term_i at the maximum; tied maxima share it, as autograd's amax.
+        buf = torch.index_select(peak, 0, r0, out=buf)
+        hit0 = torch.eq(term0, buf)
+        hit1_k = term1_k == peak.index_select(0, r1_k)
+        ties = torch.zeros_like(peak).index_add_(0, r0, hit0.to(peak.dtype)).index_add_(0, r1_k, hit1_k.to(peak.dtype))
+        p = torch.where(peak * ctx.scale >= tiny, grad_peak.reshape(-1, n_feat) / ties, 0.0)
+        buf = torch.index_select(p, 0, r0, out=buf).mul_(hit0)
+        p1_k = p.index_select(0, r1_k).mul_(hit1_k)
+        dot0 += buf.sum(1)
+        dot1_k += p1_k.sum(1)
         if grad_x is not None:
-            grad_x.addcmul_(hit0, buf)  # d log(term) / d x = 1
-            grad_x.index_add_(0, k, hit1_k * p1_k)
+            grad_x.add_(buf).index_add_(0, k, p1_k)  # d log(term) / d x = 1
             grad_x = grad_x.view(batch, t_in, n_feat)
-        grad_w1 = w1.new_zeros(w1.numel()).index_put_((k,), gw1_k).view_as(w1)
-        return grad_x, gw0.view_as(w0), grad_w1, None, None, None, None
+        # term = w * exp(...): d term / d w = term / w; frames with w = 0 reach no output.
+        grad_w0 = torch.where(w0f > 0, dot0 / w0f, 0.0).view_as(w0)
+        grad_w1 = w1.new_zeros(w1.numel()).index_put_((k,), dot1_k / w1_k).view_as(w1)
+        return grad_x, grad_w0, grad_w1, None, None, None, None
 
 
 def aggregate_linear(values: Tensor, warp: Warp) -> Tensor:

@@ -20,7 +20,8 @@ def test_shape_contract(name, rate, logmel):
     out = fe(logmel)
     t_out = T if name == "spec" else output_frames(T, rate)
     assert fe.t_out(T) == t_out
-    assert fe.out_channels == {"spec": 1, "pool3ch": 3, "diffres": 3, "diffres-noenc": 2}.get(name, 1)
+    channels = {"spec": 1, "pool3ch": 3, "diffres": 3, "diffres-noenc": 2, "diffres-separable": 3}
+    assert fe.out_channels == channels.get(name, 1)
     assert out.features.shape == (3, fe.out_channels, t_out, F)
     assert out.aux_loss.shape == ()
     assert torch.isfinite(out.features).all()
