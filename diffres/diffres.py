@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffres import functional as Fn
@@ -68,18 +69,47 @@ class ResidualConvBlock(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:  # [B, C_in, T] -> [B, C_out, T]
         # In-place ReLUs: BatchNorm's backward needs its input, not its output, so this is safe
         # and saves a full activation per layer.
-        h = _masked(torch.relu_(self.bn1(self.conv1(x))), mask)
-        return _masked(torch.relu_(self.bn2(self.conv2(h)) + h), mask)
+        h = _masked(torch.relu_(self.bn1(self.conv1(x, mask))), mask)
+        return _masked(torch.relu_(self.bn2(self.conv2(h, mask)) + h), mask)
+
+
+class Pointwise(nn.Conv1d):
+    """A 1x1 conv over ``[B, C, T]``; on a time-major input (a transposed ``[B, T, C]`` tensor, as the
+    score network's first layer sees the log-mel) it runs as one matrix product with no copy."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.transpose(1, 2).is_contiguous():
+            return F.linear(x.transpose(1, 2), self.weight.squeeze(-1), self.bias).transpose(1, 2)
+        return super().forward(x)
+
+
+class Conv(nn.Conv1d):
+    """A 'same'-padded conv over time; takes the frame mask like the separable one (and ignores it:
+    its input is already masked, so padded frames read as the zero padding of a clip alone)."""
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        return super().forward(x)
+
+
+class SeparableConv(nn.Module):
+    """Pointwise (1x1) conv across channels, then a depthwise kernel-5 conv over time (MobileNet)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int):
+        super().__init__()
+        # Pointwise first when narrowing, so the depthwise conv runs on the fewer channels.
+        self.pointwise = Pointwise(in_channels, out_channels, 1)
+        self.depthwise = nn.Conv1d(out_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                                   groups=out_channels)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        # Re-mask between the two: the pointwise bias would otherwise leak into valid frames.
+        return self.depthwise(_masked(self.pointwise(x), mask))
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, separable: bool) -> nn.Module:
-    pad = kernel_size // 2
-    if not separable:
-        return nn.Conv1d(in_channels, out_channels, kernel_size, padding=pad)
-    # Pointwise first when narrowing, so the depthwise conv runs on the fewer channels.
-    pointwise = nn.Conv1d(in_channels, out_channels, 1)
-    depthwise = nn.Conv1d(out_channels, out_channels, kernel_size, padding=pad, groups=out_channels)
-    return nn.Sequential(pointwise, depthwise)
+    if separable:
+        return SeparableConv(in_channels, out_channels, kernel_size)
+    return Conv(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
 
 def _masked(h: Tensor, mask: Tensor | None) -> Tensor:

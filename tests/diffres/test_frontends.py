@@ -70,9 +70,29 @@ def test_diffres_score_network_has_the_papers_size():
     assert sum(p.numel() for p in DiffRes(1000, 128, 0.5).score_net.parameters()) == pytest.approx(82_000, rel=0.02)
 
 
-def test_diffres_padded_batch_matches_clips_alone():
+def test_separable_score_network_is_a_fifth_of_the_papers_and_rejects_unknown_kinds():
+    paper, separable = (DiffRes(1000, 128, 0.5, score_network=k).score_net for k in ("paper", "separable"))
+    n_paper, n_sep = (sum(p.numel() for p in net.parameters()) for net in (paper, separable))
+    assert 0.15 < n_sep / n_paper < 0.25
+    with pytest.raises(ValueError, match="score_network must be one of"):
+        DiffRes(1000, 128, 0.5, score_network="tiny")
+
+
+def test_pointwise_conv_on_a_time_major_input_equals_conv1d():
+    from diffres.diffres import Pointwise
+
     torch.manual_seed(0)
-    model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.5).eval()
+    layer = Pointwise(16, 8, 1)
+    x = torch.randn(2, 50, 16)  # [B, T, C] memory, seen as [B, C, T]
+    fast = layer(x.transpose(1, 2))
+    plain = torch.nn.functional.conv1d(x.transpose(1, 2).contiguous(), layer.weight, layer.bias)
+    assert torch.allclose(fast, plain, atol=1e-6)
+
+
+@pytest.mark.parametrize("score_network", ["paper", "separable"])
+def test_diffres_padded_batch_matches_clips_alone(score_network):
+    torch.manual_seed(0)
+    model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.5, score_network=score_network).eval()
     a, b = torch.randn(1, T, F), torch.randn(1, 80, F)
     padded = torch.cat([a, torch.nn.functional.pad(b, (0, 0, 0, T - 80), value=3.0)])
     with torch.no_grad():
