@@ -37,6 +37,9 @@ CODE_VERSION = "features-v1"
 LOG_FLOOR = 1e-6  # power floor before log: silent / zero-padded frames sit at log(1e-6), the clip minimum
 BATCH_BYTES = 64 * 2**20  # data per `map` batch when caching (see _batch_rows)
 MAX_BATCH_ROWS = 1000  # datasets' default writer batch
+# Larger STFT batches fall out of the CPU caches: at a 10 ms hop, 1.5 s clips, 2 cores, 32 clips a call
+# run at ~4,000 clips/s and 139 at ~1,800 (1 ms hops: ~150 clips/s either way).
+EXTRACT_CLIPS = 32
 
 
 class FeatureConfigError(ValueError):
@@ -190,9 +193,9 @@ def cached_logmel(spec: TaskSpec, split: str, cfg: FeatureConfig, waves: Any, wa
     n_frames = cfg.num_frames(spec.clip_seconds)
     extractor = LogMel(cfg)
 
-    def extract(waveform: torch.Tensor) -> dict:
+    def extract(waveform: torch.Tensor) -> dict:  # [B, N] -> [B, T, F], EXTRACT_CLIPS clips per STFT call
         with torch.no_grad():
-            return {"logmel": extractor(waveform).numpy()}
+            return {"logmel": torch.cat([extractor(w) for w in waveform.split(EXTRACT_CLIPS)]).numpy()}
 
     row_bytes = 4 * (n_frames * cfg.n_mels + cfg.num_samples(spec.clip_seconds))  # log-mel out + waveform in
     return waves.with_format("torch", columns=["waveform"]).map(
