@@ -252,17 +252,17 @@ class _MergeFrames(torch.autograd.Function):
             grad_x.index_add_(0, k, a1_k * term1_k)
             buf = None
         # d log(max_j) / d term_i = 1 / term_i at the maximum; tied maxima share it, as autograd's amax.
-        buf = torch.index_select(peak, 0, r0, out=buf)
-        hit0 = torch.eq(term0, buf)
-        hit1_k = term1_k == peak.index_select(0, r1_k)
-        ties = torch.zeros_like(peak).index_add_(0, r0, hit0.to(peak.dtype)).index_add_(0, r1_k, hit1_k.to(peak.dtype))
+        hit0 = torch.index_select(peak, 0, r0, out=buf)
+        hit0 = torch.eq(term0, hit0, out=hit0)  # 1.0 where frame i holds its output's max, else 0.0
+        hit1_k = (term1_k == peak.index_select(0, r1_k)).to(peak.dtype)
+        ties = torch.zeros_like(peak).index_add_(0, r0, hit0).index_add_(0, r1_k, hit1_k)
         p = torch.where(peak * ctx.scale >= tiny, grad_peak.reshape(-1, n_feat) / ties, 0.0)
-        buf = torch.index_select(p, 0, r0, out=buf).mul_(hit0)
+        p0 = p.index_select(0, r0)
         p1_k = p.index_select(0, r1_k).mul_(hit1_k)
-        dot0 += buf.sum(1)
+        dot0 += torch.einsum("nf,nf->n", hit0, p0)
         dot1_k += p1_k.sum(1)
         if grad_x is not None:
-            grad_x.add_(buf).index_add_(0, k, p1_k)  # d log(term) / d x = 1
+            grad_x.addcmul_(hit0, p0).index_add_(0, k, p1_k)  # d log(term) / d x = 1
             grad_x = grad_x.view(batch, t_in, n_feat)
         # term = w * exp(...): d term / d w = term / w; frames with w = 0 reach no output.
         grad_w0 = torch.where(w0f > 0, dot0 / w0f, 0.0).view_as(w0)

@@ -1,10 +1,13 @@
 """Front-end speed, memory and FLOPs: writes results/bench_frontends.csv and prints it.
 
 1. DiffRes forward+backward time and peak memory for T in {1000, 3000, 10000}, B = 8, F = 128,
-   δ in {0.25, 0.5, 0.75}: the linear-time implementation against the plain dense O(T*T') form
-   (a [B, T, T'] weight matrix and batched matmuls). Each case runs in a fresh subprocess; its peak
-   memory is the peak resident size during 4 forward+backward passes (the kernel's high-water mark,
-   reset after the imports) minus the resident size before them.
+   δ in {0.25, 0.5, 0.75}: the linear-time implementation, with the paper's score network and with
+   the depthwise-separable one (``score_network`` column), under glibc's allocator as it is and with
+   freed memory kept in the heap (``allocator`` column, see ALLOCATORS), against the plain dense
+   O(T*T') form (a [B, T, T'] weight matrix and batched matmuls). Each case runs in a fresh
+   subprocess: the time is the median of passes 2-6; the peak memory is the peak resident size
+   during the 6 passes (the kernel's high-water mark, reset after the imports) minus the resident
+   size before them.
 2. FLOPs per clip of every front-end against efficientnet_b2's at the front-end's output size.
 
 Targets (issue 2) on a 2-core CPU: T = 10000, B = 8, δ = 0.75 in <= 0.5 s and <= 1 GB peak;
@@ -16,7 +19,9 @@ DiffRes FLOPs <= 5 % of the backbone's.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -36,6 +41,7 @@ from diffres import DiffRes
 from diffres import functional as Fn
 
 impl, B, T, F, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+score_network = sys.argv[6]
 torch.manual_seed(0)
 
 
@@ -62,7 +68,7 @@ def status_kib(field):
         return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
 
 
-model = (DiffRes if impl == "linear" else DenseDiffRes)(T, F, rate)
+model = (DiffRes if impl == "linear" else DenseDiffRes)(T, F, rate, score_network=score_network)
 x = torch.randn(B, T, F)
 try:  # reset the peak-RSS mark (Linux), so imports do not hide the forward's own peak
     with open("/proc/self/clear_refs", "w") as fh:
@@ -71,7 +77,7 @@ try:  # reset the peak-RSS mark (Linux), so imports do not hide the forward's ow
 except OSError:
     rss_before, peak_field = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, None
 times = []
-for i in range(4):
+for i in range(6):
     start = time.perf_counter()
     out = model(x)
     feature = out.features if impl == "linear" else out[0]
@@ -83,10 +89,21 @@ print(json.dumps({"seconds": statistics.median(times[1:]), "peak_mib": peak / 10
 """
 
 
-def time_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float) -> dict:
+# glibc serves tensors above 32 MiB with fresh mmap pages and returns them on free, so every large
+# intermediate pays page faults again (expensive in a VM). "cached" keeps freed memory in the heap,
+# as a caching allocator (jemalloc, tcmalloc, PyTorch's CUDA allocator) does: the arithmetic alone.
+ALLOCATORS = {
+    "glibc": {},
+    "glibc-cached": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)},
+}
+CASES = (("linear", "paper"), ("linear", "separable"), ("dense", "paper"))
+
+
+def time_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_network: str = "paper",
+              allocator: str = "glibc") -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", _CASE, impl, str(batch), str(t_in), str(n_mels), str(rate)],
-        capture_output=True, text=True, check=False,
+        [sys.executable, "-c", _CASE, impl, str(batch), str(t_in), str(n_mels), str(rate), score_network],
+        capture_output=True, text=True, check=False, env=os.environ | ALLOCATORS[allocator],
     )
     if proc.returncode != 0:
         return {"seconds": float("nan"), "peak_mib": float("nan"), "note": f"failed: {proc.stderr[-200:]}"}
@@ -100,18 +117,20 @@ def speed_table(t_values, rates, batch: int = 8, n_mels: int = 128) -> pd.DataFr
     for t_in in t_values:
         for rate in rates:
             t_out = output_frames(t_in, rate)
-            for impl in ("linear", "dense"):
+            for (impl, score_network), allocator in itertools.product(CASES, ALLOCATORS):
                 dense_bytes = batch * t_in * t_out * n_mels * 4
+                if impl == "dense" and allocator != "glibc":
+                    continue  # the oracle's speed is not the point; one allocator is enough
                 if impl == "dense" and dense_bytes > DENSE_LIMIT_BYTES:
                     res = {"seconds": float("nan"), "peak_mib": float("nan"),
                            "note": f"skipped: its [B, T, T', F] max product alone needs {dense_bytes / 2**30:.1f} GiB"}
                 else:
-                    res = time_case(impl, batch, t_in, n_mels, rate)
-                rows.append({"impl": impl, "batch": batch, "t_in": t_in, "n_mels": n_mels, "reduction_rate": rate,
-                             "t_out": t_out, "fwd_bwd_seconds": res["seconds"], "peak_mib": res["peak_mib"],
-                             "note": res["note"]})
-                print(f"  {impl:6s} T={t_in:5d} δ={rate:.2f}: {res['seconds']:.3f} s, {res['peak_mib']:.0f} MiB "
-                      f"{res['note']}", flush=True)
+                    res = time_case(impl, batch, t_in, n_mels, rate, score_network, allocator)
+                rows.append({"impl": impl, "score_network": score_network, "allocator": allocator, "batch": batch,
+                             "t_in": t_in, "n_mels": n_mels, "reduction_rate": rate, "t_out": t_out,
+                             "fwd_bwd_seconds": res["seconds"], "peak_mib": res["peak_mib"], "note": res["note"]})
+                print(f"  {impl:6s} {score_network:9s} {allocator:12s} T={t_in:5d} δ={rate:.2f}: "
+                      f"{res['seconds']:.3f} s, {res['peak_mib']:.0f} MiB {res['note']}", flush=True)
     return pd.DataFrame(rows)
 
 
