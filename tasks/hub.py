@@ -43,8 +43,9 @@ SPEECHCOMMANDS_REPO, SPEECHCOMMANDS_REVISION = "google/speech_commands", "a75130
 # instrument_str, pitch, velocity, sample_rate, qualities, qualities_str, instrument_family,
 # instrument_family_str, instrument_source, instrument_source_str, audio. The repo also ships an NSynth.py
 # loading script, so `load_dataset("jg583/NSynth")` fails on datasets >= 4; we read the parquet files
-# directly. Hash: main when the public copy of the card was crawled (its page shows 46ef0a7, a README edit);
-# the parquet files were added in 4e6da52c92a2ef92d82ca378e3f151ed9503711e and are unchanged since.
+# directly. Hash: main when the public copy of the card was crawled. The least certain pin here: only its
+# short form 46ef0a7 ("Update README.md", the card page) could be found twice offline; the full hash
+# came from one search of hub pages. Check it first (a wrong hash fails loudly with a 404).
 NSYNTH_REPO, NSYNTH_REVISION = "jg583/NSynth", "46ef0a78600b5c7a48b2030fff798b8b2cddc1b7"
 # agkphysics/AudioSet: the parquet-conversion commit; data/{bal_train,eval,unbal_train}/NN.parquet with
 # columns video_id, audio, labels (MIDs), human_labels. Pinned at this hash by several public projects.
