@@ -145,8 +145,12 @@ def test_bad_arguments_raise_clear_errors(name):
     fe = create_frontend(name, T, F, 0.5)
     with pytest.raises(ValueError, match="mel bins"):
         fe(torch.randn(2, T, F + 1))
-    with pytest.raises(ValueError, match="NaN or Inf"):
-        fe(torch.full((2, T, F), float("nan")))
+    for value in (float("nan"), float("inf"), -float("inf")):
+        x = torch.randn(2, T, F)
+        x[1, T // 2, 3] = value  # one bad value among finite ones
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            fe(x)
+    fe.eval()(torch.full((1, T, F), 3e38))  # finite values whose sums overflow are accepted
     with pytest.raises(ValueError, match=r"\[B, T, F\]"):
         fe(torch.randn(T, F))
 
