@@ -39,6 +39,8 @@ REFERENCE_HOP_MS = 10.0  # claim 3: delta = 1 - h / 10 keeps T' at the 10 ms fra
 LEARNABLE_FRONTENDS = ("leaf", "sincnet", "tdfilterbanks", "td-filterbanks", "tdfbanks")
 NO_GUIDE_FRONTENDS = ("diffres-noguide", "diffres_noguide")
 NO_ENCODING_FRONTENDS = ("diffres-noenc", "diffres_noenc", "diffres-noresenc", "diffres_noresenc")
+# DiffRes itself with another score network: on the leaderboard, never a baseline in a claim.
+DIFFRES_VARIANTS = ("diffres-separable",)
 # Params that never define a setting (bookkeeping); everything else that varies inside one
 # task x backbone x front-end x hop x delta group becomes an extra key column rather than being averaged.
 BOOKKEEPING_PARAMS = {"seed", "fold", "num_workers", "progress", "device", "data_dir", "checkpoint_dir"}
@@ -291,7 +293,8 @@ def _no_guide(df: pd.DataFrame) -> pd.Series:
 
 
 def _reducing_baseline(df: pd.DataFrame) -> pd.Series:
-    special = {BASELINE_FRONTEND, "diffres", *LEARNABLE_FRONTENDS, *NO_GUIDE_FRONTENDS, *NO_ENCODING_FRONTENDS}
+    special = {BASELINE_FRONTEND, "diffres", *LEARNABLE_FRONTENDS, *NO_GUIDE_FRONTENDS, *NO_ENCODING_FRONTENDS,
+               *DIFFRES_VARIANTS}
     return ~df["frontend"].isin(special)
 
 

@@ -237,3 +237,11 @@ def test_report_imports_no_training_code():
     code = ("import sys, benchmark.report; bad = [m for m in ('torch', 'timm', 'benchmark.train', "
             "'benchmark.model') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_diffres_variants_and_ablations_are_never_claim_2_baselines():
+    from benchmark.report import _reducing_baseline
+
+    names = ["spec", "avgpool", "changehop", "diffres", "diffres-noenc", "diffres-separable", "pool3ch"]
+    kept = pd.Series(names)[_reducing_baseline(pd.DataFrame({"frontend": names})).to_numpy()].tolist()
+    assert kept == ["avgpool", "changehop", "pool3ch"]
