@@ -202,7 +202,8 @@ class DiffRes(nn.Module):
         target = t_out if lengths is None else _per_clip_frames(lengths, self.reduction_rate)
 
         # Scores are kept away from 0 so every clip has >= T' frames to share the budget.
-        raw = self.score_net(x, None if lengths is None else mask).clamp_min(1e-6)  # [B, T]
+        # float32 from here on, also under autocast: the budget T' must be met to ~1e-6, not to fp16's 1e-3.
+        raw = self.score_net(x, None if lengths is None else mask).float().clamp_min(1e-6)  # [B, T]
         score = Fn.normalize_scores(raw, target, mask)
         warp = Fn.warp_weights(score, t_out)
 

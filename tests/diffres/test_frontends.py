@@ -163,3 +163,17 @@ def test_unknown_frontend_lists_known_ones():
 def test_too_few_output_frames_is_rejected():
     with pytest.raises(ValueError, match="T'"):
         create_frontend("avgpool", in_t_dim=3, in_f_dim=F, reduction_rate=0.9)
+
+
+@pytest.mark.parametrize("score_network", ["paper", "separable"])
+def test_diffres_under_autocast_keeps_scores_in_float32(score_network):
+    # CPU bfloat16 autocast stands in for CUDA AMP: the convs run in low precision, but the scores,
+    # the budget T' and the merged features must stay float32 (in bf16 the budget drifted to 50.25).
+    torch.manual_seed(0)
+    model = DiffRes(200, 32, 0.75, score_network=score_network)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(torch.randn(4, 200, 32))
+    assert out.score.dtype == torch.float32 and out.features.dtype == torch.float32
+    assert torch.allclose(out.score.sum((1, 2)), torch.full((4,), 50.0), atol=1e-4)
+    out.features.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
