@@ -177,3 +177,15 @@ def test_diffres_under_autocast_keeps_scores_in_float32(score_network):
     assert torch.allclose(out.score.sum((1, 2)), torch.full((4,), 50.0), atol=1e-4)
     out.features.mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize("score_network", ["paper", "separable"])
+def test_padded_batch_gradients_are_finite_and_zero_on_padding(score_network):
+    torch.manual_seed(0)
+    model = DiffRes(100, 16, 0.5, score_network=score_network)
+    x = torch.randn(3, 100, 16, requires_grad=True)
+    out = model(x, lengths=torch.tensor([100, 60, 37]))
+    (out.features.sum() + out.aux_loss).backward()
+    assert torch.isfinite(x.grad).all()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    assert (x.grad[1, 60:] == 0).all() and (x.grad[2, 37:] == 0).all()
