@@ -29,6 +29,10 @@ def test_shape_contract(name, rate, logmel):
 
 @pytest.mark.parametrize("name", list_frontends())
 def test_any_length_at_forward_time_and_batch_consistency(name, logmel):
+    # Seeded: batched and single convs differ by ~1e-7 in the scores, and the max channel's log(w)
+    # turns that into dw / w, so an unlucky init (a max held by a frame overlapping its output by
+    # ~1e-3) moves it by ~1e-4. Mathematically the two are equal; this checks the code paths agree.
+    torch.manual_seed(0)
     fe = create_frontend(name, in_t_dim=T, in_f_dim=F, reduction_rate=0.5).eval()
     longer = torch.randn(2, 2 * T + 7, F)
     assert fe(longer).features.shape[2] == fe.t_out(2 * T + 7)
