@@ -219,6 +219,8 @@ class _MergeFrames(torch.autograd.Function):
             # Any range: shift each output frame by the largest log value merged into it.
             shift = xr.new_full((batch * t_out, n_feat), float("-inf"))
             shift.index_reduce_(0, r0, xr, "amax").index_reduce_(0, r1_k, xr[k], "amax")
+            # Output frames no input reaches (past a padded clip's T') keep a finite shift.
+            shift = torch.where(torch.isfinite(shift), shift, 0.0)
             term0 = torch.sub(xr, shift.index_select(0, r0)).exp_()
             term1_k = (xr[k] - shift.index_select(0, r1_k)).exp_()
         term0.mul_(w0.reshape(-1, 1))  # w_i0 * exp(x_i - shift)

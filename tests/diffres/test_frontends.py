@@ -94,10 +94,14 @@ def test_pointwise_conv_on_a_time_major_input_equals_conv1d():
 
 
 @pytest.mark.parametrize("score_network", ["paper", "separable"])
-def test_diffres_padded_batch_matches_clips_alone(score_network):
+@pytest.mark.parametrize("ramp", [0.0, 100.0])  # 100: a log range past 43 nats, the per-output-shift path
+def test_diffres_padded_batch_matches_clips_alone(score_network, ramp):
     torch.manual_seed(0)
     model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.5, score_network=score_network).eval()
-    a, b = torch.randn(1, T, F), torch.randn(1, 80, F)
+    # A slow ramp widens the range without making neighbours differ by more than a nat (noise of 1e-7
+    # in a weight moves log(w·e^x) by e^(x_i - x_j)·1e-7, so huge jumps between frames are ill-posed).
+    a = torch.randn(1, T, F) + torch.linspace(0, ramp, T)[:, None]
+    b = torch.randn(1, 80, F) + torch.linspace(0, ramp * 80 / T, 80)[:, None]
     padded = torch.cat([a, torch.nn.functional.pad(b, (0, 0, 0, T - 80), value=3.0)])
     with torch.no_grad():
         out = model(padded, lengths=torch.tensor([T, 80]))
