@@ -74,13 +74,17 @@ class ResidualConvBlock(nn.Module):
 
 
 class Pointwise(nn.Conv1d):
-    """A 1x1 conv over ``[B, C, T]``; on a time-major input (a transposed ``[B, T, C]`` tensor, as the
-    score network's first layer sees the log-mel) it runs as one matrix product with no copy."""
+    """A 1x1 conv over ``[B, C, T]`` as matrix products (oneDNN's 1x1 conv is up to 2x slower on CPU):
+    on a time-major input (a transposed ``[B, T, C]`` tensor, as the score network's first layer sees
+    the log-mel) one ``linear``, otherwise ``bias + W @ x`` batched over B. No copy either way."""
 
     def forward(self, x: Tensor) -> Tensor:
+        weight = self.weight.squeeze(-1)  # [C_out, C_in]
         if x.transpose(1, 2).is_contiguous():
-            return F.linear(x.transpose(1, 2), self.weight.squeeze(-1), self.bias).transpose(1, 2)
-        return super().forward(x)
+            return F.linear(x.transpose(1, 2), weight, self.bias).transpose(1, 2)
+        batch, _, t_in = x.shape
+        bias = self.bias[None, :, None].expand(batch, -1, t_in)
+        return torch.baddbmm(bias, weight.expand(batch, -1, -1), x)
 
 
 class Conv(nn.Conv1d):

@@ -82,15 +82,15 @@ def test_separable_score_network_is_a_fifth_of_the_papers_and_rejects_unknown_ki
         DiffRes(1000, 128, 0.5, score_network="tiny")
 
 
-def test_pointwise_conv_on_a_time_major_input_equals_conv1d():
+def test_pointwise_conv_equals_conv1d_on_both_layouts():
     from diffres.diffres import Pointwise
 
     torch.manual_seed(0)
     layer = Pointwise(16, 8, 1)
     x = torch.randn(2, 50, 16)  # [B, T, C] memory, seen as [B, C, T]
-    fast = layer(x.transpose(1, 2))
     plain = torch.nn.functional.conv1d(x.transpose(1, 2).contiguous(), layer.weight, layer.bias)
-    assert torch.allclose(fast, plain, atol=1e-6)
+    assert torch.allclose(layer(x.transpose(1, 2)), plain, atol=1e-6)  # time-major: one linear
+    assert torch.allclose(layer(x.transpose(1, 2).contiguous()), plain, atol=1e-6)  # [B, C, T]: baddbmm
 
 
 @pytest.mark.parametrize("score_network", ["paper", "separable"])
