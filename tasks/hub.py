@@ -31,7 +31,7 @@ from tasks.registry import ParquetSource, TaskSpec, register_task
 
 # ashraq/esc50: data/train-0000{0,1}-of-00002-*.parquet, one "train" split of 2,000 clips; columns
 # filename, fold, target, category, esc10, src_file, take, audio. Pinned at this hash by
-# embeddings-benchmark/mteb's ESC-50 tasks (and other public dataset manifests).
+# embeddings-benchmark/mteb's ESC-50 tasks; the hub's tree page showed it as main.
 ESC50_REPO, ESC50_REVISION = "ashraq/esc50", "e3e2a63ffff66b9a9735524551e3818e96af03ee"
 # google/speech_commands: at this commit the main branch itself holds parquet (no refs/convert/parquet):
 # v0.02/train-0000{0..5}-of-00006.parquet, v0.02/validation-00000-of-00001.parquet,
