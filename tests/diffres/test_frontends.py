@@ -197,3 +197,31 @@ def test_padded_batch_gradients_are_finite_and_zero_on_padding(score_network):
     assert torch.isfinite(x.grad).all()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
     assert (x.grad[1, 60:] == 0).all() and (x.grad[2, 37:] == 0).all()
+
+
+@pytest.mark.parametrize("lengths", [None, [100, 60, 37, 100, 81]])
+def test_merging_in_groups_of_clips_changes_nothing(monkeypatch, lengths):
+    # Large batches are merged a few clips at a time (diffres.diffres.clip_groups); one clip per group
+    # must give the same outputs and gradients as the whole batch at once.
+    import diffres.diffres as module
+
+    torch.manual_seed(0)
+    model = DiffRes(100, 16, 0.5, learn_pos_emb=True)
+    x = torch.randn(5, 100, 16)
+    x[1, 20:30] = x[1].min()  # a time-masked stretch, so the guide loss is live
+    lengths = None if lengths is None else torch.tensor(lengths)
+    runs = []
+    for group_bytes in (2**40, 1):
+        monkeypatch.setattr(module, "GROUP_BYTES", group_bytes)
+        xg = x.clone().requires_grad_()
+        out = model(xg, lengths=lengths)
+        (out.features.square().mean() + out.aux_loss).backward()
+        runs.append((out, xg.grad, [p.grad.clone() for p in model.parameters()]))
+        model.zero_grad(set_to_none=True)
+    assert module.clip_groups(x, 1) == [slice(i, i + 1) for i in range(5)]
+    assert module.clip_groups(x, 2**40) == [slice(0, 5)]
+    (whole, gx_whole, gp_whole), (grouped, gx_grouped, gp_grouped) = runs
+    for field in ("features", "score", "aux_loss", "activeness", "avgpool", "maxpool", "resolution_enc"):
+        assert torch.allclose(getattr(whole, field), getattr(grouped, field), atol=1e-6), field
+    assert torch.allclose(gx_whole, gx_grouped, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(gp_whole, gp_grouped))
