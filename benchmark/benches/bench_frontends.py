@@ -5,7 +5,7 @@
    the depthwise-separable one (``score_network`` column), under glibc's allocator as it is and with
    freed memory kept in the heap (``allocator`` column, see ALLOCATORS), against the plain dense
    O(T*T') form (a [B, T, T'] weight matrix and batched matmuls). Each case runs in fresh
-   subprocesses (3 for the linear form, 1 for the dense one): a process's time is the median of its
+   subprocesses (3 for the linear form, 5 at T = 10000, 1 for the dense one): a process's time is the median of its
    passes 2-6, the row's time the median over processes (min and max beside it); the peak memory is
    the largest over processes of the peak resident size during the 6 passes (the kernel's
    high-water mark, reset after the imports) minus the resident size before them.
@@ -133,9 +133,10 @@ def speed_table(t_values, rates, batch: int = 8, n_mels: int = 128) -> pd.DataFr
                     res = {"seconds": float("nan"), "peak_mib": float("nan"),
                            "note": f"skipped: its [B, T, T', F] max product alone needs {dense_bytes / 2**30:.1f} GiB"}
                 else:
-                    # The linear form in 3 processes: on a VM, page-fault cost moves whole runs.
-                    res = time_case(impl, batch, t_in, n_mels, rate, score_network, allocator,
-                                    processes=1 if impl == "dense" else 3)
+                    # The linear form in 3 processes (5 at the target size): on a VM, page-fault
+                    # cost moves whole runs.
+                    processes = 1 if impl == "dense" else 5 if t_in >= 10000 else 3
+                    res = time_case(impl, batch, t_in, n_mels, rate, score_network, allocator, processes)
                 rows.append({"impl": impl, "score_network": score_network, "allocator": allocator, "batch": batch,
                              "t_in": t_in, "n_mels": n_mels, "reduction_rate": rate, "t_out": t_out,
                              "fwd_bwd_seconds": res["seconds"], "fwd_bwd_seconds_min": res.get("seconds_min"),
