@@ -15,6 +15,7 @@ Targets (issue 2) on a 2-core CPU: T = 10000, B = 8, δ = 0.75 in <= 0.5 s and <
 DiffRes FLOPs <= 5 % of the backbone's.
 
     python -m benchmark.benches.bench_frontends [--quick]
+    python -m benchmark.benches.bench_frontends --compare REV   # the target case, REV against the working tree
 """
 
 from __future__ import annotations
@@ -169,6 +170,46 @@ def flops_table(t_in: int = 1000, n_mels: int = 128, rates=(0.25, 0.5, 0.75), ba
     return pd.DataFrame(rows)
 
 
+def compare_table(rev: str, rounds: int = 5, batch: int = 8, t_in: int = 10000, n_mels: int = 128,
+                  rate: float = 0.75) -> pd.DataFrame:
+    """The target case timed for git revision ``rev`` and for the working tree, alternating fresh
+    processes (``rounds`` each), so a before/after comparison sees the same machine state.
+
+    ``rev`` is checked out in a temporary git worktree; each process imports ``diffres`` from its
+    own tree (``python -c`` puts the working directory first on the path).
+    """
+    import tempfile
+
+    root = RESULTS.parent
+    commit = subprocess.run(["git", "rev-parse", "--short", rev], cwd=root, capture_output=True, text=True,
+                            check=True).stdout.strip()
+    runs: dict[tuple, list] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(old), commit], cwd=root, check=True,
+                       capture_output=True)
+        try:
+            for _ in range(rounds):
+                for tree, label in ((old, commit), (root, "working tree")):
+                    for score_network, allocator in itertools.product(("paper", "separable"), ALLOCATORS):
+                        proc = subprocess.run(
+                            [sys.executable, "-c", _CASE, "linear", str(batch), str(t_in), str(n_mels), str(rate),
+                             score_network], cwd=tree, capture_output=True, text=True, check=True,
+                            env=os.environ | ALLOCATORS[allocator])
+                        runs.setdefault((label, score_network, allocator), []).append(
+                            json.loads(proc.stdout.strip().splitlines()[-1]))
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=root, check=False)
+    rows = []
+    for (label, score_network, allocator), rs in runs.items():
+        secs = [r["seconds"] for r in rs]
+        rows.append({"tree": label, "score_network": score_network, "allocator": allocator, "batch": batch,
+                     "t_in": t_in, "n_mels": n_mels, "reduction_rate": rate, "processes": len(rs),
+                     "fwd_bwd_seconds": statistics.median(secs), "fwd_bwd_seconds_min": min(secs),
+                     "fwd_bwd_seconds_max": max(secs), "peak_mib": max(r["peak_mib"] for r in rs)})
+    return pd.DataFrame(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch
 
@@ -176,9 +217,19 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="T in {1000} only (a smoke run)")
+    parser.add_argument("--compare", metavar="REV",
+                        help="only time the target case for git revision REV against the working tree, "
+                             "alternating processes; writes results/bench_frontends_compare.csv")
     args = parser.parse_args(argv)
     machine = f"{describe_device('cpu')}; {platform.platform()}; torch {torch.__version__}"
     print(f"machine: {machine}")
+    if args.compare:
+        table = compare_table(args.compare)
+        table["machine"] = machine
+        RESULTS.mkdir(exist_ok=True)
+        table.to_csv(RESULTS / "bench_frontends_compare.csv", index=False, float_format="%.4g")
+        print(table.drop(columns="machine").sort_values(["score_network", "allocator"]).to_string(index=False))
+        return
     speed = speed_table([1000] if args.quick else [1000, 3000, 10000], [0.25, 0.5, 0.75])
     flops = flops_table()
     speed["machine"] = machine
