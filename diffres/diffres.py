@@ -334,6 +334,8 @@ def _check_input(x: Tensor, in_f_dim: int) -> None:
         raise ValueError(f"expected a log-mel spectrogram [B, T, F], got shape {tuple(x.shape)}")
     if x.shape[-1] != in_f_dim:
         raise ValueError(f"expected F={in_f_dim} mel bins (last dim), got shape {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"expected at least one clip of at least one frame, got shape {tuple(x.shape)}")
     # Finite row sums mean finite values: one matrix-vector product reads x once (isfinite(x) costs
     # 10x more on long inputs). Only a non-finite sum, which overflow can also give, needs the
     # element-wise check. (A matrix-vector product, not .sum(), so FLOP counts skip the validation.)

@@ -186,6 +186,9 @@ def test_bad_arguments_raise_clear_errors(name):
     fe.eval()(torch.full((1, T, F), 3e38))  # finite values whose sums overflow are accepted
     with pytest.raises(ValueError, match=r"\[B, T, F\]"):
         fe(torch.randn(T, F))
+    for empty in (torch.randn(0, T, F), torch.randn(2, 0, F)):
+        with pytest.raises(ValueError, match="at least one clip of at least one frame"):
+            fe(empty)
 
 
 def test_unknown_frontend_lists_known_ones():
