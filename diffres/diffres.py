@@ -54,9 +54,9 @@ class DiffResOutput(FrontendOutput):
 class ResidualConvBlock(nn.Module):
     """Two 1-D convs over time (kernel 5) with BatchNorm and ReLU; the second is residual.
 
-    ``separable=True`` factors each conv into a depthwise kernel-5 conv over time and a pointwise
-    (1x1) conv across channels, as in MobileNet: the same receptive field and widths, about a fifth
-    of the multiply-adds at F = 128.
+    ``separable=True`` factors each conv into a pointwise (1x1) conv across channels and a depthwise
+    kernel-5 conv over time, as in MobileNet: the same receptive field and widths, about a fifth of
+    the multiply-adds at F = 128.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 5, separable: bool = False):
@@ -92,7 +92,7 @@ class Conv(nn.Conv1d):
     its input is already masked, so padded frames read as the zero padding of a clip alone).
 
     The input is made contiguous first: the first layer sees the log-mel transposed, and oneDNN
-    would copy a strided input in the forward and again in the backward (1.7x the layer's time).
+    would copy a strided input in the forward and again in the backward.
     """
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -102,16 +102,15 @@ class Conv(nn.Conv1d):
 class _DepthwiseConv(torch.autograd.Function):
     """Depthwise conv over time (``groups = channels``) with a hand-written backward.
 
-    On CPU, oneDNN's weight gradient of a depthwise conv takes 8x its forward; here it is one
-    multiply-and-sum per kernel tap over shifted views (2x faster at 64 channels, T = 10000, B = 8),
-    and the input gradient is the correlation with the flipped kernel (as fast as the forward).
+    On CPU, oneDNN's weight gradient of a depthwise conv costs several times its forward; here it is
+    one multiply-and-sum per kernel tap over shifted views, and the input gradient is the correlation
+    with the flipped kernel (see ``bench_frontends --compare`` for the effect on DiffRes).
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, padding):  # x [B, C, T], weight [C, 1, K], bias [C] or None
         ctx.save_for_backward(x, weight)
         ctx.padding = padding
-        ctx.has_bias = bias is not None
         return F.conv1d(x, weight, bias, padding=padding, groups=x.shape[1])
 
     @staticmethod
@@ -130,7 +129,7 @@ class _DepthwiseConv(torch.autograd.Function):
                 shift = k - pad  # output t reads input t + shift
                 lo, hi = max(0, -shift), min(grad.shape[-1], t_in - shift)
                 grad_w[:, 0, k] = (grad[..., lo:hi] * xg[..., lo + shift:hi + shift]).sum((0, 2))
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:  # False when there is no bias
             grad_b = grad.sum((0, 2)).to(weight.dtype)
         return grad_x, grad_w, grad_b, None
 
@@ -291,8 +290,8 @@ class DiffRes(nn.Module):
 
 
 # glibc's malloc serves every block above its mmap threshold (at most 32 MiB) with fresh pages and
-# returns them on free, so each large temporary pays its page faults again: on a 2-core VM that cost
-# more than the arithmetic of the merge (B = 8, T = 10000, F = 128: 0.27 s whole, 0.15 s in groups).
+# returns them on free, so each large temporary pays its page faults again: on a 2-core VM that costs
+# more than the arithmetic of the merge (see ``bench_frontends --compare`` for the effect on DiffRes).
 GROUP_BYTES = 16 * 2**20
 
 
