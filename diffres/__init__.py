@@ -4,18 +4,31 @@
     out = DiffRes(in_t_dim=1000, in_f_dim=128, dimension_reduction_rate=0.5)(logmel)  # [B, T, F]
     out["feature"]  # [B, 3, 500, 128]
 
-Depends on torch only.
+Modules: ``functional`` (the maths, pure functions), ``merge`` (its autograd kernels), ``layers``
+(the score network), ``outputs`` (the result types), ``diffres`` (the module), ``frontends``
+(baselines and the registry). Depends on torch only.
 """
 
-from diffres.diffres import DiffRes, DiffResOutput, FrontendOutput
-from diffres.frontends import create_frontend, list_frontends, register_frontend
+from diffres.diffres import DiffRes
+from diffres.frontends import (
+    FAMILIES,
+    FrontendInfo,
+    create_frontend,
+    frontend_info,
+    list_frontends,
+    register_frontend,
+)
 from diffres.functional import output_frames
+from diffres.outputs import DiffResOutput, FrontendOutput
 
 __all__ = [
+    "FAMILIES",
     "DiffRes",
     "DiffResOutput",
+    "FrontendInfo",
     "FrontendOutput",
     "create_frontend",
+    "frontend_info",
     "list_frontends",
     "output_frames",
     "register_frontend",

@@ -1,54 +1,101 @@
 """Front-ends: every way the suite turns a log-mel ``[B, T, F]`` into classifier input ``[B, C, T', F]``.
 
-One registry, one result type (:class:`FrontendOutput`), so the trainer never branches on a name:
+One registry, one result type (:class:`~diffres.outputs.FrontendOutput`), so the trainer never
+branches on a name:
 
     fe = create_frontend("avgpool", in_t_dim=500, in_f_dim=128, reduction_rate=0.5)
     out = fe(logmel)              # out.features: [B, fe.out_channels, fe.t_out(T), F]
+    frontend_info("diffres-noenc").ablates   # "resolution encoding"
 
-Baselines follow the paper's code: ``spec`` (fixed resolution, no reduction), ``changehop`` (uniform
-frame sampling of the 10 ms spectrogram), ``avgpool``/``maxpool``/``avgmaxpool`` (adaptive pooling
-over time), ``convavgpool`` (learnable conv residual, then average pooling), ``specpool`` (spectral
-pooling: keep the lowest temporal frequencies), and ``diffres``. The paper fed DiffRes 3 channels but
-pooling 1; ``pool3ch`` is the capacity-matched control: DiffRes's own aggregation (mean, max,
-resolution encoding) with uniform scores, i.e. uniform bins and no learning. ``diffres-noenc`` is
-the paper's ablation without the resolution encoding.
+Each entry carries a :class:`FrontendInfo` (family, output channels, what it ablates from which
+parent) that the report groups and pairs by. Baselines follow the paper's code: ``spec`` (fixed
+resolution, no reduction), ``changehop`` (uniform frame sampling of the 10 ms spectrogram),
+``avgpool``/``maxpool``/``avgmaxpool`` (adaptive pooling over time), ``convavgpool`` (learnable conv
+residual, then average pooling), ``specpool`` (spectral pooling: keep the lowest temporal
+frequencies), and ``diffres``. The paper fed DiffRes 3 channels but pooling 1; ``pool3ch`` is the
+capacity-matched control: DiffRes's own aggregation (mean, max, resolution encoding) with uniform
+scores, i.e. uniform bins and no learning. ``diffres-noenc`` is the paper's ablation without the
+resolution encoding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from diffres import functional as Fn
-from diffres.diffres import DiffRes, FrontendOutput, _check_input, position_table
+from diffres.diffres import DiffRes
+from diffres.outputs import FrontendOutput
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+__all__ = ["FAMILIES", "FrontendInfo", "create_frontend", "frontend_info", "list_frontends", "register_frontend"]
+
+FAMILIES = ("reference", "uniform reduction", "learned resolution", "learnable filterbank")
 
 
-def register_frontend(name: str):
-    """Decorator adding a front-end factory ``(in_t_dim, in_f_dim, reduction_rate, **kw) -> nn.Module``."""
+@dataclass(frozen=True)
+class FrontendInfo:
+    """What the report needs to know about a registered front-end, without building it."""
+
+    name: str
+    family: str  # one of FAMILIES
+    channels: int  # output channels C (the module's out_channels)
+    ablates: str | None = None  # what this variant removes from variant_of, e.g. "resolution encoding"
+    variant_of: str | None = None  # the registered front-end this one is a variant of
+    description: str = ""  # one line
+
+
+_REGISTRY: dict[str, tuple[FrontendInfo, Callable[..., nn.Module]]] = {}
+
+
+def register_frontend(name: str, *, family: str, channels: int, ablates: str | None = None,
+                      variant_of: str | None = None, description: str = ""):
+    """Decorator adding a front-end factory ``(in_t_dim, in_f_dim, reduction_rate, **kw) -> nn.Module``
+    with its :class:`FrontendInfo`. Rejects a duplicate name, an unknown family, and a variant of a
+    front-end that is not registered (an ablation must name its parent)."""
+    if name in _REGISTRY:
+        raise ValueError(f"front-end {name!r} is already registered")
+    if family not in FAMILIES:
+        raise ValueError(f"front-end {name!r}: family must be one of {FAMILIES}, got {family!r}")
+    if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+        raise ValueError(f"front-end {name!r}: channels must be an int >= 1, got {channels!r}")
+    if ablates is not None and variant_of is None:
+        raise ValueError(f"front-end {name!r} ablates {ablates!r} but names no variant_of (its parent)")
+    if variant_of is not None and variant_of not in _REGISTRY:
+        raise ValueError(f"front-end {name!r}: variant_of={variant_of!r} is not registered; "
+                         f"known front-ends: {', '.join(list_frontends())}")
+    info = FrontendInfo(name, family, channels, ablates, variant_of, description)
 
     def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"front-end {name!r} is already registered")
-        _REGISTRY[name] = factory
+        _REGISTRY[name] = (info, factory)
         return factory
 
     return add
 
 
-def list_frontends() -> list[str]:
-    return sorted(_REGISTRY)
+def frontend_info(name: str) -> FrontendInfo:
+    """The metadata of front-end ``name``; unknown names raise a ``KeyError`` listing the registered ones."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown front-end {name!r}; known front-ends: {', '.join(list_frontends())}")
+    return _REGISTRY[name][0]
+
+
+def list_frontends(family: str | None = None) -> list[str]:
+    """Registered names, sorted; only those of ``family`` (one of ``FAMILIES``) when given."""
+    if family is not None and family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
+    return sorted(name for name, (info, _) in _REGISTRY.items() if family in (None, info.family))
 
 
 def create_frontend(name: str, in_t_dim: int, in_f_dim: int, reduction_rate: float, **kwargs) -> nn.Module:
     """Build front-end ``name``; unknown names raise a ``KeyError`` listing the registered ones."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown front-end {name!r}; known front-ends: {', '.join(list_frontends())}")
-    return _REGISTRY[name](in_t_dim=in_t_dim, in_f_dim=in_f_dim, reduction_rate=reduction_rate, **kwargs)
+    frontend_info(name)
+    return _REGISTRY[name][1](in_t_dim=in_t_dim, in_f_dim=in_f_dim, reduction_rate=reduction_rate, **kwargs)
 
 
 class Frontend(nn.Module):
@@ -69,7 +116,7 @@ class Frontend(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> FrontendOutput:
-        _check_input(x, self.in_f_dim)
+        Fn.check_input(x, self.in_f_dim)
         if lengths is not None:
             raise ValueError(f"{type(self).__name__} does not support per-clip lengths; only diffres does")
         features = self.reduce(x, self.t_out(x.shape[1]))
@@ -157,7 +204,7 @@ class UniformPool3(Frontend):
         score = x.new_full((batch, t_in), t_out / t_in)
         warp = Fn.warp_weights(score, t_out)
         mean, peak = Fn.merge_frames(x, warp, self.reduction_rate)
-        pos = position_table(self.pos_emb, t_in, x)[None]  # [1, T, F], shared by the batch
+        pos = Fn.position_table(self.pos_emb, t_in, x)[None]  # [1, T, F], shared by the batch
         return torch.stack([mean, peak, Fn.aggregate_linear(pos, warp)], dim=1)
 
 
@@ -168,17 +215,50 @@ class DiffResFrontend(DiffRes):
         super().__init__(in_t_dim, in_f_dim, reduction_rate, **kwargs)
 
 
-register_frontend("spec")(Spectrogram)
-register_frontend("changehop")(ChangeHop)
-register_frontend("avgpool")(lambda **kw: Pool(mode="avg", **kw))
-register_frontend("maxpool")(lambda **kw: Pool(mode="max", **kw))
-register_frontend("avgmaxpool")(lambda **kw: Pool(mode="avgmax", **kw))
-register_frontend("convavgpool")(ConvAvgPool)
-register_frontend("specpool")(SpectralPool)
-register_frontend("pool3ch")(UniformPool3)
-register_frontend("diffres")(DiffResFrontend)
+register_frontend("spec", family="reference", channels=1,
+                  description="the fixed-resolution log-mel itself (no reduction)")(Spectrogram)
+register_frontend("changehop", family="uniform reduction", channels=1,
+                  description="uniform frame sampling: the spectrogram at a larger hop")(ChangeHop)
+
+
+@register_frontend("avgpool", family="uniform reduction", channels=1,
+                   description="adaptive average pooling over time")
+def avgpool(**kw) -> nn.Module:
+    return Pool(mode="avg", **kw)
+
+
+@register_frontend("maxpool", family="uniform reduction", channels=1,
+                   description="adaptive max pooling over time")
+def maxpool(**kw) -> nn.Module:
+    return Pool(mode="max", **kw)
+
+
+@register_frontend("avgmaxpool", family="uniform reduction", channels=1,
+                   description="adaptive average plus max pooling over time")
+def avgmaxpool(**kw) -> nn.Module:
+    return Pool(mode="avgmax", **kw)
+
+
+register_frontend("convavgpool", family="uniform reduction", channels=1,
+                  description="a learnable 2-D conv residual, then average pooling")(ConvAvgPool)
+register_frontend("specpool", family="uniform reduction", channels=1,
+                  description="spectral pooling: the lowest T' temporal frequencies")(SpectralPool)
+register_frontend("pool3ch", family="uniform reduction", channels=3,
+                  description="capacity control: DiffRes's 3 channels with uniform scores")(UniformPool3)
+register_frontend("diffres", family="learned resolution", channels=3,
+                  description="DiffRes: learned scores merge frames; mean, max, resolution encoding")(DiffResFrontend)
+
+
 # Paper ablation (claim 5): no resolution-encoding channel. (The guide-loss ablation is a recipe
 # setting, guide_loss_weight = 0, not a front-end.)
-register_frontend("diffres-noenc")(lambda **kw: DiffResFrontend(resolution_encoding=False, **kw))
-# DiffRes with a depthwise-separable score network: about 1/5 of the paper's score-network FLOPs.
-register_frontend("diffres-separable")(lambda **kw: DiffResFrontend(score_network="separable", **kw))
+@register_frontend("diffres-noenc", family="learned resolution", channels=2, ablates="resolution encoding",
+                   variant_of="diffres", description="DiffRes without the resolution-encoding channel")
+def diffres_noenc(**kw) -> nn.Module:
+    return DiffResFrontend(resolution_encoding=False, **kw)
+
+
+# Not an ablation: the same model with a cheaper score network.
+@register_frontend("diffres-separable", family="learned resolution", channels=3, variant_of="diffres",
+                   description="DiffRes with a depthwise-separable score network (about 1/5 of its FLOPs)")
+def diffres_separable(**kw) -> nn.Module:
+    return DiffResFrontend(score_network="separable", **kw)

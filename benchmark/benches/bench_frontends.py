@@ -4,9 +4,10 @@
    δ in {0.25, 0.5, 0.75}: the linear-time implementation, with the paper's score network and with
    the depthwise-separable one (``score_network`` column), under glibc's allocator as it is and with
    freed memory kept in the heap (``allocator`` column, see ALLOCATORS), against the plain dense
-   O(T*T') form (a [B, T, T'] weight matrix and batched matmuls). Each case runs in fresh
-   subprocesses (3 for the linear form, 5 at T = 10000, 1 for the dense one): a process's time is the median of its
-   passes 2-6, the row's time the median over processes (min and max beside it); the peak memory is
+   O(T*T') form (``benchmark.benches.oracle``: a [B, T, T'] weight matrix and batched matmuls).
+   Each case runs in fresh subprocesses (``--case``; 3 for the linear form, 5 at T = 10000, 1 for
+   the dense one): a process's time is the median of its passes 2-6, the row's time the median
+   over processes (min and max beside it); the peak memory is
    the largest over processes of the peak resident size during the 6 passes (the kernel's
    high-water mark, reset after the imports) minus the resident size before them.
 2. FLOPs per clip of every front-end against efficientnet_b2's at the front-end's output size.
@@ -29,67 +30,77 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from benchmark.paths import REPO_ROOT, RESULTS_DIR
 
-RESULTS = Path(__file__).resolve().parents[2] / "results"
+if TYPE_CHECKING:  # pandas is imported where tables are built: the timed processes need only torch
+    import pandas as pd
+
+ROOT = REPO_ROOT
+RESULTS = REPO_ROOT / RESULTS_DIR
 # Skip the dense form where its largest tensor alone would exceed this: the max aggregation's
 # [B, T, T', F] product (the mean needs only the [B, T, T'] weight matrix and a batched matmul).
 DENSE_LIMIT_BYTES = 3 * 2**30
 
-_CASE = r"""
-import json, resource, statistics, sys, time
-import torch
-from diffres import DiffRes
-from diffres import functional as Fn
+def run_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_network: str,
+             diffres_from: str | None = None) -> dict:
+    """Time 6 forward+backward passes in this process (meant to be a fresh one, see ``time_case``):
+    the median of passes 2-6 and the peak resident memory during them above the memory before.
 
-impl, B, T, F, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-score_network = sys.argv[6]
-torch.manual_seed(0)
+    ``impl`` is ``"linear"`` (``diffres.DiffRes``) or ``"dense"`` (the same module's merge as
+    :func:`benchmark.benches.oracle.dense_diffres`). ``diffres_from`` puts that tree's ``diffres``
+    first on the import path (``--compare`` times an older revision of the package).
+    """
+    import resource
+    import time
+
+    if diffres_from is not None:
+        sys.path.insert(0, diffres_from)
+    import torch
+
+    import diffres
+
+    if diffres_from is not None and not Path(diffres.__file__).resolve().is_relative_to(Path(diffres_from).resolve()):
+        raise RuntimeError(f"diffres was imported from {diffres.__file__}, not from {diffres_from}")
+    torch.manual_seed(0)
+    model = diffres.DiffRes(t_in, n_mels, rate, score_network=score_network)
+    x = torch.randn(batch, t_in, n_mels)
+    if impl == "linear":
+        def features():
+            return model(x).features
+    else:
+        from benchmark.benches import oracle
+
+        def features():
+            return oracle.dense_diffres(model, x)[0]
+
+    def status_kib(field):
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
+
+    try:  # reset the peak-RSS mark (Linux), so imports do not hide the forward's own peak
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        rss_before, peak_field = status_kib("VmRSS"), "VmHWM"
+    except OSError:
+        rss_before, peak_field = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, None
+    times = []
+    for _ in range(6):
+        start = time.perf_counter()
+        features().mean().backward()
+        times.append(time.perf_counter() - start)
+        model.zero_grad(set_to_none=True)
+    peak = (status_kib(peak_field) if peak_field else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) - rss_before
+    return {"seconds": statistics.median(times[1:]), "peak_mib": peak / 1024}
 
 
-class DenseDiffRes(DiffRes):
-    # The same module with the warp written as a dense [B, T, T'] weight matrix.
-    def forward(self, x):
-        t_out = self.t_out(x.shape[1])
-        mask = torch.ones(x.shape[:2], dtype=torch.bool)
-        score = Fn.normalize_scores(self.score_net(x, mask).clamp_min(1e-6), t_out)
-        end = score.cumsum(1)
-        start = end - score
-        j = torch.arange(t_out, dtype=x.dtype)
-        w = (torch.minimum(end[..., None], j + 1) - torch.maximum(start[..., None], j)).clamp_min(0)
-        shift = x.detach().amax(1, keepdim=True)
-        lin = (x - shift).exp()
-        mean = torch.bmm(w.transpose(1, 2), lin).log() + shift
-        peak = ((w[..., None] * lin[:, :, None]).amax(1) / (1 - self.reduction_rate)).log() + shift
-        enc = torch.matmul(w.transpose(1, 2), self.pos_emb[: x.shape[1]])
-        return torch.stack([mean, peak, enc], 1), score
-
-
-def status_kib(field):
-    with open("/proc/self/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
-
-
-model = (DiffRes if impl == "linear" else DenseDiffRes)(T, F, rate, score_network=score_network)
-x = torch.randn(B, T, F)
-try:  # reset the peak-RSS mark (Linux), so imports do not hide the forward's own peak
-    with open("/proc/self/clear_refs", "w") as fh:
-        fh.write("5")
-    rss_before, peak_field = status_kib("VmRSS"), "VmHWM"
-except OSError:
-    rss_before, peak_field = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, None
-times = []
-for i in range(6):
-    start = time.perf_counter()
-    out = model(x)
-    feature = out.features if impl == "linear" else out[0]
-    feature.mean().backward()
-    times.append(time.perf_counter() - start)
-    model.zero_grad(set_to_none=True)
-peak = (status_kib(peak_field) if peak_field else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) - rss_before
-print(json.dumps({"seconds": statistics.median(times[1:]), "peak_mib": peak / 1024}))
-"""
+def _case_command(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_network: str,
+                  diffres_from: Path | None = None) -> list[str]:
+    """The command that runs ``run_case`` in a fresh process (from the repository root, see ROOT)."""
+    command = [sys.executable, "-m", "benchmark.benches.bench_frontends", "--case", impl, str(batch), str(t_in),
+               str(n_mels), str(rate), score_network]
+    return command + (["--diffres-from", str(diffres_from)] if diffres_from is not None else [])
 
 
 # glibc serves tensors above 32 MiB with fresh mmap pages and returns them on free, so every large
@@ -108,8 +119,8 @@ def time_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_
     runs = []
     for _ in range(processes):
         proc = subprocess.run(
-            [sys.executable, "-c", _CASE, impl, str(batch), str(t_in), str(n_mels), str(rate), score_network],
-            capture_output=True, text=True, check=False, env=os.environ | ALLOCATORS[allocator],
+            _case_command(impl, batch, t_in, n_mels, rate, score_network),
+            cwd=ROOT, capture_output=True, text=True, check=False, env=os.environ | ALLOCATORS[allocator],
         )
         if proc.returncode != 0:
             return {"seconds": float("nan"), "peak_mib": float("nan"), "note": f"failed: {proc.stderr[-200:]}"}
@@ -120,6 +131,8 @@ def time_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_
 
 
 def speed_table(t_values, rates, batch: int = 8, n_mels: int = 128) -> pd.DataFrame:
+    import pandas as pd
+
     from diffres import output_frames
 
     rows = []
@@ -149,6 +162,7 @@ def speed_table(t_values, rates, batch: int = 8, n_mels: int = 128) -> pd.DataFr
 
 
 def flops_table(t_in: int = 1000, n_mels: int = 128, rates=(0.25, 0.5, 0.75), backbone: str = "efficientnet_b2"):
+    import pandas as pd
     import timm
     import torch
 
@@ -175,12 +189,14 @@ def compare_table(rev: str, rounds: int = 5, batch: int = 8, t_in: int = 10000, 
     """The target case timed for git revision ``rev`` and for the working tree, alternating fresh
     processes (``rounds`` each), so a before/after comparison sees the same machine state.
 
-    ``rev`` is checked out in a temporary git worktree; each process imports ``diffres`` from its
-    own tree (``python -c`` puts the working directory first on the path).
+    ``rev`` is checked out in a temporary git worktree; each process runs this tree's ``run_case``
+    on the ``diffres`` package of its own tree.
     """
     import tempfile
 
-    root = RESULTS.parent
+    import pandas as pd
+
+    root = ROOT
     commit = subprocess.run(["git", "rev-parse", "--short", rev], cwd=root, capture_output=True, text=True,
                             check=True).stdout.strip()
     runs: dict[tuple, list] = {}
@@ -193,8 +209,8 @@ def compare_table(rev: str, rounds: int = 5, batch: int = 8, t_in: int = 10000, 
                 for tree, label in ((old, commit), (root, "working tree")):
                     for score_network, allocator in itertools.product(("paper", "separable"), ALLOCATORS):
                         proc = subprocess.run(
-                            [sys.executable, "-c", _CASE, "linear", str(batch), str(t_in), str(n_mels), str(rate),
-                             score_network], cwd=tree, capture_output=True, text=True, check=True,
+                            _case_command("linear", batch, t_in, n_mels, rate, score_network, tree),
+                            cwd=ROOT, capture_output=True, text=True, check=True,
                             env=os.environ | ALLOCATORS[allocator])
                         runs.setdefault((label, score_network, allocator), []).append(
                             json.loads(proc.stdout.strip().splitlines()[-1]))
@@ -211,16 +227,25 @@ def compare_table(rev: str, rounds: int = 5, batch: int = 8, t_in: int = 10000, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    import torch
-
-    from benchmark.compute import describe_device
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="T in {1000} only (a smoke run)")
     parser.add_argument("--compare", metavar="REV",
                         help="only time the target case for git revision REV against the working tree, "
                              "alternating processes; writes results/bench_frontends_compare.csv")
+    parser.add_argument("--case", nargs=6, metavar=("IMPL", "B", "T", "F", "RATE", "SCORE_NETWORK"),
+                        help="(used by the bench itself) time one case in this process and print it as JSON")
+    parser.add_argument("--diffres-from", metavar="DIR", help="with --case: import diffres from this tree")
     args = parser.parse_args(argv)
+    if args.case:
+        impl, batch, t_in, n_mels, rate, score_network = args.case
+        print(json.dumps(run_case(impl, int(batch), int(t_in), int(n_mels), float(rate), score_network,
+                                  args.diffres_from)))
+        return
+    import pandas as pd
+    import torch
+
+    from benchmark.compute import describe_device
+
     machine = f"{describe_device('cpu')}; {platform.platform()}; torch {torch.__version__}"
     print(f"machine: {machine}")
     if args.compare:

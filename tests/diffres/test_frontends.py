@@ -1,9 +1,11 @@
-"""Every registered front-end's contract, DiffRes's reference-compatible API, and bad arguments."""
+"""Every registered front-end's contract (diffres.frontends), the registry and its metadata, the
+baselines' maths, and bad arguments."""
 
 import pytest
 import torch
 
-from diffres import DiffRes, create_frontend, list_frontends, output_frames
+import diffres
+from diffres import FAMILIES, FrontendInfo, create_frontend, frontend_info, list_frontends, output_frames
 
 T, F = 120, 16
 
@@ -55,103 +57,6 @@ def test_gradients_reach_the_input_and_every_parameter(name, logmel):
         assert fe.score_net.head.weight.grad.abs().sum() > 0  # the score network learns through the warp
 
 
-def test_diffres_reference_api():
-    model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.6, learn_pos_emb=True)
-    ret = model(torch.randn(2, T, F))
-    t_out = int(T * (1 - 0.6))
-    assert ret["feature"].shape == (2, 3, t_out, F)
-    assert ret["score"].shape == (2, T, 1)
-    for key in ("avgpool", "maxpool", "resolution_enc"):
-        assert ret[key].shape == (2, t_out, F)
-    assert ret["guide_loss"].shape == () and ret["activeness"].shape == ()
-    assert torch.allclose(ret["score"].sum((1, 2)), torch.full((2,), float(t_out)), atol=1e-3)
-    assert torch.equal(ret["feature"][:, 0], ret["avgpool"])
-    with pytest.raises(KeyError, match="not an output field"):
-        ret["nope"]
-
-
-def test_diffres_score_network_has_the_papers_size():
-    assert sum(p.numel() for p in DiffRes(1000, 128, 0.5).score_net.parameters()) == pytest.approx(82_000, rel=0.02)
-
-
-def test_separable_score_network_is_a_fifth_of_the_papers_and_rejects_unknown_kinds():
-    paper, separable = (DiffRes(1000, 128, 0.5, score_network=k).score_net for k in ("paper", "separable"))
-    n_paper, n_sep = (sum(p.numel() for p in net.parameters()) for net in (paper, separable))
-    assert 0.15 < n_sep / n_paper < 0.25
-    with pytest.raises(ValueError, match="score_network must be one of"):
-        DiffRes(1000, 128, 0.5, score_network="tiny")
-
-
-def test_pointwise_conv_equals_conv1d_on_both_layouts():
-    from diffres.diffres import Pointwise
-
-    torch.manual_seed(0)
-    layer = Pointwise(16, 8, 1)
-    x = torch.randn(2, 50, 16)  # [B, T, C] memory, seen as [B, C, T]
-    plain = torch.nn.functional.conv1d(x.transpose(1, 2).contiguous(), layer.weight, layer.bias)
-    assert torch.allclose(layer(x.transpose(1, 2)), plain, atol=1e-6)  # time-major: one linear
-    assert torch.allclose(layer(x.transpose(1, 2).contiguous()), plain, atol=1e-6)  # [B, C, T]: baddbmm
-
-
-@pytest.mark.parametrize(("taps", "padding"), [(5, 2), (3, 1), (5, 0), (5, 4)])
-def test_depthwise_conv_backward_is_exact(taps, padding):
-    from diffres.diffres import Depthwise, _DepthwiseConv
-
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 11, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(3, 1, taps, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda x, w, b: _DepthwiseConv.apply(x, w, b, padding), (x, w, b))
-    # Float32, against autograd of nn.Conv1d with the same parameters; and only some inputs needing grads.
-    layer = Depthwise(8, 5)
-    plain = torch.nn.Conv1d(8, 8, 5, padding=2, groups=8)
-    plain.load_state_dict(layer.state_dict())
-    x32 = torch.randn(4, 8, 300)
-    grads = []
-    for module in (layer, plain):
-        xi = x32.clone().requires_grad_()
-        y = module(xi)
-        grads.append([y, *torch.autograd.grad(y.sin().sum(), (xi, module.weight, module.bias))])
-    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(*grads))
-    layer.bias.requires_grad_(False)
-    (gw,) = torch.autograd.grad(layer(x32).sin().sum(), layer.weight)
-    assert torch.allclose(gw, grads[1][2], atol=1e-4)
-
-
-@pytest.mark.parametrize("score_network", ["paper", "separable"])
-@pytest.mark.parametrize("ramp", [0.0, 100.0])  # 100: a log range past 43 nats, the per-output-shift path
-def test_diffres_padded_batch_matches_clips_alone(score_network, ramp):
-    torch.manual_seed(0)
-    model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.5, score_network=score_network).eval()
-    # A slow ramp widens the range without making neighbours differ by more than a nat (noise of 1e-7
-    # in a weight moves log(w·e^x) by e^(x_i - x_j)·1e-7, so huge jumps between frames are ill-posed).
-    a = torch.randn(1, T, F) + torch.linspace(0, ramp, T)[:, None]
-    b = torch.randn(1, 80, F) + torch.linspace(0, ramp * 80 / T, 80)[:, None]
-    padded = torch.cat([a, torch.nn.functional.pad(b, (0, 0, 0, T - 80), value=3.0)])
-    with torch.no_grad():
-        out = model(padded, lengths=torch.tensor([T, 80]))
-        alone_a, alone_b = model(a), model(b)
-    assert out.lengths.tolist() == [60, 40]
-    assert torch.allclose(out.features[0], alone_a.features[0], atol=1e-5)
-    assert torch.allclose(out.features[1, :, :40], alone_b.features[0], atol=1e-5)
-    assert (out.features[1, :, 40:] == 0).all()
-    assert torch.allclose(out.score[1, :80], alone_b.score[0], atol=1e-5)
-    kept = [loss for loss in (alone_a.aux_loss, alone_b.aux_loss) if loss > 0]
-    expected = torch.stack(kept).mean() if kept else torch.tensor(0.0)
-    assert torch.allclose(out.aux_loss, expected, atol=1e-5)
-
-
-def test_guide_loss_sees_time_masked_frames():
-    torch.manual_seed(0)
-    model = DiffRes(in_t_dim=T, in_f_dim=F, dimension_reduction_rate=0.5)
-    x = torch.randn(2, T, F)
-    x[:, 30:60] = x.min()  # a SpecAugment time mask leaves frames at the clip minimum
-    out = model(x)
-    masked_score = out.score[:, 30:60].mean()
-    expected = masked_score if masked_score > 0.25 else torch.tensor(0.0)
-    assert torch.isclose(out.aux_loss, expected, atol=1e-4)
-
-
 def test_pool3ch_with_uniform_bins_is_average_and_max_pooling():
     fe = create_frontend("pool3ch", in_t_dim=T, in_f_dim=F, reduction_rate=0.5)
     x = torch.randn(2, T, F)
@@ -201,55 +106,50 @@ def test_too_few_output_frames_is_rejected():
         create_frontend("avgpool", in_t_dim=3, in_f_dim=F, reduction_rate=0.9)
 
 
-@pytest.mark.parametrize("score_network", ["paper", "separable"])
-def test_diffres_under_autocast_keeps_scores_in_float32(score_network):
-    # CPU bfloat16 autocast stands in for CUDA AMP: the convs run in low precision, but the scores,
-    # the budget T' and the merged features must stay float32 (in bf16 the budget drifted to 50.25).
-    torch.manual_seed(0)
-    model = DiffRes(200, 32, 0.75, score_network=score_network)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = model(torch.randn(4, 200, 32))
-    assert out.score.dtype == torch.float32 and out.features.dtype == torch.float32
-    assert torch.allclose(out.score.sum((1, 2)), torch.full((4,), 50.0), atol=1e-4)
-    out.features.mean().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+@pytest.mark.parametrize("name", list_frontends())
+def test_registry_metadata_matches_the_module(name):
+    info = frontend_info(name)
+    assert isinstance(info, FrontendInfo) and info.name == name and info.family in FAMILIES
+    fe = create_frontend(name, in_t_dim=T, in_f_dim=F, reduction_rate=0.5)
+    assert fe.out_channels == info.channels
+    assert info.description and "\n" not in info.description
+    assert info.variant_of is None or info.variant_of in list_frontends()
+    assert info.ablates is None or info.variant_of is not None
+    assert name in list_frontends(info.family)
 
 
-@pytest.mark.parametrize("score_network", ["paper", "separable"])
-def test_padded_batch_gradients_are_finite_and_zero_on_padding(score_network):
-    torch.manual_seed(0)
-    model = DiffRes(100, 16, 0.5, score_network=score_network)
-    x = torch.randn(3, 100, 16, requires_grad=True)
-    out = model(x, lengths=torch.tensor([100, 60, 37]))
-    (out.features.sum() + out.aux_loss).backward()
-    assert torch.isfinite(x.grad).all()
-    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
-    assert (x.grad[1, 60:] == 0).all() and (x.grad[2, 37:] == 0).all()
+def test_registry_families_and_variants():
+    assert list_frontends("reference") == ["spec"]
+    assert list_frontends("learned resolution") == ["diffres", "diffres-noenc", "diffres-separable"]
+    assert set(list_frontends("uniform reduction")) == {
+        "changehop", "avgpool", "maxpool", "avgmaxpool", "convavgpool", "specpool", "pool3ch"}
+    assert sorted(sum((list_frontends(f) for f in FAMILIES), [])) == list_frontends()
+    assert frontend_info("pool3ch").channels == 3
+    noenc, separable = frontend_info("diffres-noenc"), frontend_info("diffres-separable")
+    assert (noenc.variant_of, noenc.ablates, noenc.channels) == ("diffres", "resolution encoding", 2)
+    assert (separable.variant_of, separable.ablates, separable.channels) == ("diffres", None, 3)
+    assert "separable" in separable.description
+    assert frontend_info("diffres").variant_of is None and frontend_info("avgpool").ablates is None
+    with pytest.raises(ValueError, match="family must be one of"):
+        list_frontends("pooling")
+    with pytest.raises(KeyError, match="known front-ends: avgmaxpool"):
+        frontend_info("leaf")
+    assert diffres.FrontendInfo is FrontendInfo and diffres.frontend_info is frontend_info
 
 
-@pytest.mark.parametrize("lengths", [None, [100, 60, 37, 100, 81]])
-def test_merging_in_groups_of_clips_changes_nothing(monkeypatch, lengths):
-    # Large batches are merged a few clips at a time (diffres.diffres.clip_groups); one clip per group
-    # must give the same outputs and gradients as the whole batch at once.
-    import diffres.diffres as module
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"family": "pooling", "channels": 1}, "family must be one of"),
+    ({"family": "reference", "channels": 0}, "channels must be an int >= 1"),
+    ({"family": "reference", "channels": 1, "ablates": "x"}, "names no variant_of"),
+    ({"family": "reference", "channels": 1, "variant_of": "nope"}, "variant_of='nope' is not registered"),
+])
+def test_register_rejects_bad_metadata(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        diffres.register_frontend("test-bad", **kwargs)
+    assert "test-bad" not in list_frontends()
 
-    torch.manual_seed(0)
-    model = DiffRes(100, 16, 0.5, learn_pos_emb=True)
-    x = torch.randn(5, 100, 16)
-    x[1, 20:30] = x[1].min()  # a time-masked stretch, so the guide loss is live
-    lengths = None if lengths is None else torch.tensor(lengths)
-    runs = []
-    for group_bytes in (2**40, 1):
-        monkeypatch.setattr(module, "GROUP_BYTES", group_bytes)
-        xg = x.clone().requires_grad_()
-        out = model(xg, lengths=lengths)
-        (out.features.square().mean() + out.aux_loss).backward()
-        runs.append((out, xg.grad, [p.grad.clone() for p in model.parameters()]))
-        model.zero_grad(set_to_none=True)
-    assert module.clip_groups(x, 1) == [slice(i, i + 1) for i in range(5)]
-    assert module.clip_groups(x, 2**40) == [slice(0, 5)]
-    (whole, gx_whole, gp_whole), (grouped, gx_grouped, gp_grouped) = runs
-    for field in ("features", "score", "aux_loss", "activeness", "avgpool", "maxpool", "resolution_enc"):
-        assert torch.allclose(getattr(whole, field), getattr(grouped, field), atol=1e-6), field
-    assert torch.allclose(gx_whole, gx_grouped, atol=1e-6)
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(gp_whole, gp_grouped))
+
+def test_register_rejects_duplicates():
+    with pytest.raises(ValueError, match="already registered"):
+        diffres.register_frontend("avgpool", family="uniform reduction", channels=1)
+    assert frontend_info("avgpool").description == "adaptive average pooling over time"

@@ -1,4 +1,5 @@
-"""Properties of the DiffRes maths, checked against a dense O(T*T') oracle written here."""
+"""Properties of the DiffRes maths (diffres.functional and its kernels in diffres.merge), checked
+against the dense O(T*T') oracle (benchmark.benches.oracle)."""
 
 import math
 
@@ -7,6 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmark.benches.oracle import dense_merge, dense_weights
 from diffres import functional as Fn
 
 
@@ -17,16 +19,6 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
-
-
-def dense_weights(score: torch.Tensor, t_out: int) -> torch.Tensor:
-    """Oracle: W[b, i, j] = |(c[i-1], c[i]] ∩ (j, j+1]| for every i, j — the obvious O(T*T') form."""
-    end = score.cumsum(1)
-    start = end - score
-    j = torch.arange(t_out, dtype=score.dtype)
-    lo = torch.maximum(start[..., None], j)
-    hi = torch.minimum(end[..., None], j + 1)
-    return (hi - lo).clamp_min(0)  # [B, T, T']
 
 
 def random_scores(batch: int, t_in: int, t_out: int, seed: int) -> torch.Tensor:
@@ -109,6 +101,7 @@ def test_max_aggregation_matches_dense_oracle():
     expected = ((dense[..., None] * x.exp()[:, :, None]).amax(1) / (1 - 0.6)).log()
     _, got = Fn.merge_frames(x, Fn.warp_weights(s, 13), reduction_rate=0.6)
     assert torch.allclose(got, expected, atol=1e-9)
+    assert torch.allclose(dense_merge(x, dense, 0.6)[1], expected, atol=1e-12)
 
 
 def test_aggregation_is_exact_for_extreme_log_values():
@@ -118,6 +111,7 @@ def test_aggregation_is_exact_for_extreme_log_values():
     assert torch.isfinite(y).all()
     assert torch.allclose(y[0, :, 0], torch.stack([torch.logsumexp(x[0, :2, 0], 0), torch.logsumexp(x[0, 2:, 0], 0)])
                           + math.log(0.5))
+    assert torch.allclose(dense_merge(x, dense_weights(s, 2), 0.5)[0], y)  # the oracle's log-domain path
 
 
 def test_gradcheck_through_normalisation_and_aggregation():
@@ -134,19 +128,17 @@ def test_gradcheck_through_normalisation_and_aggregation():
 
 
 def dense_forward(raw: torch.Tensor, x: torch.Tensor, t_out: int, rate: float):
-    """Oracle for the whole warp, differentiated by autograd: the dense weights, logsumexp and amax."""
+    """The whole warp by the oracle, differentiated by autograd: dense weights, mean, max, linear sum."""
     w = dense_weights(Fn.normalize_scores(raw, t_out), t_out)  # [B, T, T']
-    logw = w.log()[..., None]  # [B, T, T', 1]; -inf where a frame misses an output
-    mean = torch.logsumexp(logw + x[:, :, None], dim=1)
-    peak = (logw + x[:, :, None]).amax(1) - math.log(1 - rate)
-    return mean, peak, torch.einsum("bij,bif->bjf", w, x)
+    return (*dense_merge(x, w, rate), torch.einsum("bij,bif->bjf", w, x))
 
 
 @settings(max_examples=40, deadline=None)
 @given(st.tuples(st.integers(1, 3), st.integers(2, 60), st.floats(0.3, 0.95), st.integers(0, 10_000)),
        st.sampled_from([1.0, 400.0]))
 def test_hand_written_backward_equals_autograd_of_the_dense_oracle(args, x_scale):
-    # x_scale 400 spans more than half float64's exponent range: the per-output-frame shift path.
+    # x_scale 400 spans more than half float64's exponent range: the per-output-frame shift path
+    # (and the oracle's log-domain one; at x_scale 1 the oracle takes its matmul path).
     # Scores within a factor 2 of each other and δ >= 0.3 never saturate, so no frame boundary
     # lands exactly on an output boundary (a kink, where the two forms pick different one-sided
     # derivatives).
@@ -253,3 +245,27 @@ def test_output_frames_rounding_and_too_few_frames():
     assert Fn.output_frames(1000, 0.75) == 250
     with pytest.raises(ValueError, match="T' "):
         Fn.output_frames(3, 0.8)
+
+
+def test_per_clip_frames_round_like_output_frames_and_reject_empty_outputs():
+    lengths = torch.tensor([10, 1000, 20])
+    assert Fn.per_clip_frames(lengths, 0.9).tolist() == [Fn.output_frames(int(n), 0.9) for n in lengths]
+    with pytest.raises(ValueError, match=r"lengths \[3\] give T' < 1"):
+        Fn.per_clip_frames(torch.tensor([100, 3]), 0.8)
+
+
+def test_position_table_is_cut_cast_and_extended_unless_learnable():
+    table = Fn.sinusoidal_encoding(10, 4, dtype=torch.float32)
+    like = torch.zeros(1, dtype=torch.float64)
+    short = Fn.position_table(table, 6, like)
+    assert short.dtype == torch.float64 and torch.equal(short, table[:6].double())
+    assert torch.allclose(Fn.position_table(table, 25, like), Fn.sinusoidal_encoding(25, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="learnable position table has 10 frames"):
+        Fn.position_table(torch.nn.Parameter(table), 25, like)
+
+
+def test_clip_groups_split_the_batch_by_bytes():
+    x = torch.zeros(5, 100, 16, dtype=torch.float32)  # 6400 bytes a clip
+    assert Fn.clip_groups(x, 1) == [slice(i, i + 1) for i in range(5)]
+    assert Fn.clip_groups(x, 2 * 6400) == [slice(0, 2), slice(2, 4), slice(4, 6)]
+    assert Fn.clip_groups(x, 2**40) == [slice(0, 5)]
