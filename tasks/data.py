@@ -8,12 +8,11 @@ Where the files are looked for, in order:
 3. hub tasks: `hf://datasets/<repo>@<revision>/...`, after a fast reachability check so an
    offline machine fails at once with a message instead of hanging.
 
-`<cache>` is `DIFFRES_CACHE_DIR`, default `~/.cache/diffres-bench`.
+`<cache>` is `DIFFRES_CACHE_DIR`, default `~/.cache/diffres-bench` (see `tasks.cache`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -21,10 +20,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from tasks.cache import CACHE_DIR_ENV, cache_dir, digest, embedded_dir, hf_dir  # noqa: F401  (re-exported)
 from tasks.registry import SPLITS, TaskSpec, get_task
 
 DATA_DIR_ENV = "DIFFRES_DATA_DIR"
-CACHE_DIR_ENV = "DIFFRES_CACHE_DIR"
 HUB_TIMEOUT_S = 2.0
 
 
@@ -34,10 +33,6 @@ class TaskDataUnavailable(FileNotFoundError):
 
 class TaskSchemaError(ValueError):
     """The task's files lack a column the task needs, or a split is empty."""
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "diffres-bench").expanduser()
 
 
 def _data_root(data_dir: str | os.PathLike | None) -> Path | None:
@@ -73,9 +68,9 @@ def resolve_files(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> 
             )
         stats = [(Path(p).relative_to(task_root).as_posix(), os.stat(p).st_size, os.stat(p).st_mtime_ns)
                  for k in sorted(files) for p in files[k]]
-        return files, "local:" + _digest(stats)
+        return files, "local:" + digest(stats)
     if spec.is_embedded:
-        task_root = spec.embedded.ensure(cache_dir() / "embedded" / spec.name)
+        task_root = spec.embedded.ensure(embedded_dir(spec.name))
         files = {k: [str(task_root / pat) for pat in pats] for k, pats in src.data_files.items()}
         return files, f"embedded:{spec.embedded.identity()}"
     where = f"{DATA_DIR_ENV}={root}" if root is not None else f"{DATA_DIR_ENV} is not set"
@@ -91,15 +86,11 @@ def resolve_files(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> 
             f"({reason}). Download it on a connected machine, e.g. `{src.download_command(f'<dir>/{spec.name}')}`, "
             f"then pass --data-dir <dir> or set {DATA_DIR_ENV}=<dir> ({where})"
         )
-    return src.hub_patterns(), f"hub:{src.repo}@{src.revision}:{json.dumps(dict(src.data_files), sort_keys=True)}"
+    return src.hub_patterns(), _hub_identity(spec)
 
 
 def _layout(spec: TaskSpec) -> str:
     return ", ".join(p for pats in spec.parquet.data_files.values() for p in pats)
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def load_sources(spec: TaskSpec, data_files: dict[str, list[str]]) -> dict[str, Any]:
@@ -109,7 +100,7 @@ def load_sources(spec: TaskSpec, data_files: dict[str, list[str]]) -> dict[str, 
     out = {}
     for name, files in data_files.items():
         ds = datasets.load_dataset(
-            "parquet", data_files={name: files}, split=name, cache_dir=str(cache_dir() / "hf")
+            "parquet", data_files={name: files}, split=name, cache_dir=str(hf_dir())
         )
         col = spec.parquet.audio_column
         if col in ds.column_names and isinstance(ds.features[col], datasets.Audio):
@@ -162,6 +153,10 @@ def source_identity(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -
     if spec.is_embedded:
         return f"embedded:{spec.embedded.identity()}"
     if spec.parquet.repo is not None:
-        src = spec.parquet
-        return f"hub:{src.repo}@{src.revision}:{json.dumps(dict(src.data_files), sort_keys=True)}"
+        return _hub_identity(spec)
     return None
+
+
+def _hub_identity(spec: TaskSpec) -> str:
+    src = spec.parquet
+    return f"hub:{src.repo}@{src.revision}:{json.dumps(dict(src.data_files), sort_keys=True)}"

@@ -22,8 +22,6 @@ read through the same code path as the hub tasks. Same seed -> same bytes. Class
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -33,8 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from tasks.audio import encode_wav
-from tasks.hub import official_select, standard_single
+from tasks.cache import digest
 from tasks.registry import SPLITS, ParquetSource, TaskSpec, register_task
+from tasks.splits import official_select, standard_single
 
 GENERATOR_VERSION = 2
 SAMPLE_RATE = 16000
@@ -127,7 +126,7 @@ class EmbeddedGenerator:
     def identity(self) -> str:
         key = {"name": self.name, "seed": self.seed, "sizes": dict(self.sizes), "sr": self.sample_rate,
                "clip_seconds": self.clip_seconds, "version": GENERATOR_VERSION}
-        return f"seed{self.seed}-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+        return f"seed{self.seed}-" + digest(key, length=12)
 
     def generate_split(self, split: str) -> dict[str, list]:
         """-> columns clip_id, audio ({"bytes", "path"}), label for one split; deterministic."""

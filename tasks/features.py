@@ -1,7 +1,7 @@
 """From a task split to cached, normalised log-mel tensors (and the fixed-length waveforms).
 
-Two cached stages, both `datasets.Dataset.map` outputs with a deterministic `new_fingerprint` and
-an explicit cache file under `<cache>/features/<task>/`:
+Two cached stages, both `datasets.Dataset.map` outputs with a deterministic `new_fingerprint` (a
+`tasks.cache.digest` of the key) and an explicit cache file under `<cache>/features/<task>/`:
 
 1. waveforms: decode -> mono -> resample -> crop/pad (deterministic: clip start) — keyed by task,
    split, fold, source identity (hub revision / local file stats / generator seed), sample rate,
@@ -16,7 +16,6 @@ train split's log-mel) is applied when items are read, so the cache does not dep
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -30,7 +29,8 @@ import torchaudio.transforms as T
 from torch import nn
 
 from tasks.audio import load_clip
-from tasks.data import cache_dir, load_split, read_column, source_identity
+from tasks.cache import digest, feature_dir
+from tasks.data import load_split, read_column, source_identity
 from tasks.registry import SPLITS, TaskSpec, get_task
 
 CODE_VERSION = "features-v1"
@@ -44,6 +44,15 @@ EXTRACT_CLIPS = 32
 
 class FeatureConfigError(ValueError):
     """A FeatureConfig field has an invalid value."""
+
+
+def not_whole_samples(ms: float, sample_rate: int) -> str | None:
+    """None if `ms` milliseconds is a whole number (>= 1) of samples at `sample_rate` Hz (as a window or
+    hop must be), else what was expected. `FeatureConfig` and `RunConfig` both validate with it."""
+    samples = ms * sample_rate / 1000
+    if abs(samples - round(samples)) > 1e-6 or round(samples) < 1:
+        return f"a whole number (>= 1) of samples at {sample_rate} Hz, got {samples:g}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,10 +79,9 @@ class FeatureConfig:
         if self.hop_ms > self.win_ms:
             raise bad("hop_ms", self.hop_ms, f"<= win_ms={self.win_ms} (frames would skip samples)")
         for name in ("win_ms", "hop_ms"):
-            samples = getattr(self, name) * self.sample_rate / 1000
-            if abs(samples - round(samples)) > 1e-6 or round(samples) < 1:
-                raise bad(name, getattr(self, name),
-                          f"a whole number (>= 1) of samples at {self.sample_rate} Hz, got {samples:g}")
+            problem = not_whole_samples(getattr(self, name), self.sample_rate)
+            if problem is not None:
+                raise bad(name, getattr(self, name), problem)
         if self.n_mels > self.win_length // 2 + 1:
             raise bad("n_mels", self.n_mels, f"<= {self.win_length // 2 + 1} (FFT bins of a {self.win_ms} ms window)")
 
@@ -111,10 +119,6 @@ class LogMel(nn.Module):
         return (logmel - self.mean) / self.std
 
 
-def _fingerprint(**key: Any) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
 @contextlib.contextmanager
 def _progress(enabled: bool):
     import datasets
@@ -125,10 +129,6 @@ def _progress(enabled: bool):
         yield
     finally:
         (datasets.enable_progress_bars if was else datasets.disable_progress_bars)()
-
-
-def _feature_dir(spec: TaskSpec) -> Path:
-    return cache_dir() / "features" / spec.name
 
 
 def _batch_rows(row_bytes: int) -> int:
@@ -145,8 +145,8 @@ def _decode_batch(batch: dict, where: str, sample_rate: int, num_samples: int) -
 
 
 def _waveform_fingerprint(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int | None, source_id: str) -> str:
-    return _fingerprint(stage="waveform", source=source_id, task=spec.name, split=split, fold=fold,
-                        sr=cfg.sample_rate, num_samples=cfg.num_samples(spec.clip_seconds), code=CODE_VERSION)
+    return digest(dict(stage="waveform", source=source_id, task=spec.name, split=split, fold=fold,
+                       sr=cfg.sample_rate, num_samples=cfg.num_samples(spec.clip_seconds), code=CODE_VERSION))
 
 
 def cached_waveforms(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int | None,
@@ -158,12 +158,12 @@ def cached_waveforms(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int |
     source_id = source_identity(spec, data_dir)
     if source_id is not None:
         fp = _waveform_fingerprint(spec, split, cfg, fold, source_id)
-        path = _feature_dir(spec) / f"waveform-{split}-{fp}.arrow"
+        path = feature_dir(spec.name) / f"waveform-{split}-{fp}.arrow"
         if path.is_file():
             return datasets.Dataset.from_file(str(path)), fp
     raw, source_id = load_split(spec, split, fold, data_dir)
     fp = _waveform_fingerprint(spec, split, cfg, fold, source_id)
-    path = _feature_dir(spec) / f"waveform-{split}-{fp}.arrow"
+    path = feature_dir(spec.name) / f"waveform-{split}-{fp}.arrow"
     path.parent.mkdir(parents=True, exist_ok=True)
     label_col = "label" if spec.label_kind == "single" else "labels"
     features = datasets.Features({
@@ -186,8 +186,8 @@ def cached_logmel(spec: TaskSpec, split: str, cfg: FeatureConfig, waves: Any, wa
     """Stage 2 -> datasets.Dataset with one column logmel [T, F] (not normalised)."""
     import datasets
 
-    fp = _fingerprint(stage="logmel", waveform=wave_fp, cfg=asdict(cfg), code=CODE_VERSION)
-    path = _feature_dir(spec) / f"logmel-{split}-h{cfg.hop_ms:g}-{fp}.arrow"
+    fp = digest(dict(stage="logmel", waveform=wave_fp, cfg=asdict(cfg), code=CODE_VERSION))
+    path = feature_dir(spec.name) / f"logmel-{split}-h{cfg.hop_ms:g}-{fp}.arrow"
     if path.is_file():
         return datasets.Dataset.from_file(str(path))
     n_frames = cfg.num_frames(spec.clip_seconds)
@@ -208,8 +208,8 @@ def cached_logmel(spec: TaskSpec, split: str, cfg: FeatureConfig, waves: Any, wa
 
 
 def _stats_path(spec: TaskSpec, cfg: FeatureConfig, train_wave_fp: str) -> Path:
-    fp = _fingerprint(stage="stats", waveform=train_wave_fp, cfg=asdict(cfg), code=CODE_VERSION)
-    return _feature_dir(spec) / f"stats-{fp}.json"
+    fp = digest(dict(stage="stats", waveform=train_wave_fp, cfg=asdict(cfg), code=CODE_VERSION))
+    return feature_dir(spec.name) / f"stats-{fp}.json"
 
 
 def train_statistics(spec: TaskSpec, cfg: FeatureConfig, fold: int | None,

@@ -28,6 +28,7 @@ from tasks.audio import clip_error
 from tasks.audioset_classes import AUDIOSET_MIDS, AUDIOSET_NAMES
 from tasks.data import read_column, require_columns
 from tasks.registry import ParquetSource, TaskSpec, register_task
+from tasks.splits import official_select, split_where, standard_multi, standard_single
 
 # ashraq/esc50: data/train-0000{0,1}-of-00002-*.parquet, one "train" split of 2,000 clips; columns
 # filename, fold, target, category, esc10, src_file, take, audio. Pinned at this hash by
@@ -72,65 +73,6 @@ NSYNTH_FAMILIES = (
 FSD50K_NUM_CLASSES = 200
 
 
-def _where(spec: TaskSpec, split: str) -> str:
-    return f"task {spec.name!r} split {split!r}"
-
-
-def standard_single(ds: Any, id_col: str, label_col: str, spec: TaskSpec, split: str) -> Any:
-    """Keep (id, audio, label) as (clip_id, audio, label); every label must be in 0..C-1."""
-    where = _where(spec, split)
-    require_columns(ds, (id_col, spec.parquet.audio_column, label_col), where)
-    labels = read_column(ds, label_col).to_numpy()
-    bad = np.flatnonzero((labels < 0) | (labels >= spec.num_classes)) if len(labels) else []
-    if len(bad):
-        i = int(bad[0])
-        raise clip_error(where, str(ds[i][id_col]), label_col,
-                         f"label {labels[i]} out of range 0..{spec.num_classes - 1} ({len(bad)} such clip(s))")
-    ds = ds.select_columns([id_col, spec.parquet.audio_column, label_col])
-    renames = {k: v for k, v in ((id_col, "clip_id"), (spec.parquet.audio_column, "audio"), (label_col, "label"))
-               if k != v}
-    return ds.rename_columns(renames) if renames else ds
-
-
-def standard_multi(ds: Any, id_col: str, names_col: str, vocab: Mapping[str, int], spec: TaskSpec, split: str,
-                   sep: str | None = None) -> Any:
-    """Map a column of class names/MIDs (a list, or a `sep`-joined string) to "labels": list[int]."""
-    import datasets
-
-    where = _where(spec, split)
-    require_columns(ds, (id_col, spec.parquet.audio_column, names_col), where)
-
-    def to_indices(batch: dict) -> dict:
-        out = []
-        for clip_id, names in zip(batch[id_col], batch[names_col], strict=True):
-            names = names.split(sep) if sep is not None else (names or [])
-            unknown = [n for n in names if n not in vocab]
-            if unknown:
-                raise clip_error(where, str(clip_id), names_col, f"unknown class(es) {unknown[:3]}")
-            if not names:
-                raise clip_error(where, str(clip_id), names_col, "no labels")
-            out.append(sorted({vocab[n] for n in names}))
-        return {"labels": out}
-
-    ds = ds.select_columns([id_col, spec.parquet.audio_column, names_col])
-    features = datasets.Features({id_col: ds.features[id_col], spec.parquet.audio_column: ds.features[
-        spec.parquet.audio_column], "labels": datasets.List(datasets.Value("int64"))})
-    ds = ds.map(to_indices, batched=True, remove_columns=[names_col], features=features,
-                desc=f"{spec.name}/{split}: labels")
-    renames = {k: v for k, v in ((id_col, "clip_id"), (spec.parquet.audio_column, "audio")) if k != v}
-    return ds.rename_columns(renames) if renames else ds
-
-
-def official_select(mapping: Mapping[str, str], standardise):
-    """select() for tasks with official train/val/test source splits: mapping split -> source name,
-    then `standardise(ds, split, spec)`."""
-
-    def select(sources: Mapping[str, Any], split: str, fold: int | None, spec: TaskSpec) -> Any:
-        return standardise(sources[mapping[split]], split, spec)
-
-    return select
-
-
 # ---------------------------------------------------------------- ESC-50 (5-fold cross-validation)
 def esc50_fold_roles(fold: int, folds: int = 5) -> dict[str, int | list[int]]:
     """fold f is test, fold (f mod k) + 1 is validation, the rest train (folds numbered 1..k)."""
@@ -140,7 +82,7 @@ def esc50_fold_roles(fold: int, folds: int = 5) -> dict[str, int | list[int]]:
 
 def _esc50_select(sources: Mapping[str, Any], split: str, fold: int | None, spec: TaskSpec) -> Any:
     ds = sources["train"]
-    require_columns(ds, ("filename", "fold", "target", "audio"), _where(spec, split))
+    require_columns(ds, ("filename", "fold", "target", "audio"), split_where(spec, split))
     roles = esc50_fold_roles(int(fold), spec.folds)
     wanted = roles[split] if split == "train" else [roles[split]]
     idx = np.flatnonzero(np.isin(read_column(ds, "fold").to_numpy(), wanted))
@@ -164,7 +106,7 @@ def esc50() -> TaskSpec:
 
 # ---------------------------------------------------------------- Speech Commands v0.02 (35 words)
 def _speechcommands_standardise(ds: Any, split: str, spec: TaskSpec) -> Any:
-    require_columns(ds, ("file", "audio", "label"), _where(spec, split))
+    require_columns(ds, ("file", "audio", "label"), split_where(spec, split))
     keep = np.flatnonzero(read_column(ds, "label").to_numpy() != len(SPEECHCOMMANDS_WORDS))  # drop "_silence_"
     return standard_single(ds.select(keep), "file", "label", spec, split)
 
@@ -234,7 +176,7 @@ def audioset_is_val(video_id: str, percent: int = 10) -> bool:
 
 def _audioset_select(sources: Mapping[str, Any], split: str, fold: int | None, spec: TaskSpec) -> Any:
     ds = sources["eval" if split == "test" else "bal_train"]
-    require_columns(ds, ("video_id", "audio", "labels"), _where(spec, split))
+    require_columns(ds, ("video_id", "audio", "labels"), split_where(spec, split))
     if split != "test":
         is_val = np.array([audioset_is_val(v) for v in read_column(ds, "video_id").to_pylist()], dtype=bool)
         ds = ds.select(np.flatnonzero(is_val if split == "val" else ~is_val))

@@ -95,7 +95,8 @@ class TaskSpec:
         """k-fold tasks need fold in 1..k; other tasks take no fold."""
         if self.folds is None:
             if fold is not None:
-                raise ValueError(f"task {self.name!r} has official splits and no folds; got fold={fold!r}")
+                raise ValueError(f"task {self.name!r} has official splits and no folds: pass fold=None, "
+                                 f"got fold={fold!r}")
         elif fold is None or not (1 <= int(fold) <= self.folds):
             raise ValueError(
                 f"task {self.name!r} is a {self.folds}-fold task: pass fold in 1..{self.folds}, got fold={fold!r}"

@@ -7,7 +7,7 @@ from tasks_helpers import small_embedded
 
 from tasks import FeatureConfig, load_features
 from tasks.data import read_column
-from tasks.features import FeatureConfigError
+from tasks.features import FeatureConfigError, not_whole_samples
 
 
 @pytest.mark.parametrize("kwargs,field", [
@@ -23,6 +23,19 @@ from tasks.features import FeatureConfigError
 def test_feature_config_validation_names_field_and_value(kwargs, field):
     with pytest.raises(FeatureConfigError, match=f"FeatureConfig.{field}"):
         FeatureConfig(**kwargs)
+
+
+@pytest.mark.parametrize(("ms", "sample_rate", "ok"), [
+    (10.0, 16000, True), (0.0625, 16000, True), (2.5, 16000, True), (10.0, 44100, True),
+    (0.33, 16000, False), (0.03, 16000, False), (0.01, 44100, False), (2.5, 44100, False),
+])
+def test_whole_samples_check(ms, sample_rate, ok):
+    problem = not_whole_samples(ms, sample_rate)
+    assert (problem is None) == ok
+    if not ok:
+        assert f"samples at {sample_rate} Hz" in problem and f"got {ms * sample_rate / 1000:g}" in problem
+        with pytest.raises(FeatureConfigError, match="hop_ms"):
+            FeatureConfig(sample_rate=sample_rate, n_mels=16, win_ms=20.0, hop_ms=ms)
 
 
 @pytest.mark.parametrize("hop_ms,frames", [(1.0, 1501), (2.5, 601), (5.0, 301), (10.0, 151)])

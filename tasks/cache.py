@@ -1,0 +1,41 @@
+"""Where the tasks' caches live and how their keys are made.
+
+    <cache>/embedded/<task>/<generator identity>/   generated parquet of the embedded tasks
+    <cache>/features/<task>/                        decoded waveforms, log-mel, train statistics
+    <cache>/hf/                                     `datasets`' own cache of the parquet sources
+
+`<cache>` is `DIFFRES_CACHE_DIR`, default `~/.cache/diffres-bench`. Every cache file is named by
+`digest(key)`: a content hash of everything that changes its contents, so a changed input gives a new
+file and an unchanged one finds the old file again. Changing `digest` would orphan every cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+CACHE_DIR_ENV = "DIFFRES_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "diffres-bench").expanduser()
+
+
+def embedded_dir(task: str) -> Path:
+    return cache_dir() / "embedded" / task
+
+
+def feature_dir(task: str) -> Path:
+    return cache_dir() / "features" / task
+
+
+def hf_dir() -> Path:
+    return cache_dir() / "hf"
+
+
+def digest(key: Any, length: int = 16) -> str:
+    """Hex SHA-256 of `key` as canonical JSON (sorted keys; non-JSON values by `str`), first `length` digits."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:length]
