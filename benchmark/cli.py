@@ -1,5 +1,7 @@
 """The `diffres-bench` console script: a thin layer over library calls (benchmark.train.run,
 benchmark.study, benchmark.report, tasks.cli). Bad input ends with one clear line and a non-zero exit.
+Each command imports what it needs when it runs: `--help` and `report` do not load Optuna, and a task
+whose data is missing is named before any MLflow store is opened.
 
 Exit codes: 0 success; 1 a study ended with failed or unfinished points; 2 bad input (unknown name,
 malformed suite, value out of range, unreachable server); 130 interrupted.
@@ -15,7 +17,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-STORAGE_ENV = "DIFFRES_BENCH_STORAGE"
+from benchmark.paths import (
+    CHECKPOINTS_DIR,
+    REPORTS_DIR,
+    RESULTS_DIR,
+    STORAGE_ENV,
+    TRACKING_URI_ENV,
+    default_tracking_uri,
+)
+
 _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ConnectionError)
 
 
@@ -34,10 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except _USER_ERRORS as err:
         if os.environ.get("DIFFRES_BENCH_DEBUG"):
             raise
-        from benchmark.study import mask_url
+        from benchmark.tracking import mask_uri
 
         text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-        print(f"diffres-bench: error: {mask_url(str(text))}", file=sys.stderr)
+        print(f"diffres-bench: error: {mask_uri(str(text))}", file=sys.stderr)
         return 2
 
 
@@ -49,9 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="train and evaluate one config (reuses a finished identical run)")
     _add_config_flags(run)
-    run.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: ./mlflow.db)")
+    _add_tracking_flag(run)
     run.add_argument("--experiment", default="runs", help="MLflow experiment name (default: runs)")
-    run.add_argument("--checkpoint-dir", type=Path, default=Path("checkpoints") / "runs")
+    run.add_argument("--checkpoint-dir", type=Path, default=CHECKPOINTS_DIR / "runs",
+                     help=f"per-epoch checkpoints (default: {CHECKPOINTS_DIR / 'runs'})")
+    _add_data_dir_flag(run)
     run.add_argument("--no-progress", dest="progress", action="store_false")
     run.set_defaults(func=_cmd_run)
 
@@ -63,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--n-workers", type=int, default=None,
                          help="local worker processes (default: 1 with a GPU, else one per CPU core, at most 4)")
         _add_worker_flags(cmd)
+        _add_data_dir_flag(cmd)
         if name == "reproduce":
             _add_report_dirs(cmd)
         cmd.set_defaults(func=_cmd_study, report=name == "reproduce")
@@ -70,12 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     make = sub.add_parser("create", help="create a suite's Optuna study and MLflow experiment (before workers)")
     _add_suite_flags(make)
     _add_tracking_flag(make)
+    _add_data_dir_flag(make)
     make.set_defaults(func=_cmd_create)
 
     work = sub.add_parser("worker", help="join a suite's study (any machine) and train points until done")
     _add_suite_flags(work)
     _add_tracking_flag(work)
     _add_worker_flags(work)
+    _add_data_dir_flag(work)
     work.add_argument("--poll-seconds", type=float, default=5.0,
                       help="wait between checks while the last points run elsewhere (default 5)")
     work.set_defaults(func=_cmd_worker)
@@ -117,17 +132,24 @@ def _add_suite_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
     parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
                         help=f"Optuna storage: a journal file path or a URL such as postgresql://... "
-                             f"(default: ${STORAGE_ENV} or results/SUITE/optuna.journal)")
+                             f"(default: ${STORAGE_ENV} or {RESULTS_DIR}/SUITE/optuna.journal)")
 
 
 def _add_tracking_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default=None,
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///./mlflow.db)")
+                        help=f"MLflow tracking URI (default: ${TRACKING_URI_ENV} or sqlite:///./mlflow.db)")
+
+
+def _add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
+    from tasks.data import DATA_DIR_ENV
+
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help=f"root of local copies of hub tasks: DATA_DIR/<task>/... (default: ${DATA_DIR_ENV})")
 
 
 def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-dir", type=Path, default=None,
-                        help="per-epoch checkpoints (default: checkpoints/SUITE)")
+                        help=f"per-epoch checkpoints (default: {CHECKPOINTS_DIR}/SUITE)")
     parser.add_argument("--heartbeat-interval", type=int, default=30,
                         help="seconds between trial heartbeats on an RDB storage (default 30)")
     parser.add_argument("--grace-period", type=int, default=None,
@@ -136,24 +158,27 @@ def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"CSVs (default: {RESULTS_DIR})")
+    parser.add_argument("--reports-dir", type=Path, default=REPORTS_DIR,
+                        help=f"figures and REPORT.md (default: {REPORTS_DIR})")
 
 
 # --------------------------------------------------------------------------------------- commands
 def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import study
+    from benchmark import tracking
     from benchmark.config import RunConfig
+    from benchmark.study import check_task_data
     from benchmark.train import run
     from tasks import get_task
 
     get_task(args.task)  # an unknown task is named before the recipe lookup
     overrides = {k.removeprefix("cfg_"): v for k, v in vars(args).items() if k.startswith("cfg_")}
     cfg = RunConfig.for_task(args.task, **overrides)
-    tracking_uri = args.tracking_uri or study.default_tracking_uri()
-    study.check_tracking_uri(tracking_uri)
+    check_task_data([cfg.task], args.data_dir)  # before the MLflow store: creating it takes seconds
+    tracking_uri = args.tracking_uri or default_tracking_uri()
+    tracking.check_tracking_uri(tracking_uri)
     result = run(cfg, tracking_uri=tracking_uri, experiment=args.experiment,
-                 checkpoint_dir=args.checkpoint_dir, progress=args.progress)
+                 checkpoint_dir=args.checkpoint_dir, progress=args.progress, data_dir=args.data_dir)
     print(json.dumps({"run_name": cfg.run_name, "config_hash": cfg.config_hash, "run_id": result.run_id,
                       "val_metric": result.val_metric, "test_metric": result.test_metric,
                       "reused": result.reused}))
@@ -161,11 +186,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
-    from benchmark import study
-
+    study = _studies(args.verbose)
     final = study.run_study(args.suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
                             checkpoint_dir=args.checkpoint_dir, heartbeat_interval=args.heartbeat_interval,
-                            grace_period=args.grace_period, progress=args.progress)
+                            grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir)
     print(final)
     if args.report:
         _report(final.suite, args.tracking_uri, args.results_dir, args.reports_dir)
@@ -173,19 +197,16 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_create(args: argparse.Namespace) -> int:
-    from benchmark import study
-
-    suite = study.create(args.suite, args.storage, args.tracking_uri)
+    suite = _studies(args.verbose).create(args.suite, args.storage, args.tracking_uri, data_dir=args.data_dir)
     print(f"created {suite.name}: {len(suite.configs)} points")
     return 0
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from benchmark import study
-
-    final = study.worker(args.suite, args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
-                         heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
-                         poll_seconds=args.poll_seconds, progress=args.progress)
+    final = _studies(args.verbose).worker(
+        args.suite, args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
+        heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+        poll_seconds=args.poll_seconds, progress=args.progress, data_dir=args.data_dir)
     print(final)
     return _study_exit(final)
 
@@ -193,39 +214,47 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from benchmark import study
-
-    current = study.status(args.suite, args.storage)
+    current = _studies(args.verbose).status(args.suite, args.storage)
     print(json.dumps(asdict(current)) if args.json else current)
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from benchmark import study
+    from benchmark.study import load_suite
 
-    _report(study.load_suite(args.suite).name, args.tracking_uri, args.results_dir, args.reports_dir)
+    _report(load_suite(args.suite).name, args.tracking_uri, args.results_dir, args.reports_dir)
     return 0
 
 
 def _cmd_suites(args: argparse.Namespace) -> int:
-    from benchmark import study
+    from benchmark.study import list_suites, load_suite
 
-    for name in study.list_suites():
-        suite = study.load_suite(name)
+    for name in list_suites():
+        suite = load_suite(name)
         mode = f"search {suite.n_trials} trials x " if suite.search else ""
         print(f"{name:14s} {mode}{len(suite.configs)} points  {suite.description.splitlines()[0]}")
     return 0
 
 
 def _report(suite: str, tracking_uri: str | None, results_dir: Path, reports_dir: Path) -> Any:
-    from benchmark import study
     from benchmark.report import build_report
+    from benchmark.tracking import check_tracking_uri
 
-    tracking_uri = tracking_uri or study.default_tracking_uri()
-    study.check_tracking_uri(tracking_uri)
+    tracking_uri = tracking_uri or default_tracking_uri()
+    check_tracking_uri(tracking_uri)
     paths = build_report(suite, tracking_uri, results_dir=results_dir, reports_dir=reports_dir)
     print(f"report: {paths}")
     return paths
+
+
+def _studies(verbose: bool) -> Any:
+    """`benchmark.study`, with Optuna's own log lines at WARNING (DEBUG with -v)."""
+    import optuna
+
+    from benchmark import study
+
+    optuna.logging.set_verbosity(optuna.logging.DEBUG if verbose else optuna.logging.WARNING)
+    return study
 
 
 def _study_exit(final: Any) -> int:
@@ -242,6 +271,3 @@ def _setup_logging(verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("alembic", "urllib3", "matplotlib", "PIL", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.DEBUG if verbose else optuna.logging.WARNING)

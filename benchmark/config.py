@@ -2,9 +2,10 @@
 
 `RunConfig` is the unit that Optuna samples, MLflow logs as params (`to_params`) and the report groups
 by; `config_hash` is a run's identity (a finished run with the same hash is never trained again).
-Training recipes live here as data: `PAPER_RECIPES` (PSLA-style recipes of the authors' code, see
-../shared/PAPER.md) and `QUICK_RECIPE` (a small, fast default for the embedded offline tasks);
-`recipe_for(task)` picks one and `RunConfig.for_task(task, **overrides)` builds a config from it.
+`RunConfig.for_task(task, **overrides)` starts from the task's training recipe (`benchmark.recipes`:
+`PAPER_RECIPES`, `QUICK_RECIPE`, `recipe_for`, and the schedule `lr_at_epoch`, all re-exported here).
+Validation asks the task registry for what depends on the task (its fold protocol, and a hop and window
+that are whole numbers of samples at its sample rate), with the same checks `tasks` applies itself.
 
 Conventions:
 - `reduction_rate` (δ) is the fraction of frames removed: T' = floor(T * (1 - δ)).
@@ -12,8 +13,7 @@ Conventions:
   `spec` config always stores δ = 0 (a grid that crosses `spec` with several δ yields one identity).
 - `time_mask_ms` is a duration, converted to frames at the run's hop, so a 1 ms-hop run masks the
   same stretch of audio as a 10 ms-hop run (the paper's masks are frames at 10 ms: 192 -> 1920 ms).
-- `lr` is multiplied by `lr_decay` once `lr_decay_from` epochs are done and again every
-  `lr_decay_every` epochs (PSLA's MultiStepLR(range(from, 1000, every)) stepped after each epoch).
+- `lr` decays by `lr_decay` from epoch `lr_decay_from`, every `lr_decay_every` epochs (`lr_at_epoch`).
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ import difflib
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass, fields
 from typing import Any
+
+from benchmark.recipes import PAPER_RECIPES, QUICK_RECIPE, lr_at_epoch, recipe_for  # noqa: F401  (re-exported)
 
 # Bump when the meaning of a field or the training code changes results for the same field values:
 # every run identity (config_hash) changes with it, so old finished runs are not reused by mistake.
@@ -84,13 +85,15 @@ class RunConfig:
     # ----------------------------------------------------------------------------------- validation
     def _validate(self) -> None:
         _check(bool(self.task.strip()), "task", self.task, "a task name (see `diffres-bench tasks list`)")
-        _check_task(self.task, self.fold)
+        spec = _check_task(self.task, self.fold)
         _check_frontend(self.frontend)
         _check_backbone(self.backbone)
         _check(math.isfinite(self.hop_ms) and self.hop_ms > 0, "hop_ms", self.hop_ms, "a number > 0 (ms)")
         _check(math.isfinite(self.win_ms) and self.win_ms > 0, "win_ms", self.win_ms, "a number > 0 (ms)")
         _check(self.hop_ms <= self.win_ms, "hop_ms", self.hop_ms,
                f"a hop no larger than the window win_ms={self.win_ms}")
+        for name in ("win_ms", "hop_ms"):  # what the task's feature extraction will require
+            _check_whole_samples(name, getattr(self, name), spec)
         if self.frontend != NO_REDUCTION_FRONTEND:
             _check(0.0 < self.reduction_rate < 1.0, "reduction_rate", self.reduction_rate,
                    f"a fraction of frames removed in (0, 1) for frontend={self.frontend!r} "
@@ -169,54 +172,6 @@ def field_names() -> list[str]:
     return [f.name for f in fields(RunConfig)]
 
 
-def lr_at_epoch(cfg: RunConfig, epoch: int) -> float:
-    """Learning rate used during `epoch` (0-based), PSLA's MultiStepLR stepped once per epoch."""
-    if epoch < cfg.lr_decay_from:
-        return cfg.lr
-    n_decays = (epoch - cfg.lr_decay_from) // cfg.lr_decay_every + 1
-    return cfg.lr * cfg.lr_decay**n_decays
-
-
-# ----------------------------------------------------------------------------------------- recipes
-# The authors' code (PSLA fork): Adam(0.95, 0.999), wd 5e-7, mixup λ ~ Beta(10, 10) on waveforms,
-# guide loss weight 1, 128 mel bins, EfficientNet-B2. Masks: 48 bins; time masks in 10 ms frames x 10.
-_PAPER_COMMON = dict(backbone="efficientnet_b2", n_mels=128, optimizer="adam", beta1=0.95, beta2=0.999,
-                     weight_decay=5e-7, freq_mask=48, mixup_alpha=10.0, guide_loss_weight=1.0)
-PAPER_RECIPES: dict[str, dict[str, Any]] = {
-    "audioset": dict(_PAPER_COMMON, lr=1e-4, epochs=30, lr_decay=0.5, lr_decay_every=5, lr_decay_from=10,
-                     time_mask_ms=1920.0, mixup_prob=0.5, batch_size=24),
-    "fsd50k": dict(_PAPER_COMMON, lr=5e-4, epochs=40, lr_decay=0.5, lr_decay_every=5, lr_decay_from=10,
-                   time_mask_ms=1920.0, mixup_prob=0.5, batch_size=8),
-    "esc50": dict(_PAPER_COMMON, lr=2.5e-4, epochs=80, lr_decay=0.95, lr_decay_every=5, lr_decay_from=40,
-                  time_mask_ms=960.0, mixup_prob=0.5, batch_size=48),
-    "speechcommands": dict(_PAPER_COMMON, lr=2.5e-4, epochs=60, lr_decay=0.85, lr_decay_every=5,
-                           lr_decay_from=25, time_mask_ms=480.0, mixup_prob=0.6, batch_size=128),
-    "nsynth": dict(_PAPER_COMMON, lr=1e-4, epochs=20, lr_decay=0.85, lr_decay_every=5, lr_decay_from=10,
-                   time_mask_ms=760.0, mixup_prob=0.5, batch_size=128),
-}
-# Embedded toy tasks on a CPU: a small audio CNN from scratch (benchmark/backbones.py; ~8-10 s of one
-# CPU thread for 800 clips x 4 epochs at 10 ms), lr 3e-3 with no decay. The toy labels live in a click
-# cluster of 20-200 ms: no time masks (a mask over the cluster changes the label) and no mixup (a mix
-# of two click counts has no count).
-QUICK_RECIPE: dict[str, Any] = dict(
-    backbone="audiocnn_tiny", n_mels=32, optimizer="adam", lr=3e-3, beta1=0.95, beta2=0.999,
-    weight_decay=5e-7, epochs=4, lr_decay=0.5, lr_decay_every=2, lr_decay_from=100, batch_size=32,
-    freq_mask=4, time_mask_ms=0.0, mixup_alpha=10.0, mixup_prob=0.0, guide_loss_weight=1.0)
-
-
-def recipe_for(task: str) -> dict[str, Any]:
-    """Recipe fields for `task`: the paper's for a hub task (matched by family name, e.g. "esc50",
-    "esc-50-fold", "nsynth-instrument"), `QUICK_RECIPE` for the embedded "toy-*" tasks."""
-    key = re.sub(r"[^a-z0-9]", "", task.lower())
-    for family, recipe in PAPER_RECIPES.items():
-        if key.startswith(family):
-            return dict(recipe)
-    if key.startswith("toy"):
-        return dict(QUICK_RECIPE)
-    raise KeyError(f"no recipe for task {task!r}: known families {sorted(PAPER_RECIPES)} and 'toy-*'; "
-                   f"pass the recipe fields to RunConfig yourself")
-
-
 # ------------------------------------------------------------------------------------------ helpers
 def _check(ok: bool, name: str, value: Any, expected: str) -> None:
     if not ok:
@@ -256,18 +211,26 @@ def _coerce(name: str, type_name: str, value: Any) -> Any:
     raise AssertionError(f"unhandled field type {type_name}")
 
 
-def _check_task(task: str, fold: int | None) -> None:
+def _check_task(task: str, fold: int | None) -> Any:
+    """The task's spec (tasks.TaskSpec), after checking `fold` against its protocol."""
     from tasks import get_task  # the task registry names valid tasks and their fold protocol
 
     try:
         spec = get_task(task)
     except KeyError as err:
         raise ConfigError(f"RunConfig.task={task!r}: {err.args[0] if err.args else err}") from None
-    if spec.folds is None:
-        _check(fold is None, "fold", fold, f"None: task {task!r} has fixed train/val/test splits")
-    else:
-        _check(fold is not None and 1 <= fold <= spec.folds, "fold", fold,
-               f"a fold in 1..{spec.folds} for task {task!r} (cross-validation)")
+    try:
+        spec.check_fold(fold)
+    except ValueError as err:
+        raise ConfigError(f"RunConfig.fold={fold!r}: {err}") from None
+    return spec
+
+
+def _check_whole_samples(name: str, ms: float, spec: Any) -> None:
+    from tasks.features import not_whole_samples
+
+    problem = not_whole_samples(ms, spec.sample_rate)
+    _check(problem is None, name, ms, f"{problem}; {spec.sample_rate} Hz is the sample rate of task {spec.name!r}")
 
 
 def _check_frontend(frontend: str) -> None:

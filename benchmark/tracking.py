@@ -5,34 +5,36 @@ Schema of a finished run (experiment = suite name; run name = `RunConfig.run_nam
 - params: `RunConfig.to_params()`
 - metrics: train_loss and val_metric_epoch per epoch (step = epoch), val_metric, test_metric, best_epoch,
   compute figures (`ComputeReport.metrics()`), clip counts
-- artifacts: config.json, per_class.csv (class, metric, support), and for front-ends with importance
-  scores (DiffRes): diffres_examples.npz (mel, score, merged, resolution_enc) + diffres_examples.png.
+- artifacts: written by `benchmark.artifacts` (its docstring is the schema), uploaded by `log_artifacts`
 Only FINISHED runs count: a RUNNING / FAILED / KILLED run left by an interrupted attempt is ignored by
 `find_finished_run`, and the next attempt opens a new run (the report dedupes by config_hash).
 The client API (`MlflowClient`, no global active run) keeps concurrent workers in threads apart.
+Before a study or run starts, `check_tracking_uri` fails within seconds on a server that does not answer,
+and `ensure_experiment` creates the suite's experiment once (tagged with its study).
+Passwords in URIs are masked (`mask_uri`) in every param, tag and error message.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import numpy as np  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, Run, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from benchmark.paths import REPO_ROOT  # noqa: E402
+
 _PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)(?P<password>[^@\s]*)@")
 
 
@@ -41,8 +43,28 @@ def mask_uri(uri: str) -> str:
     return _PASSWORD.sub(lambda m: f"{m['head']}***@", str(uri))
 
 
+class UnreachableError(ConnectionError):
+    """An Optuna storage or MLflow tracking server does not answer."""
+
+
 def client_for(tracking_uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri)
+
+
+def check_tracking_uri(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast (a few seconds) when an MLflow server does not answer; make a SQLite store's directory."""
+    if tracking_uri.startswith(("http://", "https://")):
+        url = tracking_uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (http only)
+                if response.status != 200:
+                    raise OSError(f"HTTP {response.status}")
+        except (OSError, urllib.error.URLError) as err:
+            raise UnreachableError(f"cannot reach the MLflow tracking server {mask_uri(tracking_uri)}: "
+                                   f"{mask_uri(str(err))}; start it with `mlflow server --host 127.0.0.1 "
+                                   f"--port PORT` or pass --tracking-uri") from None
+    elif tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 def default_artifact_location(tracking_uri: str, experiment: str) -> str | None:
@@ -76,6 +98,15 @@ def get_or_create_experiment(tracking_uri: str, experiment: str) -> str:
                 return found.experiment_id
             time.sleep(0.1)
         raise
+
+
+def ensure_experiment(tracking_uri: str, name: str, tags: Mapping[str, str] | None = None) -> str:
+    """Create the MLflow experiment once, before workers start (tagged with the study); returns its id."""
+    experiment_id = get_or_create_experiment(tracking_uri, name)
+    client = client_for(tracking_uri)
+    for key, value in (tags or {}).items():
+        client.set_experiment_tag(experiment_id, key, mask_uri(str(value)))
+    return experiment_id
 
 
 def find_finished_run(tracking_uri: str, experiment: str, config_hash: str) -> Run | None:
@@ -139,56 +170,3 @@ def start_run(tracking_uri: str, experiment: str, *, run_name: str, params: Mapp
     client.log_batch(run.info.run_id, params=[Param(k, mask_uri(str(v))) for k, v in params.items()])
     return TrackedRun(tracking_uri, run.info.run_id)
 
-
-# ------------------------------------------------------------------------------------------ artifacts
-def config_json(config: Mapping[str, object], config_hash: str, config_version: str) -> bytes:
-    payload = {"config_hash": config_hash, "config_version": config_version, "config": dict(config)}
-    return (json.dumps(payload, indent=2, sort_keys=True) + "\n").encode()
-
-
-def per_class_csv(class_names: Sequence[str], scores: Sequence[float], support: Sequence[int]) -> bytes:
-    """Columns: class, metric (per-class accuracy or AP on test; empty when undefined), support."""
-    with tempfile.SpooledTemporaryFile(mode="w+", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["class", "metric", "support"])
-        for name, score, n in zip(class_names, scores, support):
-            writer.writerow([name, "" if score != score else f"{score:.6f}", int(n)])
-        fh.seek(0)
-        return fh.read().encode()
-
-
-def diffres_examples(mel: np.ndarray, score: np.ndarray, merged: np.ndarray, resolution_enc: np.ndarray,
-                     *, title: str = "") -> dict[str, bytes]:
-    """diffres_examples.npz (mel [N,T,F], score [N,T], merged [N,T',F], resolution_enc [N,T',F]) and a
-    figure with one row per clip: mel, importance score over time, merged mel, resolution encoding."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, mel=mel, score=score, merged=merged, resolution_enc=resolution_enc)
-    n = mel.shape[0]
-    fig, axes = plt.subplots(n, 4, figsize=(14, 2.2 * n), squeeze=False)
-    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.06, top=0.9 if title else 0.95, wspace=0.2, hspace=0.6)
-    for i in range(n):
-        panels = [(mel[i], "log-mel [T, F]"), (None, "importance score"), (merged[i], "merged mel [T', F]"),
-                  (resolution_enc[i], "resolution encoding [T', F]")]
-        for ax, (image, label) in zip(axes[i], panels):
-            if image is None:
-                ax.plot(score[i])
-                ax.set_xlim(0, len(score[i]) - 1)
-                ax.set_ylim(0, 1.05)
-
-            else:
-                ax.imshow(image.T, origin="lower", aspect="auto", interpolation="nearest")
-            ax.set_title(f"clip {i}: {label}", fontsize=8)
-            ax.tick_params(labelsize=7)
-    if title:
-        fig.suptitle(title)
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=80)
-    plt.close(fig)
-    return {"diffres_examples.npz": buf.getvalue(), "diffres_examples.png": png.getvalue()}

@@ -43,7 +43,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-RESULTS = Path(__file__).resolve().parents[2] / "results"
+from benchmark.paths import REPO_ROOT, RESULTS_DIR
+
+RESULTS = REPO_ROOT / RESULTS_DIR
 HOPS_MS = (1.0, 2.5, 5.0, 10.0)
 ESC50_SOURCE_SR = 44100
 
@@ -127,17 +129,17 @@ def _load_and_read(task: str, cfg, fold: int | None, data_dir: Path | None, batc
 def bench_cache(task: str, hop_ms: float, n_mels: int, fold: int | None = None, data_dir: Path | None = None,
                 source_sr: int = 16000, later: int = 5) -> dict:
     from tasks import FeatureConfig, get_task
-    from tasks.data import cache_dir
+    from tasks.cache import embedded_dir, feature_dir
 
     spec = get_task(task)
     cfg = FeatureConfig(n_mels=n_mels, hop_ms=hop_ms)
-    with fresh_cache() as cache:
+    with fresh_cache():
         if spec.is_embedded:
-            spec.embedded.ensure(cache_dir() / "embedded" / task)  # the source parquet, before the clock
+            spec.embedded.ensure(embedded_dir(task))  # the source parquet, before the clock
         clips, first_load, first_read = _load_and_read(task, cfg, fold, data_dir)
         _, second_load, second_read = _load_and_read(task, cfg, fold, data_dir)
         later_loads = [_load_and_read(task, cfg, fold, data_dir)[1] for _ in range(later)]
-        features = cache / "features" / task
+        features = feature_dir(task)
         for path in [*features.glob("logmel-*"), *features.glob("stats-*")]:
             path.unlink()
         _, new_hop_load, _ = _load_and_read(task, cfg, fold, data_dir)

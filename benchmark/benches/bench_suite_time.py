@@ -17,19 +17,21 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from benchmark import study as studies
 from benchmark.compute import describe_device
+from benchmark.paths import default_storage, suite_results_dir
+from benchmark.study import load_suite, open_storage
+from benchmark.tracking import mask_uri
 
 
 def suite_times(suite_name: str, storage: str | None = None) -> pd.DataFrame:
     """One row per front-end plus an `all` row: trials trained, seconds per trial, summed and wall time."""
-    suite = studies.load_suite(suite_name)
-    storage = storage or studies.default_storage(suite.name)
-    loaded = optuna.load_study(study_name=suite.name, storage=studies.open_storage(storage))
+    suite = load_suite(suite_name)
+    storage = storage or default_storage(suite.name)
+    loaded = optuna.load_study(study_name=suite.name, storage=open_storage(storage))
     trials = [t for t in loaded.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
               if not t.user_attrs.get("reused") and t.datetime_start and t.datetime_complete]
     if not trials:
-        raise SystemExit(f"suite {suite.name!r}: no completed, trained trials in {studies.mask_url(storage)}")
+        raise SystemExit(f"suite {suite.name!r}: no completed, trained trials in {mask_uri(storage)}")
     by_hash = {cfg.config_hash: cfg for cfg in suite.configs}
     rows = pd.DataFrame({
         "frontend": [by_hash[t.params["point"]].frontend if t.params.get("point") in by_hash else "?"
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: results/<suite>/suite_time.csv")
     args = parser.parse_args(argv)
     table = suite_times(args.suite, args.storage)
-    out = args.out or Path("results") / args.suite / "suite_time.csv"
+    out = args.out or suite_results_dir(args.suite) / "suite_time.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False, float_format="%.2f")
     with pd.option_context("display.width", 160):

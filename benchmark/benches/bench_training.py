@@ -2,13 +2,16 @@
 
 Default: the embedded task "toy-transients" with the quick recipe's backbone on this machine's CPU,
 through the trainer's own `train_one_epoch` (waveform mixup, SpecAugment, front-end, backbone, guide
-loss, Adam step), written to results/bench_training.csv with the machine named in every row.
+loss, Adam step), written to results/bench_training.csv with the machine named in every row. Model,
+optimizer, AMP and loss are the trainer's (`make_model`, `make_optimizer`, `Amp`, `choose_loss`), so the
+bench times what a run does.
 
     python -m benchmark.benches.bench_training                       # CPU, embedded task
     python -m benchmark.benches.bench_training --paper-sizes --device cuda --out results/bench_training_gpu.csv
 
 `--paper-sizes` times the paper's recipe instead (EfficientNet-B2, 128 mel bins, each hub task's
-frame count and batch size) on synthetic log-mel batches, with AMP on CUDA: no dataset download.
+frame count and batch size) on synthetic log-mel batches through the trainer's `train_step`, with AMP
+on CUDA: no dataset download.
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from benchmark.compute import describe_device
-from benchmark.config import QUICK_RECIPE, RunConfig, recipe_for
-from benchmark.model import build_model
-from benchmark.train import _Amp, _loss_fn, load_task_data, train_one_epoch
+from benchmark.config import RunConfig
+from benchmark.data import load_task_data
+from benchmark.paths import RESULTS_DIR
+from benchmark.recipes import QUICK_RECIPE, recipe_for
+from benchmark.train import Amp, choose_loss, make_model, make_optimizer, one_hot, train_one_epoch, train_step
 
 FRONTENDS = ["spec", "diffres", "avgpool", "maxpool", "avgmaxpool", "changehop", "convavgpool", "specpool",
              "pool3ch"]
 # paper frame counts at 10 ms (../shared/PAPER.md) and the recipe's batch size
 PAPER_SIZES = {"audioset": 1056, "fsd50k": 3000, "esc50": 500, "speechcommands": 100, "nsynth": 400}
+PAPER_CLASSES = 50  # one single-label head size for every family: the head is a small part of the step
 
 
 def grid(frontends: list[str]) -> list[tuple[str, float]]:
@@ -45,14 +51,13 @@ def bench_embedded(task: str, frontends: list[str], batches: int, device: torch.
     data = load_task_data(base)
     for frontend, delta in grid(frontends):
         cfg = base.replace(frontend=frontend, reduction_rate=delta, mixup_prob=0.5)
-        torch.manual_seed(0)
-        model = build_model(cfg, num_classes=data.spec.num_classes, t_in=data.t_in).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-        amp, gen = _Amp(device, cfg.amp), torch.Generator().manual_seed(0)
+        model = make_model(cfg, data.spec.num_classes, data.t_in, device)
+        optimizer = make_optimizer(model, cfg)
+        amp, gen = Amp(device, cfg.amp), torch.Generator().manual_seed(0)
         warm = DataLoader(Subset(data.train, range(cfg.batch_size)), batch_size=cfg.batch_size)
         timed = DataLoader(Subset(data.train, range(cfg.batch_size, cfg.batch_size * (batches + 1))),
                            batch_size=cfg.batch_size)
-        loss_kind = _loss_fn(cfg, data.spec.label_kind)
+        loss_kind = choose_loss(cfg, data.spec.label_kind)
         train_one_epoch(model, warm, optimizer, amp, cfg, data, loss_kind, gen, device)
         _sync(device)
         start = time.perf_counter()
@@ -71,25 +76,16 @@ def bench_paper_sizes(frontends: list[str], steps: int, device: torch.device) ->
         base = RunConfig.for_task(family, fold=1 if family == "esc50" else None)
         for frontend, delta in grid(frontends):
             cfg = base.replace(frontend=frontend, reduction_rate=delta)
-            torch.manual_seed(0)
-            model = build_model(cfg, num_classes=50, t_in=t_in).to(device)
-            if device.type == "cuda":
-                model = model.to(memory_format=torch.channels_last)
-            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-            amp = _Amp(device, cfg.amp)
+            model = make_model(cfg, PAPER_CLASSES, t_in, device)
+            optimizer = make_optimizer(model, cfg)
+            amp, loss_kind = Amp(device, cfg.amp), choose_loss(cfg, "single")
             x = torch.randn(cfg.batch_size, t_in, cfg.n_mels, device=device)  # [B, T, F]
-            y = torch.randint(0, 50, (cfg.batch_size,), device=device)
+            y = one_hot(torch.randint(0, PAPER_CLASSES, (cfg.batch_size,)), PAPER_CLASSES).to(device)  # [B, C]
             times = []
             for i in range(steps + 2):
                 _sync(device)
                 start = time.perf_counter()
-                with amp.autocast():
-                    logits, out = model(x)
-                    loss = torch.nn.functional.cross_entropy(logits.float(), y) + out.aux_loss.float()
-                optimizer.zero_grad(set_to_none=True)
-                amp.scaler.scale(loss).backward()
-                amp.scaler.step(optimizer)
-                amp.scaler.update()
+                train_step(model, optimizer, amp, cfg, loss_kind, x, y)
                 _sync(device)
                 if i >= 2:
                     times.append(time.perf_counter() - start)
@@ -122,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paper-sizes", action="store_true", help="EfficientNet-B2 at the paper's sizes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_training.csv"))
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench_training.csv")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,8 +1,13 @@
-"""The front-end bench's before/after mode: a git revision against the working tree, in real processes."""
+"""The benches on small sizes: the front-end bench's before/after mode (a git revision against the working
+tree, in real processes) and the training bench through the trainer's own pieces."""
 
+import ast
+import inspect
 import subprocess
 
-from benchmark.benches import bench_frontends
+import torch
+
+from benchmark.benches import bench_frontends, bench_training
 
 
 def test_compare_times_a_revision_against_the_working_tree_and_cleans_up():
@@ -17,3 +22,13 @@ def test_compare_times_a_revision_against_the_working_tree_and_cleans_up():
     assert (table["processes"] == 1).all()
     after = subprocess.run(["git", "worktree", "list"], cwd=root, capture_output=True, text=True).stdout
     assert after == before  # the temporary worktree is gone
+
+
+def test_the_training_bench_times_the_trainers_own_step():
+    rows = bench_training.bench_embedded("toy-transients", ["spec"], batches=1, device=torch.device("cpu"))
+    (row,) = rows
+    assert (row["frontend"], row["reduction_rate"], row["t_out"], row["clips"]) == ("spec", 0.0, row["t_in"], 32)
+    assert row["seconds"] > 0 and row["device"].startswith("cpu")
+    tree = ast.parse(inspect.getsource(bench_training))
+    imported = [a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for a in node.names]
+    assert not [name for name in imported if name.startswith("_")]  # no private names of the trainer

@@ -104,6 +104,54 @@ def test_reproduce_runs_the_study_then_the_report(capsys, tmp_path: Path, suite_
     assert capsys.readouterr().out.strip() == "clitiny: 2/2 done, 0 running, 0 failed, 0 left"
 
 
+def test_offline_hub_task_is_named_before_any_mlflow_store_with_a_flag_run_has(capsys, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    import re
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DIFFRES_DATA_DIR", raising=False)
+    store = tmp_path / "m.db"
+    err = _error(capsys, ["run", "--task", "esc50", "--fold", "1", "--tracking-uri", f"sqlite:///{store}"])
+    assert "esc50" in err and "--data-dir" in err and not store.exists()
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    usage = capsys.readouterr().out
+    told = set(re.findall(r"pass (--[a-z][a-z-]+)", err))  # the other flags belong to the `hf download` hint
+    assert told and told <= set(re.findall(r"--[a-z][a-z-]+", usage))
+    (tmp_path / "data" / "esc50").mkdir(parents=True)  # the flag reaches the check
+    err = _error(capsys, ["run", "--task", "esc50", "--fold", "1", "--tracking-uri", f"sqlite:///{store}",
+                          "--data-dir", str(tmp_path / "data")])
+    assert "local copy" in err and not store.exists()
+
+
+@pytest.mark.parametrize("command", ["study", "reproduce", "create", "worker"])
+def test_suite_commands_that_check_data_take_the_data_dir_flag(capsys, command: str) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--data-dir" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["report", "--help"], ["suites"], ["report", "--suite", "nope"],
+                                  ["report", "--suite", "quick", "--tracking-uri", "http://127.0.0.1:PORT"]])
+def test_help_report_and_suites_do_not_import_optuna(argv: list[str]) -> None:
+    """The last one reads the suite, imports the report and fails at the tracking check (no store to make)."""
+    argv = [arg.replace("PORT", str(free_port())) for arg in argv]
+    code = ("import sys\nfrom benchmark import cli\ntry:\n    code = cli.main(sys.argv[1:])\n"
+            "except SystemExit as exit_:\n    code = exit_.code\n"
+            "assert 'optuna' not in sys.modules, 'optuna was imported'\nprint('exit', code)\n")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] in ("exit 0", "exit 2")
+
+
+@pytest.mark.parametrize("command", ["run", "study", "reproduce", "create", "worker", "status", "report", "suites",
+                                     "tasks"])
+def test_every_command_has_help(capsys, command: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith(f"usage: diffres-bench {command}")
+
+
 def test_console_script_lists_commands_and_suites() -> None:
     exe = Path(sys.executable).with_name("diffres-bench")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True).stdout

@@ -31,6 +31,9 @@ def make(**kw) -> RunConfig:
         ({"hop_ms": 0.0}, "hop_ms", "> 0"),
         ({"hop_ms": -5}, "hop_ms", "> 0"),
         ({"hop_ms": 40.0}, "hop_ms", "no larger than the window"),
+        ({"hop_ms": 0.33}, "hop_ms", "a whole number (>= 1) of samples at 16000 Hz, got 5.28"),
+        ({"hop_ms": 0.03}, "hop_ms", "samples at 16000 Hz, got 0.48"),
+        ({"win_ms": 25.03}, "win_ms", "samples at 16000 Hz"),
         ({"reduction_rate": 1.0}, "reduction_rate", "(0, 1)"),
         ({"reduction_rate": -0.1}, "reduction_rate", "(0, 1)"),
         ({"reduction_rate": 0.0, "frontend": "avgpool"}, "reduction_rate", "frontend='spec'"),
@@ -134,6 +137,33 @@ def test_fold_protocol_follows_the_task_registry():
             RunConfig(task=name, fold=bad)
 
 
+@pytest.mark.parametrize("hop_ms", [0.0625, 0.33, 1.0, 2.5, 2.53, 3.3, 10.0, 10.01])
+def test_a_hop_the_features_reject_is_rejected_at_config_time(hop_ms):
+    """RunConfig and FeatureConfig share one check: a config that validates also loads its features."""
+    from tasks.features import FeatureConfig, FeatureConfigError
+
+    try:
+        FeatureConfig(sample_rate=get_task("toy-transients").sample_rate, n_mels=32, hop_ms=hop_ms)
+    except FeatureConfigError as feature_err:
+        with pytest.raises(ConfigError) as err:
+            make(hop_ms=hop_ms)
+        message = str(err.value)
+        assert f"RunConfig.hop_ms={hop_ms!r}" in message and "16000 Hz" in message
+        assert "toy-transients" in message
+        assert str(feature_err).split(": expected ")[1] in message  # the same words as the features'
+    else:
+        assert make(hop_ms=hop_ms).hop_ms == hop_ms
+
+
+def test_fold_errors_are_the_registrys():
+    for task, fold in (("esc50", 6), ("esc50", None), ("toy-transients", 1)):
+        with pytest.raises(ValueError) as registry_err:
+            get_task(task).check_fold(fold)
+        with pytest.raises(ConfigError) as err:
+            RunConfig(task=task, fold=fold)
+        assert str(err.value) == f"RunConfig.fold={fold!r}: {registry_err.value}"
+
+
 @pytest.mark.parametrize("task", list_tasks())
 def test_every_registered_task_has_a_recipe(task):
     recipe = recipe_for(task)
@@ -141,6 +171,20 @@ def test_every_registered_task_has_a_recipe(task):
     fold = 1 if get_task(task).folds else None
     cfg = RunConfig.for_task(task, fold=fold)
     assert cfg.lr == recipe["lr"] and cfg.backbone == recipe["backbone"]
+
+
+def test_recipes_are_re_exported_from_config():
+    from benchmark import config, recipes
+
+    for name in ("PAPER_RECIPES", "QUICK_RECIPE", "recipe_for", "lr_at_epoch"):
+        assert getattr(config, name) is getattr(recipes, name)
+
+
+def test_identities_of_finished_runs_do_not_move():
+    """config_hash names finished runs and checkpoints: a refactor must not change it."""
+    assert RunConfig(task="toy-transients").config_hash == "ec5f8c43f403"
+    assert RunConfig.for_task("esc50", fold=3).config_hash == "dd68126be334"
+    assert RunConfig.for_task("audioset", frontend="avgpool").config_hash == "281f01d5c190"
 
 
 def test_paper_recipes_match_the_paper_table():

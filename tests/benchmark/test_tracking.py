@@ -1,14 +1,11 @@
-"""MLflow glue on a real SQLite store: experiments, finished-run lookup, masking, artifacts."""
+"""MLflow glue on a real SQLite store: experiments, finished-run lookup, masking (artefacts: test_artifacts)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pytest
 from mlflow import MlflowClient
 
@@ -35,6 +32,25 @@ def test_passwords_in_uris_are_masked(uri, masked):
     assert tracking.mask_uri(uri) == masked
 
 
+def test_passwords_in_messages_are_masked_and_paths_kept():
+    assert tracking.mask_uri("error at http://u:p@x/ y") == "error at http://u:***@x/ y"
+    assert tracking.mask_uri("sqlite:///results/x.db") == "sqlite:///results/x.db"
+    assert tracking.mask_uri("results/quick/optuna.journal") == "results/quick/optuna.journal"
+
+
+def test_unreachable_tracking_server_fails_fast():
+    from benchmark.services import free_port
+
+    with pytest.raises(tracking.UnreachableError, match="MLflow tracking server") as err:
+        tracking.check_tracking_uri(f"http://user:pw@127.0.0.1:{free_port()}", timeout_s=2)
+    assert "user:***@" in str(err.value) and ":pw@" not in str(err.value)
+
+
+def test_a_sqlite_store_gets_its_folder_but_no_database(tmp_path):
+    tracking.check_tracking_uri(f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}")
+    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "mlflow.db").exists()
+
+
 def test_telemetry_is_off():
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
 
@@ -46,6 +62,17 @@ def test_experiment_is_created_once_by_concurrent_workers(store):
         ids = list(pool.map(lambda _: tracking.get_or_create_experiment(tracking_uri, "quick"), range(4)))
     assert len(set(ids)) == 1
     assert MlflowClient(tracking_uri).get_experiment_by_name("quick").experiment_id == ids[0]
+
+
+def test_experiment_is_created_once_with_a_masked_storage_tag(store):
+    tracking_uri = store[0]
+    secret = "postgresql://bench:hunter2@127.0.0.1:1/optuna"
+    first = tracking.ensure_experiment(tracking_uri, "tiny", tags={"optuna_storage": tracking.mask_uri(secret)})
+    assert tracking.ensure_experiment(tracking_uri, "tiny") == first
+    tags = MlflowClient(tracking_uri).get_experiment(first).tags
+    assert "hunter2" not in str(tags) and tags["optuna_storage"].startswith("postgresql://bench:***@")
+    tracking.ensure_experiment(tracking_uri, "tiny", tags={"optuna_storage": secret})  # masked here as well
+    assert "hunter2" not in str(MlflowClient(tracking_uri).get_experiment(first).tags)
 
 
 def test_artifacts_of_a_sqlite_store_live_next_to_the_database(store):
@@ -77,26 +104,6 @@ def test_uri_params_are_masked_in_mlflow(store):
     run = tracking.start_run(tracking_uri, "quick", run_name="x",
                              params={"storage": "postgresql://u:hunter2@h/db"}, tags={})
     assert MlflowClient(tracking_uri).get_run(run.run_id).data.params["storage"] == "postgresql://u:***@h/db"
-
-
-def test_artifacts_are_uploaded(store, tmp_path):
-    tracking_uri = store[0]
-    run = tracking.start_run(tracking_uri, "quick", run_name="x", params={}, tags={})
-    files = {"per_class.csv": tracking.per_class_csv(["a", "b"], [0.5, float("nan")], [4, 0])}
-    files.update(tracking.diffres_examples(np.random.rand(2, 40, 8), np.random.rand(2, 40), np.random.rand(2, 20, 8),
-                                           np.random.rand(2, 20, 8), title="t"))
-    run.log_artifacts(files)
-    run.finish()
-    client = MlflowClient(tracking_uri)
-    names = {a.path for a in client.list_artifacts(run.run_id)}
-    assert names == {"per_class.csv", "diffres_examples.npz", "diffres_examples.png"}
-    local = Path(client.download_artifacts(run.run_id, "diffres_examples.npz", str(tmp_path)))
-    with np.load(local) as npz:
-        assert {k: npz[k].shape for k in npz.files} == {"mel": (2, 40, 8), "score": (2, 40), "merged": (2, 20, 8),
-                                                        "resolution_enc": (2, 20, 8)}
-    rows = list(csv.DictReader(io.StringIO(files["per_class.csv"].decode())))
-    assert rows == [{"class": "a", "metric": "0.500000", "support": "4"}, {"class": "b", "metric": "", "support": "0"}]
-    assert files["diffres_examples.png"][:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_git_commit_names_the_checkout():

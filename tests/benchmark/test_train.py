@@ -1,58 +1,47 @@
 """The trainer end to end on the embedded task with a real MLflow store: reproducible, reused,
-resumable, robust to a corrupt checkpoint; plus the metrics on known numbers."""
+resumable, robust to a corrupt checkpoint; plus its building blocks (optimizer, loss choice)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
 import torch
 from mlflow import MlflowClient
 
+from benchmark.checkpoint import checkpoint_path
 from benchmark.config import RunConfig
-from benchmark.train import (
-    accuracy,
-    average_precision,
-    checkpoint_path,
-    load_checkpoint,
-    mean_average_precision,
-    per_class_accuracy,
-    run,
-)
+from benchmark.train import choose_loss, make_optimizer, run
 
-# ------------------------------------------------------------------------------------------- metrics
+# ----------------------------------------------------------------------------------- building blocks
 
 
-@pytest.mark.parametrize(
-    ("scores", "positives", "expected"),
-    [
-        ([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1], 0.8333333333333333),  # sklearn's docstring example
-        ([0.9, 0.8, 0.7, 0.6], [1, 1, 0, 0], 1.0),
-        ([0.9, 0.8, 0.7, 0.6], [0, 0, 1, 1], (1 / 3 + 2 / 4) / 2),
-        ([0.5, 0.5, 0.5, 0.5], [1, 0, 0, 1], 0.5),  # one tie group: precision 2/4 at recall 1
-        ([0.9, 0.5, 0.5, 0.1], [0, 1, 0, 1], 0.5 * (1 / 3) + 0.5 * (2 / 4)),
-        ([0.3, 0.2], [0, 0], math.nan),
-    ],
-)
-def test_average_precision_on_known_numbers(scores, positives, expected):
-    ap = average_precision(torch.tensor(scores), torch.tensor(positives))
-    assert (math.isnan(ap) and math.isnan(expected)) or ap == pytest.approx(expected, abs=1e-12)
+@pytest.mark.parametrize(("optimizer", "cls"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_make_optimizer_follows_the_recipe(optimizer, cls):
+    cfg = RunConfig.for_task("esc50", fold=1, optimizer=optimizer, weight_decay=1e-3)
+    opt = make_optimizer(torch.nn.Linear(3, 2), cfg)
+    assert type(opt) is cls
+    (group,) = opt.param_groups
+    assert (group["lr"], group["betas"], group["weight_decay"]) == (cfg.lr, (cfg.beta1, cfg.beta2), 1e-3)
 
 
-def test_map_averages_classes_with_a_positive():
-    scores = torch.tensor([[0.1, 0.9, 0.2], [0.4, 0.8, 0.1], [0.35, 0.1, 0.3], [0.8, 0.2, 0.4]])
-    targets = torch.tensor([[0, 1, 0], [0, 1, 0], [1, 0, 0], [1, 0, 0]], dtype=torch.float)
-    # class 0: 0.8333 (sklearn example); class 1: perfect; class 2: no positive -> left out
-    assert mean_average_precision(scores, targets) == pytest.approx((0.8333333333333333 + 1.0) / 2)
+def test_choose_loss():
+    cfg = RunConfig(task="toy-transients")
+    assert choose_loss(cfg, "single") == "ce" and choose_loss(cfg, "multi") == "bce"
+    assert choose_loss(cfg.replace(loss="bce"), "single") == "bce"
+    with pytest.raises(ValueError, match="multi-label"):
+        choose_loss(cfg.replace(loss="ce"), "multi")
 
 
-def test_accuracy_and_per_class_accuracy():
-    scores = torch.tensor([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.6, 0.4, 0.0], [0.1, 0.9, 0.0]])
-    labels = torch.tensor([0, 1, 1, 1])
-    assert accuracy(scores, labels) == 0.75
-    per_class = per_class_accuracy(scores, labels, 3)
-    assert per_class[:2] == [1.0, pytest.approx(2 / 3)] and math.isnan(per_class[2])
+def test_names_split_out_of_the_trainer_are_still_importable_from_it():
+    from benchmark import checkpoint, data, metrics, train
+
+    for module, names in ((metrics, ["accuracy", "average_precision", "mean_average_precision", "per_class_accuracy",
+                                     "per_class_average_precision", "task_metric"]),
+                          (checkpoint, ["CHECKPOINT_FORMAT", "checkpoint_path", "load_checkpoint", "save_checkpoint"]),
+                          (data, ["TaskData", "load_task_data"])):
+        for name in names:
+            assert getattr(train, name) is getattr(module, name), name
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -150,15 +139,6 @@ def test_a_corrupt_checkpoint_restarts_cleanly(reference, tmp_path):
     assert epochs_seen == [0, 1]
     assert (res.val_metric, res.test_metric) == (reference[1].val_metric, reference[1].test_metric)
     assert path.with_name("last.pt.corrupt").exists()
-
-
-def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):
-    path = checkpoint_path(tmp_path / "ckpt", CFG)
-    path.parent.mkdir(parents=True)
-    torch.save({"format": 1, "config_hash": CFG.replace(seed=7).config_hash, "epoch": 1}, path)
-    assert load_checkpoint(path, CFG) is None and path.with_name("last.pt.corrupt").exists()
-    torch.save({"format": 1, "config_hash": CFG.config_hash, "epoch": 1}, path)  # keys missing
-    assert load_checkpoint(path, CFG) is None
 
 
 def test_optuna_prunes_a_bad_trial(tmp_path):

@@ -1,0 +1,37 @@
+"""Every default location of the benchmark, defined once.
+
+Relative paths are relative to the working directory the command runs in (the repository root for
+``make``), so a study, its checkpoints and its report land beside each other. The feature cache has
+its own default in :mod:`tasks.data` (``DIFFRES_CACHE_DIR``) since ``tasks`` does not import
+``benchmark``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+SUITES_DIR = Path(__file__).with_name("suites")  # the suite YAMLs shipped with the package
+PAPER_DIR = Path(__file__).with_name("paper")  # the paper's claims (and values, where known)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+RESULTS_DIR = Path("results")  # results/<suite>/*.csv, the Optuna journal of a local study
+REPORTS_DIR = Path("reports")  # reports/<suite>/REPORT.md and figures
+CHECKPOINTS_DIR = Path("checkpoints")  # checkpoints/<suite>/<config hash>/last.pt (`run`: checkpoints/runs/)
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+STORAGE_ENV = "DIFFRES_BENCH_STORAGE"
+
+
+def suite_results_dir(suite: str, results_dir: Path | None = None) -> Path:
+    return Path(results_dir or RESULTS_DIR) / suite
+
+
+def default_storage(suite_name: str) -> str:
+    """The Optuna storage of a suite when none is given: a journal file beside its results."""
+    return str(suite_results_dir(suite_name) / "optuna.journal")
+
+
+def default_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI``, else a SQLite store ``mlflow.db`` in the working directory."""
+    return os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{Path.cwd() / 'mlflow.db'}"

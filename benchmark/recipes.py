@@ -1,0 +1,65 @@
+"""Training recipes as data, and the learning-rate schedule their fields describe.
+
+`PAPER_RECIPES`: the PSLA-style recipes of the authors' code, one per task family (see
+../shared/PAPER.md); `QUICK_RECIPE`: a small, fast default for the embedded offline tasks.
+`recipe_for(task)` picks one; `RunConfig.for_task(task, **overrides)` builds a config from it.
+A recipe is a dict of `RunConfig` fields, so it changes no run identity by itself: a config's hash
+is computed from its fields alone.
+
+Schedule: `lr` is multiplied by `lr_decay` once `lr_decay_from` epochs are done and again every
+`lr_decay_every` epochs (PSLA's MultiStepLR(range(from, 1000, every)) stepped after each epoch).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from benchmark.config import RunConfig
+
+# The authors' code (PSLA fork): Adam(0.95, 0.999), wd 5e-7, mixup λ ~ Beta(10, 10) on waveforms,
+# guide loss weight 1, 128 mel bins, EfficientNet-B2. Masks: 48 bins; time masks in 10 ms frames x 10.
+_PAPER_COMMON = dict(backbone="efficientnet_b2", n_mels=128, optimizer="adam", beta1=0.95, beta2=0.999,
+                     weight_decay=5e-7, freq_mask=48, mixup_alpha=10.0, guide_loss_weight=1.0)
+PAPER_RECIPES: dict[str, dict[str, Any]] = {
+    "audioset": dict(_PAPER_COMMON, lr=1e-4, epochs=30, lr_decay=0.5, lr_decay_every=5, lr_decay_from=10,
+                     time_mask_ms=1920.0, mixup_prob=0.5, batch_size=24),
+    "fsd50k": dict(_PAPER_COMMON, lr=5e-4, epochs=40, lr_decay=0.5, lr_decay_every=5, lr_decay_from=10,
+                   time_mask_ms=1920.0, mixup_prob=0.5, batch_size=8),
+    "esc50": dict(_PAPER_COMMON, lr=2.5e-4, epochs=80, lr_decay=0.95, lr_decay_every=5, lr_decay_from=40,
+                  time_mask_ms=960.0, mixup_prob=0.5, batch_size=48),
+    "speechcommands": dict(_PAPER_COMMON, lr=2.5e-4, epochs=60, lr_decay=0.85, lr_decay_every=5,
+                           lr_decay_from=25, time_mask_ms=480.0, mixup_prob=0.6, batch_size=128),
+    "nsynth": dict(_PAPER_COMMON, lr=1e-4, epochs=20, lr_decay=0.85, lr_decay_every=5, lr_decay_from=10,
+                   time_mask_ms=760.0, mixup_prob=0.5, batch_size=128),
+}
+# Embedded toy tasks on a CPU: a small audio CNN from scratch (benchmark/backbones.py; ~8-10 s of one
+# CPU thread for 800 clips x 4 epochs at 10 ms), lr 3e-3 with no decay. The toy labels live in a click
+# cluster of 20-200 ms: no time masks (a mask over the cluster changes the label) and no mixup (a mix
+# of two click counts has no count).
+QUICK_RECIPE: dict[str, Any] = dict(
+    backbone="audiocnn_tiny", n_mels=32, optimizer="adam", lr=3e-3, beta1=0.95, beta2=0.999,
+    weight_decay=5e-7, epochs=4, lr_decay=0.5, lr_decay_every=2, lr_decay_from=100, batch_size=32,
+    freq_mask=4, time_mask_ms=0.0, mixup_alpha=10.0, mixup_prob=0.0, guide_loss_weight=1.0)
+
+
+def recipe_for(task: str) -> dict[str, Any]:
+    """Recipe fields for `task`: the paper's for a hub task (matched by family name, e.g. "esc50",
+    "esc-50-fold", "nsynth-instrument"), `QUICK_RECIPE` for the embedded "toy-*" tasks."""
+    key = re.sub(r"[^a-z0-9]", "", task.lower())
+    for family, recipe in PAPER_RECIPES.items():
+        if key.startswith(family):
+            return dict(recipe)
+    if key.startswith("toy"):
+        return dict(QUICK_RECIPE)
+    raise KeyError(f"no recipe for task {task!r}: known families {sorted(PAPER_RECIPES)} and 'toy-*'; "
+                   f"pass the recipe fields to RunConfig yourself")
+
+
+def lr_at_epoch(cfg: RunConfig, epoch: int) -> float:
+    """Learning rate used during `epoch` (0-based), PSLA's MultiStepLR stepped once per epoch."""
+    if epoch < cfg.lr_decay_from:
+        return cfg.lr
+    n_decays = (epoch - cfg.lr_decay_from) // cfg.lr_decay_every + 1
+    return cfg.lr * cfg.lr_decay**n_decays

@@ -1,0 +1,120 @@
+"""``build_report``: one suite's MLflow runs -> results/<suite>/*.csv, reports/<suite>/*.png + REPORT.md.
+
+The one place that decides which files a report consists of and where they go; the numbers come
+from ``leaderboard`` and ``claims``, the pictures from ``figures``, the text from ``markdown``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import seaborn as sns
+
+from benchmark import artifacts, stats
+from benchmark.paths import REPORTS_DIR, RESULTS_DIR
+from benchmark.report.claims import COMPARISON_COLUMNS, check_claims, full_diffres, load_claims
+from benchmark.report.figures import (
+    plot_accuracy_vs_flops,
+    plot_accuracy_vs_hop,
+    plot_accuracy_vs_rate,
+    plot_diffres_examples,
+)
+from benchmark.report.leaderboard import BASELINE_HOP_MS, leaderboard, write_csv
+from benchmark.report.markdown import render_markdown
+from benchmark.report.runs import Runs, download_examples, load_runs
+
+REPORT_FILE = "REPORT.md"
+LEADERBOARD_CSV = "leaderboard.csv"
+COMPARISONS_CSV = "claims.csv"
+EXAMPLE_CANDIDATES = 5  # runs tried, best first, for a task's DiffRes example figure
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where build_report wrote its outputs."""
+
+    leaderboard: Path
+    task_tables: tuple[Path, ...]
+    comparisons: Path
+    figures: tuple[Path, ...]
+    report: Path
+    skipped: tuple[str, ...]  # one line per figure/claim that could not be produced, with the reason
+
+
+def safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def _example_candidates(runs: Runs, task: str) -> pd.DataFrame:
+    """Full-DiffRes runs of ``task``, the one nearest 10 ms and δ = 0.5 first."""
+    df = runs.table
+    rows = df[(df["task"] == task) & full_diffres(df)]
+    return rows.assign(_hop=(rows["hop_ms"] - BASELINE_HOP_MS).abs(),
+                       _rate=(rows["reduction_rate"] - 0.5).abs()).sort_values(
+        ["_hop", "_rate", "backbone", "seed", "fold", "run_id"])
+
+
+PLOTS = [
+    ("Accuracy vs compute per task (Pareto front marked; points of equal compute spread ≤ 4 % "
+     "sideways)", "accuracy_vs_flops.png", plot_accuracy_vs_flops,
+     "no run logged flops_total"),
+    ("Accuracy vs reduction rate δ per front-end", "accuracy_vs_reduction_rate.png", plot_accuracy_vs_rate,
+     "fewer than two reduction rates at the reference hop"),
+    ("Accuracy vs input hop size (tasks with ≥ 2 hops)", "accuracy_vs_hop.png", plot_accuracy_vs_hop,
+     "no task has more than one input hop size"),
+]
+
+
+def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
+                 reports_dir: Path = REPORTS_DIR) -> ReportPaths:
+    """Read suite's finished MLflow runs; write leaderboard CSVs, figures and REPORT.md. Trains nothing."""
+    runs = load_runs(suite, tracking_uri)
+    results = Path(results_dir) / suite
+    report_dir = Path(reports_dir) / suite
+    report_dir.mkdir(parents=True, exist_ok=True)
+
+    lb = leaderboard(runs)
+    leaderboard_csv = write_csv(lb, results / LEADERBOARD_CSV)
+    task_tables = {task: write_csv(rows, results / f"{safe_name(task)}.csv")
+                   for task, rows in lb.groupby("task", sort=True)}
+
+    claim_results = check_claims(runs, load_claims())
+    comps = [c.comparisons.assign(claim_id=c.claim.claim_id) for c in claim_results if not c.comparisons.empty]
+    all_comps = (pd.concat(comps, ignore_index=True) if comps else pd.DataFrame(columns=COMPARISON_COLUMNS))
+    comparisons_csv = write_csv(all_comps[COMPARISON_COLUMNS], results / COMPARISONS_CSV)
+
+    figures: list[tuple[str, Path]] = []
+    skipped: list[str] = []
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.9):
+        for caption, name, plot, reason in PLOTS:
+            path = plot(lb, report_dir / name, runs.extra_keys)
+            if path is None:
+                skipped.append(f"{name}: {reason}")
+            else:
+                figures.append((caption, path))
+        with tempfile.TemporaryDirectory() as tmp:
+            for task in sorted(lb["task"].unique()):
+                name = f"diffres_examples_{safe_name(task)}.png"
+                candidates = _example_candidates(runs, task)
+                drawn = False
+                for i, (_, run) in enumerate(candidates.head(EXAMPLE_CANDIDATES).iterrows()):
+                    arrays = download_examples(run["run_id"], tracking_uri, Path(tmp) / f"{task}-{i}")
+                    if arrays is not None:
+                        figures.append((f"DiffRes on {task}: input, importance score, merged frames, "
+                                        "resolution encoding", plot_diffres_examples(arrays, run, report_dir / name)))
+                        drawn = True
+                        break
+                if not drawn:
+                    skipped.append(f"{name}: no finished diffres run of {task} has a {artifacts.EXAMPLES_NPZ} "
+                                   "artifact")
+
+    markdown = render_markdown(suite, runs, lb, claim_results, figures, skipped, task_tables,
+                               comparisons_csv, report_dir)
+    report = report_dir / REPORT_FILE
+    report.write_text(markdown, encoding="utf-8")
+    skipped += [f"claim {c.claim.claim_id}: {c.evidence}" for c in claim_results if c.verdict == stats.NOT_RUN]
+    return ReportPaths(leaderboard_csv, tuple(task_tables[t] for t in sorted(task_tables)), comparisons_csv,
+                       tuple(p for _, p in figures), report, tuple(skipped))

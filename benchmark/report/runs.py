@@ -1,0 +1,192 @@
+"""MLflow -> the runs table the report reads, and the front-end metadata it groups by.
+
+``load_runs`` turns a suite's FINISHED MLflow runs into one tidy row per config hash (latest run
+kept); ``download_examples`` fetches a run's DiffRes example arrays. What a front-end *is* (its
+family, what it ablates, which front-end it is a variant of) comes from the registry in
+``diffres.frontends``, read when a table is grouped (torch is imported then, not by ``import
+benchmark.report``); a name the registry does not know, e.g. from an old run, has the family
+``unknown`` and takes part in no claim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from benchmark import artifacts
+from benchmark.config import field_names
+
+GROUP_KEYS = ["task", "backbone", "frontend", "hop_ms", "reduction_rate"]
+PAIR_KEYS = ["seed", "fold"]
+NO_FOLD = -1  # folds are ints; tasks without folds get this sentinel so pairing can merge on it
+# A param defines a setting only if it is a RunConfig field: anything else MLflow holds (runtime
+# options of older runs) is bookkeeping. A setting param that varies inside one task x backbone x
+# front-end x hop x delta group becomes an extra key column rather than being averaged.
+SETTING_PARAMS = frozenset(field_names()) - set(GROUP_KEYS) - set(PAIR_KEYS)
+
+METRIC_COLUMNS = ["test_metric", "val_metric", "flops_frontend", "flops_backbone", "flops_total",
+                  "params_frontend", "params_backbone", "params_total", "latency_ms", "t_in", "t_out"]
+TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "device", "torch_version", "timm_version"]
+
+# The registry's families (diffres.frontends.FAMILIES, spelled here so importing the report needs no
+# torch) plus the report's own family for names the registry does not know.
+REFERENCE = "reference"
+UNIFORM_REDUCTION = "uniform reduction"
+LEARNED_RESOLUTION = "learned resolution"
+LEARNABLE_FILTERBANK = "learnable filterbank"
+UNKNOWN_FAMILY = "unknown"
+
+
+class ReportDataError(ValueError):
+    """The MLflow experiment does not hold what a report needs (named experiment, field or value)."""
+
+
+@dataclass(frozen=True)
+class Runs:
+    """De-duplicated finished runs (one row per config hash) plus what was dropped and why."""
+
+    table: pd.DataFrame
+    extra_keys: tuple[str, ...]
+    n_finished: int
+    n_duplicates: int
+    n_not_finished: int
+
+
+# ---------------------------------------------------------------------------------- front-end metadata
+def frontend_metadata(frontend: pd.Series) -> pd.DataFrame:
+    """Per row of ``frontend``: family, variant_of, ablates from the registry (same index)."""
+    from diffres.frontends import frontend_info
+
+    known = {}
+    for name in frontend.unique():
+        try:
+            info = frontend_info(name)
+        except KeyError:
+            known[name] = (UNKNOWN_FAMILY, None, None)
+        else:
+            known[name] = (info.family, info.variant_of, info.ablates)
+    rows = [known[name] for name in frontend]
+    return pd.DataFrame(rows, index=frontend.index, columns=["family", "variant_of", "ablates"], dtype=object)
+
+
+def is_reference(frontend: pd.Series) -> pd.Series:
+    """The fixed-resolution reference (``spec``): the baseline of relative cost, claims 1 and 3."""
+    return frontend_metadata(frontend)["family"] == REFERENCE
+
+
+def unknown_frontends(frontend: pd.Series) -> list[str]:
+    return sorted(frontend[frontend_metadata(frontend)["family"] == UNKNOWN_FAMILY].unique())
+
+
+def registered_frontends(family: str | None = None, **fields: str | None) -> list[str]:
+    """Registered names of ``family`` (any when None) whose metadata equals ``fields``, e.g. ablates=..."""
+    from diffres.frontends import frontend_info, list_frontends
+
+    return [name for name in list_frontends(family=family)
+            if all(getattr(frontend_info(name), k) == v for k, v in fields.items())]
+
+
+# ------------------------------------------------------------------------------------------- loading
+@contextlib.contextmanager
+def _tracking(uri: str):
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str):
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _parse_fold(value) -> int:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NO_FOLD
+    text = str(value).strip()
+    return NO_FOLD if text in ("", "None", "null", "nan") else int(float(text))
+
+
+def load_runs(suite: str, tracking_uri: str) -> Runs:
+    """Finished runs of experiment ``suite`` as a tidy frame, de-duplicated by the config_hash tag."""
+    with _tracking(tracking_uri):
+        if mlflow.get_experiment_by_name(suite) is None:
+            raise ReportDataError(f"no MLflow experiment named {suite!r} at {tracking_uri!r}; run the suite first")
+        raw = mlflow.search_runs(experiment_names=[suite], filter_string="attributes.status = 'FINISHED'")
+        every = mlflow.search_runs(experiment_names=[suite])
+    if raw.empty:
+        raise ReportDataError(f"experiment {suite!r} at {tracking_uri!r} has no FINISHED runs")
+    for key in GROUP_KEYS + PAIR_KEYS:
+        if f"params.{key}" not in raw.columns:
+            raise ReportDataError(f"MLflow runs of {suite!r} lack the param {key!r} (expected cfg.to_params())")
+    if "metrics.test_metric" not in raw.columns:
+        raise ReportDataError(f"MLflow runs of {suite!r} lack the metric 'test_metric'")
+
+    df = pd.DataFrame({"run_id": raw["run_id"].astype(str), "start_time": raw["start_time"]})
+    df["task"] = raw["params.task"].astype(str)
+    df["backbone"] = raw["params.backbone"].astype(str)
+    df["frontend"] = raw["params.frontend"].astype(str)
+    for key in ("hop_ms", "reduction_rate"):
+        df[key] = pd.to_numeric(raw[f"params.{key}"], errors="raise").astype(float).round(6)
+    df["seed"] = pd.to_numeric(raw["params.seed"], errors="raise").astype(int)
+    df["fold"] = raw["params.fold"].map(_parse_fold).astype(int)
+    for name in METRIC_COLUMNS:
+        column = f"metrics.{name}"
+        df[name] = raw[column].astype(float) if column in raw.columns else np.nan
+    for name in TAG_COLUMNS:
+        column = f"tags.{name}"
+        df[name] = raw[column].fillna("").astype(str) if column in raw.columns else ""
+    # A run without a config hash is its own configuration.
+    df["config_hash"] = df["config_hash"].where(df["config_hash"] != "", "run:" + df["run_id"])
+    params = sorted(c[len("params."):] for c in raw.columns if c.startswith("params."))
+    for name in params:
+        if name in SETTING_PARAMS:
+            df[f"param.{name}"] = raw[f"params.{name}"].fillna("").astype(str)
+
+    n_finished = len(df)
+    df = (df.sort_values(["config_hash", "start_time", "run_id"])
+            .drop_duplicates("config_hash", keep="last")
+            .reset_index(drop=True))
+    extra = []
+    for name in params:
+        column = f"param.{name}"
+        if column in df.columns and df.groupby(GROUP_KEYS)[column].nunique(dropna=False).max() > 1:
+            df[name] = df[column]
+            extra.append(name)
+    if "param.guide_loss_weight" in df.columns and "guide_loss_weight" not in df.columns:
+        df["guide_loss_weight"] = df["param.guide_loss_weight"]  # claim 5a reads the guide-loss ablation
+    df = df.drop(columns=[c for c in df.columns if c.startswith("param.")])
+    df = df.sort_values(GROUP_KEYS + extra + PAIR_KEYS + ["run_id"]).reset_index(drop=True)
+    n_not_finished = int((every["status"] != "FINISHED").sum()) if not every.empty else 0
+    return Runs(df, tuple(extra), n_finished, n_finished - len(df), n_not_finished)
+
+
+def download_examples(run_id: str, tracking_uri: str, dst: Path) -> dict[str, np.ndarray] | None:
+    """A run's DiffRes example arrays (``artifacts.EXAMPLES_NPZ``), or None when it has none."""
+    try:
+        with _env("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):
+            local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifacts.EXAMPLES_NPZ,
+                                                        dst_path=str(dst), tracking_uri=tracking_uri)
+    except Exception:  # noqa: BLE001 - a missing artifact only means "try the next run"
+        return None
+    try:
+        return artifacts.read_examples(Path(local))
+    except artifacts.ArtifactError as err:
+        raise ReportDataError(f"run {run_id}: {err}") from None

@@ -1,0 +1,154 @@
+"""The Optuna objective, `objective(trial) = run(config.replace(**sampled))`, and the recovery of trials
+whose worker died.
+
+- A point is trained once: a trial that finds the same point finished, or running in a trial that
+  started first, steps aside (PRUNED, `duplicate_of`); the runner also reuses a finished MLflow run by
+  hash.
+- RDB storages have heartbeats: Optuna fails stale trials and `RetryHeartbeatStaleTrialCallback` re-queues
+  them. Journal files have none, so a RUNNING trial whose worker process (same host) is gone is failed
+  and re-queued here. On start a worker re-queues the points whose trials all failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.trial import TrialState
+
+from benchmark.config import RunConfig
+from benchmark.study.states import POINT, grid_states, trial_key
+from benchmark.study.suites import Suite
+
+logger = logging.getLogger(__name__)
+
+RunFn = Callable[..., Any]  # benchmark.train.run's signature: (cfg, *, tracking_uri, experiment, ...)
+
+
+def default_run() -> RunFn:
+    from benchmark.train import run
+
+    return run
+
+
+def suggest(trial: optuna.Trial, name: str, spec: Mapping[str, Any]) -> Any:
+    """One value of a suite's search-space entry (`{type: float | int | categorical, ...}`)."""
+    if spec["type"] == "categorical":
+        return trial.suggest_categorical(name, spec["choices"])
+    if spec["type"] == "int":
+        return trial.suggest_int(name, spec["low"], spec["high"], step=spec.get("step", 1),
+                                 log=spec.get("log", False))
+    return trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
+
+
+@dataclass
+class Objective:
+    """objective(trial) = run(config.replace(**sampled)); a point finished or running elsewhere steps aside."""
+
+    suite: Suite
+    tracking_uri: str
+    checkpoint_dir: Path
+    run_fn: RunFn
+    run_progress: bool = False
+    config: RunConfig | None = None  # search mode: the grid point whose search space is sampled
+    data_dir: Path | None = None  # local copies of hub tasks (default: $DIFFRES_DATA_DIR)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        if self.config is None:
+            key = trial.suggest_categorical(POINT, self.suite.keys)
+            cfg = dict(zip(self.suite.keys, self.suite.configs, strict=True))[key]
+        else:
+            cfg = self.config.replace(**{name: suggest(trial, name, spec)
+                                         for name, spec in self.suite.search.items()})
+        trial.set_user_attr("config_hash", cfg.config_hash)
+        trial.set_user_attr("run_name", cfg.run_name)
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        if self.config is None:
+            other = _first_claim(trial, cfg.config_hash)
+            if other is not None:
+                trial.set_user_attr("duplicate_of", other)
+                raise optuna.TrialPruned(f"point {cfg.config_hash} is taken by trial {other}")
+        logger.info("trial %d: %s (%s)", trial.number, cfg.run_name, cfg.config_hash)
+        result = self.run_fn(cfg, tracking_uri=self.tracking_uri, experiment=self.suite.name,
+                             checkpoint_dir=self.checkpoint_dir,
+                             trial=trial if self.config is not None else None, progress=self.run_progress,
+                             data_dir=self.data_dir)
+        trial.set_user_attr("run_id", result.run_id)
+        trial.set_user_attr("test_metric", float(result.test_metric))
+        trial.set_user_attr("reused", bool(result.reused))
+        return float(result.val_metric)
+
+
+def _first_claim(trial: optuna.Trial, key: str) -> int | None:
+    """The number of another trial that finished this point, or runs it and started before us."""
+    first = (trial.datetime_start, trial.number)
+    for other in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        if other.number == trial.number or trial_key(other) != key:
+            continue
+        if other.state == TrialState.COMPLETE or (other.datetime_start, other.number) < first:
+            return other.number
+    return None
+
+
+# ------------------------------------------------------------------------------- dead-trial recovery
+def recover(study: optuna.Study) -> None:
+    """Fail trials whose worker is gone, and re-queue them (RetryHeartbeatStaleTrialCallback semantics)."""
+    storage = study._storage
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if is_heartbeat_enabled(storage):
+            optuna.storages.fail_stale_trials(study)
+            return
+    # Journal files have no heartbeat: a RUNNING trial of a dead process on this host is stale.
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = trial.user_attrs.get("worker") or {}
+        if owner.get("host") != host or _alive(owner.get("pid")):
+            continue
+        if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            logger.warning("trial %d: worker pid %s is gone; failed and re-queued", trial.number,
+                           owner.get("pid"))
+            _requeue(study, trial)
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True  # not claimed yet: leave it to its owner
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """A WAITING copy of `trial` (as RetryHeartbeatStaleTrialCallback does), without the old owner."""
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    system_attrs = {"failed_trial": history[0], **trial.system_attrs, "retry_history": history}
+    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, params=trial.params,
+                                              distributions=trial.distributions, system_attrs=system_attrs))
+
+
+def requeue_failed_points(study: optuna.Study, keys: Sequence[str]) -> int:
+    """On start: a point whose trials all failed (or stepped aside) gets one fresh WAITING trial."""
+    latest: dict[str, optuna.trial.FrozenTrial] = {}
+    states = grid_states(study, keys)
+    for trial in study.get_trials(deepcopy=False):
+        key = trial_key(trial)
+        if key in states and states[key] == "failed" and trial.state.is_finished():
+            latest[key] = trial
+    for trial in latest.values():
+        _requeue(study, trial)
+    if latest:
+        logger.info("re-queued %d failed point(s)", len(latest))
+    return len(latest)

@@ -1,0 +1,238 @@
+"""Suites: a suite YAML (`benchmark/suites/<name>.yaml`) becomes a validated list of run configs, and the
+data check that runs before anything is created or trained.
+
+- A suite is data: `base` RunConfig overrides (on top of each task's recipe with `task_recipe: true`), a
+  list of `grids` (axes -> value lists; `zip` lists axes that move together) and an optional `search`
+  space with `n_trials`. The grids' union, deduplicated by config hash, is the suite's list of points.
+- Every error names the file, the key and the value.
+
+No Optuna here: `diffres-bench report` and `suites` read suites without loading it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from benchmark.config import RunConfig, field_names
+from benchmark.paths import SUITES_DIR
+
+if TYPE_CHECKING:
+    from tasks import TaskSpec
+
+logger = logging.getLogger(__name__)
+
+_TOP_KEYS = ("name", "description", "task_recipe", "base", "grids", "search", "n_trials")
+_SEARCH_KEYS = {"float": {"type", "low", "high", "log"}, "int": {"type", "low", "high", "log", "step"},
+                "categorical": {"type", "choices"}}
+_ZIP = "zip"
+
+
+class SuiteError(ValueError):
+    """A suite YAML file is malformed, or names a key, axis or value the benchmark does not accept."""
+
+
+class SuiteNotFoundError(FileNotFoundError):
+    """No suite of that name in benchmark/suites and no such YAML file."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    configs: tuple[RunConfig, ...]  # the grid points, deduplicated by config hash, in file order
+    search: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    n_trials: int | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        return [cfg.config_hash for cfg in self.configs]
+
+    def study_name(self, key: str | None = None) -> str:
+        """The grid study is named after the suite; a search suite has one study per point."""
+        return self.name if key is None else f"{self.name}.{key}"
+
+
+def list_suites() -> list[str]:
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def suite_path(name_or_path: str | Path) -> Path:
+    """`quick` -> benchmark/suites/quick.yaml; a path to a .yaml/.yml file is taken as is."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        path = Path(text)
+        if not path.is_file():
+            raise SuiteNotFoundError(f"suite file {path} does not exist")
+        return path
+    path = SUITES_DIR / f"{text}.yaml"
+    if not path.is_file():
+        raise SuiteNotFoundError(f"unknown suite {text!r}: known suites {list_suites()} "
+                                 f"(in {SUITES_DIR}), or give a path to a .yaml file")
+    return path
+
+
+def load_suite(name_or_path: str | Path | Suite) -> Suite:
+    """Read and validate a suite; every error names the file, the key and the value."""
+    if isinstance(name_or_path, Suite):
+        return name_or_path
+    path = suite_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SuiteError(f"{path}: malformed YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise SuiteError(f"{path}: expected a mapping with keys {list(_TOP_KEYS)}, got {type(data).__name__}")
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise SuiteError(f"{path}: unknown key {key!r}; expected one of {list(_TOP_KEYS)}")
+
+    name = data.get("name", path.stem)
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise SuiteError(f"{path}: name={name!r}: expected letters, digits, '-' or '_' (it names "
+                         f"directories and the Optuna study)")
+    fields_ = field_names()
+    base = data.get("base") or {}
+    if not isinstance(base, dict):
+        raise SuiteError(f"{path}: base: expected a mapping of RunConfig fields, got {base!r}")
+    for key in base:
+        if key not in fields_:
+            raise SuiteError(f"{path}: base: unknown RunConfig field {key!r}; known fields: {fields_}")
+
+    task_recipe = data.get("task_recipe", False)
+    if not isinstance(task_recipe, bool):
+        raise SuiteError(f"{path}: task_recipe={task_recipe!r}: expected true (start every point from its "
+                         f"task's recipe, RunConfig.for_task) or false")
+
+    grids = data.get("grids")
+    if not isinstance(grids, list) or not grids:
+        raise SuiteError(f"{path}: grids: expected a non-empty list of grids (axis -> list of values), "
+                         f"got {grids!r}")
+    configs: dict[str, RunConfig] = {}
+    for index, grid in enumerate(grids):
+        where = f"{path}: grids[{index}]"
+        for point in _expand_grid(grid, where, fields_):
+            merged = {**base, **point}
+            if "task" not in merged:
+                raise SuiteError(f"{where}: no task: give `task` in base or as an axis")
+            try:
+                cfg = _build_recipe(**merged) if task_recipe else RunConfig.from_dict(merged)
+            except (ValueError, KeyError, TypeError) as err:
+                shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
+                raise SuiteError(f"{where} point ({shown}): {error_message(err)}") from None
+            configs.setdefault(cfg.config_hash, cfg)
+
+    search = data.get("search") or {}
+    n_trials = data.get("n_trials")
+    _validate_search(search, n_trials, path, fields_, axes=_axes(grids))
+    return Suite(name=name, path=path, description=str(data.get("description", "")).strip(),
+                 configs=tuple(configs.values()), search=search, n_trials=n_trials)
+
+
+def _build_recipe(task: str, **overrides: Any) -> RunConfig:
+    from tasks import get_task
+
+    get_task(task)  # an unknown task is named before the recipe lookup
+    return RunConfig.for_task(task, **overrides)
+
+
+def _expand_grid(grid: Any, where: str, fields_: list[str]) -> list[dict[str, Any]]:
+    if not isinstance(grid, dict) or not grid:
+        raise SuiteError(f"{where}: expected a mapping of axis -> list of values, got {grid!r}")
+    axes: dict[str, list[Any]] = {}
+    for axis, values in grid.items():
+        if axis == _ZIP:
+            continue
+        if axis not in fields_:
+            raise SuiteError(f"{where}: unknown axis {axis!r}; axes are RunConfig fields: {fields_}")
+        if not isinstance(values, list) or not values:
+            raise SuiteError(f"{where}: {axis}={values!r}: expected a non-empty list of values")
+        axes[axis] = values
+    zipped = grid.get(_ZIP, [{}])
+    if not isinstance(zipped, list) or not zipped or not all(isinstance(z, dict) for z in zipped):
+        raise SuiteError(f"{where}: zip={zipped!r}: expected a non-empty list of mappings "
+                         f"(axes that move together, e.g. {{hop_ms: 5, reduction_rate: 0.5}})")
+    for entry in zipped:
+        for axis in entry:
+            if axis not in fields_:
+                raise SuiteError(f"{where}: zip: unknown axis {axis!r}; axes are RunConfig fields: {fields_}")
+            if axis in axes:
+                raise SuiteError(f"{where}: zip: axis {axis!r} is also a grid axis of this grid")
+    return [{**dict(zip(axes, values, strict=True)), **entry}
+            for values in itertools.product(*axes.values()) for entry in zipped]
+
+
+def _axes(grids: list[dict[str, Any]]) -> set[str]:
+    axes = {axis for grid in grids for axis in grid if axis != _ZIP}
+    return axes | {axis for grid in grids for entry in grid.get(_ZIP, []) for axis in entry}
+
+
+def _validate_search(search: Any, n_trials: Any, path: Path, fields_: list[str], axes: set[str]) -> None:
+    if not isinstance(search, dict):
+        raise SuiteError(f"{path}: search: expected a mapping param -> {{type, low, high, log}}, got {search!r}")
+    for param, spec in search.items():
+        where = f"{path}: search.{param}"
+        if param not in fields_:
+            raise SuiteError(f"{where}: unknown RunConfig field {param!r}; known fields: {fields_}")
+        if param in axes:
+            raise SuiteError(f"{where}: {param!r} is also a grid axis; a parameter is either searched or gridded")
+        if not isinstance(spec, dict) or spec.get("type") not in _SEARCH_KEYS:
+            raise SuiteError(f"{where}={spec!r}: expected a mapping with type one of {list(_SEARCH_KEYS)}")
+        unknown = set(spec) - _SEARCH_KEYS[spec["type"]]
+        if unknown:
+            raise SuiteError(f"{where}: unknown key(s) {sorted(unknown)} for type {spec['type']!r}; "
+                             f"expected {sorted(_SEARCH_KEYS[spec['type']])}")
+        if spec["type"] == "categorical":
+            if not isinstance(spec.get("choices"), list) or not spec["choices"]:
+                raise SuiteError(f"{where}.choices={spec.get('choices')!r}: expected a non-empty list")
+            continue
+        low, high = spec.get("low"), spec.get("high")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low >= high:
+            raise SuiteError(f"{where}: low={low!r}, high={high!r}: expected numbers with low < high")
+        if spec.get("log", False) and low <= 0:
+            raise SuiteError(f"{where}: low={low!r}: a log-scaled range needs low > 0")
+        if not isinstance(spec.get("log", False), bool):
+            raise SuiteError(f"{where}.log={spec['log']!r}: expected true or false")
+    if search and (not isinstance(n_trials, int) or isinstance(n_trials, bool) or n_trials < 1):
+        raise SuiteError(f"{path}: n_trials={n_trials!r}: expected an integer >= 1 with a search space")
+    if not search and n_trials is not None:
+        raise SuiteError(f"{path}: n_trials={n_trials!r} without a search space; grids run each point once")
+
+
+# ---------------------------------------------------------------------------------------------- data
+def check_task_data(tasks: Iterable[str], data_dir: str | os.PathLike | None = None) -> list[TaskSpec]:
+    """Fail before anything is created or trained when a task's data cannot be had: a hub task offline
+    without a local copy raises `TaskDataUnavailable` with what to download. Returns the tasks' specs."""
+    from tasks import get_task
+    from tasks.data import resolve_files
+
+    specs = [get_task(name) for name in sorted(set(tasks))]
+    for spec in specs:
+        resolve_files(spec, data_dir)  # embedded tasks: generated here once; hub tasks: local copy or reachable hub
+    return specs
+
+
+def check_data(suite: Suite, data_dir: str | os.PathLike | None = None) -> None:
+    """`check_task_data` for every task of the suite, instead of failing every point in turn; warn when a
+    suite of hub tasks is about to train on a CPU."""
+    specs = check_task_data((cfg.task for cfg in suite.configs), data_dir)
+    import torch
+
+    hub = [spec.name for spec in specs if not spec.is_embedded]
+    if hub and not torch.cuda.is_available():
+        logger.warning("suite %s trains %d points on hub tasks (%s) and no GPU is visible: it is sized for a "
+                       "GPU and will be very slow on this CPU", suite.name, len(suite.configs), ", ".join(hub))
+
+
+def error_message(err: BaseException) -> str:
+    """The text of an error; a KeyError's message without the quotes `str(KeyError)` adds."""
+    return str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)

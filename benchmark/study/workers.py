@@ -1,0 +1,235 @@
+"""A suite's study, from creation to the last point: `create` (the Optuna study and the MLflow experiment,
+once), `worker` (join the study and train points until none is left; any number of them, on any
+machine), `run_study` (create, then local workers) and `spawn_worker` (a `diffres-bench worker` child).
+
+- Grid suites run through `GridSampler` over one categorical parameter, `point` = the config hash, so
+  the union of the sub-grids is covered exactly once and a point keeps its identity when the suite is
+  edited.
+- Suites with a search space run one TPE study (median pruner) per grid point, `n_trials` trials each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from benchmark.paths import CHECKPOINTS_DIR, STORAGE_ENV, TRACKING_URI_ENV, default_storage, default_tracking_uri
+from benchmark.study.objective import Objective, RunFn, default_run, recover, requeue_failed_points
+from benchmark.study.states import FINISHED_SEARCH, POINT, StudyStatus, grid_states, status, status_in
+from benchmark.study.storage import open_storage
+from benchmark.study.suites import Suite, check_data, load_suite
+from benchmark.tracking import check_tracking_uri, ensure_experiment, mask_uri
+
+logger = logging.getLogger(__name__)
+
+
+def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
+           data_dir: Path | None = None) -> Suite:
+    """Create the Optuna study (or studies) and the MLflow experiment once, before any worker starts."""
+    suite = load_suite(suite)
+    storage = storage or default_storage(suite.name)
+    tracking_uri = tracking_uri or default_tracking_uri()
+    check_tracking_uri(tracking_uri)
+    check_data(suite, data_dir)
+    storage_obj = open_storage(storage)
+    names = [suite.study_name(key) for key in suite.keys] if suite.search else [suite.study_name()]
+    for name in names:
+        study = optuna.create_study(study_name=name, storage=storage_obj, direction="maximize",
+                                    load_if_exists=True)
+        study.set_user_attr("suite_file", str(suite.path))
+    ensure_experiment(tracking_uri, suite.name, tags={
+        "suite": suite.name, "optuna_study": suite.name, "optuna_storage": mask_uri(storage),
+        "n_points": str(len(suite.keys))})
+    logger.info("created study %s (%d points) in %s; MLflow experiment %r at %s", suite.name,
+                len(suite.keys), mask_uri(storage), suite.name, mask_uri(tracking_uri))
+    return suite
+
+
+def worker(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
+           checkpoint_dir: Path | None = None, heartbeat_interval: int = 30, grace_period: int | None = None,
+           poll_seconds: float = 5.0, progress: bool = False, run_progress: bool = False,
+           run_fn: RunFn | None = None, data_dir: Path | None = None) -> StudyStatus:
+    """Join the suite's study and train points until every point is done or failed; returns the status.
+
+    Safe to start on many machines at once against one RDB storage and one MLflow server.
+    """
+    suite = create(suite, storage, tracking_uri, data_dir=data_dir)  # idempotent; `study` has already done it
+    storage = storage or default_storage(suite.name)
+    tracking_uri = tracking_uri or default_tracking_uri()
+    storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    objective = Objective(suite, tracking_uri, Path(checkpoint_dir or CHECKPOINTS_DIR / suite.name),
+                          run_fn or default_run(), run_progress, data_dir=data_dir)
+    logger.info("worker %s:%d joins %s at %s", socket.gethostname(), os.getpid(), suite.name, mask_uri(storage))
+    bar = _bar(progress, suite, status_in(suite, storage_obj))
+    try:
+        if suite.search:
+            _search_loop(suite, storage_obj, objective, poll_seconds, bar)
+        else:
+            _grid_loop(suite, storage_obj, objective, poll_seconds, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    final = status_in(suite, storage_obj)
+    logger.info("worker done: %s", final)
+    return final
+
+
+def _grid_loop(suite: Suite, storage: optuna.storages.BaseStorage, objective: Objective,
+               poll_seconds: float, bar: Any) -> None:
+    keys = suite.keys
+    study = optuna.load_study(study_name=suite.study_name(), storage=storage,
+                              sampler=optuna.samplers.GridSampler({POINT: keys}),
+                              pruner=optuna.pruners.NopPruner())
+    recover(study)
+    requeue_failed_points(study, keys)
+    while True:
+        recover(study)
+        states = list(grid_states(study, keys).values())
+        if "left" in states or "waiting" in states:
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+        elif "running" in states:
+            time.sleep(poll_seconds)
+        else:
+            break
+        if bar is not None:
+            _update(bar, status_in(suite, storage).done)
+
+
+def _search_loop(suite: Suite, storage: optuna.storages.BaseStorage, objective: Objective,
+                 poll_seconds: float, bar: Any) -> None:
+    assert suite.n_trials is not None
+    for key, cfg in zip(suite.keys, suite.configs, strict=True):
+        study = optuna.load_study(study_name=suite.study_name(key), storage=storage,
+                                  sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+                                  pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+        point_objective = Objective(suite, objective.tracking_uri, objective.checkpoint_dir, objective.run_fn,
+                                    objective.run_progress, config=cfg, data_dir=objective.data_dir)
+        recover(study)
+        failures = 0
+        while failures < suite.n_trials:
+            recover(study)
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(t.state in FINISHED_SEARCH for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            if finished >= suite.n_trials:
+                break
+            if finished + running >= suite.n_trials:
+                time.sleep(poll_seconds)
+                continue
+            study.optimize(point_objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+            failures += study.get_trials(deepcopy=False)[-1].state == TrialState.FAIL
+        if bar is not None:
+            _update(bar, status_in(suite, storage).done)
+
+
+def _bar(progress: bool, suite: Suite, current: StudyStatus) -> Any:
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=current.total, initial=current.done, desc=f"suite {suite.name}", unit="run",
+                dynamic_ncols=True)
+
+
+def _update(bar: Any, done: int) -> None:
+    if done > bar.n:
+        bar.update(done - bar.n)
+
+
+def default_n_workers() -> int:
+    """One worker on a GPU; on a CPU one single-threaded worker per core (at most 4): small models use
+    threads poorly, and a multi-threaded process stalls whenever another process holds a core."""
+    import torch
+
+    return 1 if torch.cuda.is_available() else max(1, min(4, os.cpu_count() or 1))
+
+
+def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
+              n_workers: int | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: int = 30,
+              grace_period: int | None = None, progress: bool = True, run_fn: RunFn | None = None,
+              data_dir: Path | None = None) -> StudyStatus:
+    """Create the study, then train it with `n_workers` local workers (1: in this process; default
+    `default_n_workers()`); resumes.
+
+    More workers are `diffres-bench worker` processes sharing the same storage, so a study can grow from
+    one process to many machines without changing anything else.
+    """
+    n_workers = default_n_workers() if n_workers is None else n_workers
+    if n_workers < 1:
+        raise ValueError(f"n_workers={n_workers!r}: expected an integer >= 1")
+    if run_fn is not None and n_workers != 1:
+        raise ValueError(f"run_fn runs in this process: n_workers={n_workers} must be 1")
+    suite = create(suite, storage, tracking_uri, data_dir=data_dir)
+    storage = storage or default_storage(suite.name)
+    tracking_uri = tracking_uri or default_tracking_uri()
+    current = status(suite, storage)
+    if current.finished:  # a second `reproduce` only reports
+        return current
+    if n_workers == 1:
+        return worker(suite, storage, tracking_uri, checkpoint_dir=checkpoint_dir,
+                      heartbeat_interval=heartbeat_interval, grace_period=grace_period, progress=progress,
+                      run_fn=run_fn, data_dir=data_dir)
+    procs = [spawn_worker(suite.path, storage, tracking_uri, checkpoint_dir=checkpoint_dir,
+                          heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+                          threads=max(1, (os.cpu_count() or 1) // n_workers), data_dir=data_dir)
+             for _ in range(n_workers)]
+    storage_obj = open_storage(storage)
+    bar = _bar(progress, suite, status_in(suite, storage_obj))
+    try:
+        while any(p.poll() is None for p in procs):
+            time.sleep(2.0)
+            if bar is not None:
+                _update(bar, status_in(suite, storage_obj).done)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        if bar is not None:
+            bar.close()
+    failed = [p.returncode for p in procs if p.returncode not in (0, None)]
+    if failed:
+        logger.warning("%d worker(s) exited with an error: %s", len(failed), failed)
+    return status_in(suite, storage_obj)
+
+
+def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoint_dir: Path | None = None,
+                 heartbeat_interval: int = 30, grace_period: int | None = None, poll_seconds: float = 5.0,
+                 threads: int | None = None, log_file: Path | None = None,
+                 data_dir: Path | None = None) -> subprocess.Popen:
+    """Start `diffres-bench worker` as a child process; the storage URL travels in the environment (not
+    the command line, where `ps` would show a password)."""
+    env = dict(os.environ, **{STORAGE_ENV: storage, TRACKING_URI_ENV: tracking_uri})
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [sys.executable, "-m", "benchmark", "worker", "--suite", str(suite),
+           "--heartbeat-interval", str(heartbeat_interval), "--poll-seconds", str(poll_seconds),
+           "--no-progress"]
+    if grace_period is not None:
+        cmd += ["--grace-period", str(grace_period)]
+    if checkpoint_dir is not None:
+        cmd += ["--checkpoint-dir", str(checkpoint_dir)]
+    if data_dir is not None:
+        cmd += ["--data-dir", str(data_dir)]
+    if log_file is None:
+        return subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
+    with open(log_file, "ab") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """Linux: a local worker is killed when the `study` process that started it dies (even by SIGKILL),
+    so no orphan keeps training; its trial is recovered like any other dead worker's."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

@@ -1,0 +1,122 @@
+"""The claims: verdicts on the tiny study and on constructed data; selection by registry metadata."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_helpers import make_runs
+
+from benchmark import report, stats
+from benchmark.report import claims as report_claims
+
+
+def test_claim_verdicts_in_report(study):
+    _, out, paths = study
+    text = paths.report.read_text()
+    claims = pd.read_csv(paths.comparisons)
+    assert set(claims["claim_id"].astype(str)) == {"1", "2", "3"}
+    assert "| 1 |" in text and "| 4 |" in text
+    # diffres is built 3 points above spec and above every pooling baseline on every seed.
+    assert "| **holds** |" in text
+    assert text.count("| **not run** |") == 3  # claims 4, 5a, 5b have no runs in this suite
+
+
+def test_claim_checks_on_constructed_data():
+    claims = {c.claim_id: c for c in report.load_claims()}
+    rows = []
+    for seed, noise in enumerate([0.0, 0.01, -0.01]):
+        rows.append(("t", "b", "spec", 10.0, 0.0, seed, 0.80 + noise))
+        rows.append(("t", "b", "diffres", 10.0, 0.5, seed, 0.83 + noise + 0.001 * seed))  # better than spec
+        rows.append(("t", "b", "avgpool", 10.0, 0.5, seed, 0.90 + noise))  # beats diffres
+    results = {r.claim.claim_id: r for r in report.check_claims(make_runs(rows), list(claims.values()))}
+    assert results["1"].verdict == stats.HOLDS
+    assert results["2"].verdict == stats.DOES_NOT_HOLD
+    assert results["3"].verdict == stats.NOT_RUN and "hop h < 10 ms" in results["3"].evidence
+    assert results["4"].verdict == stats.NOT_RUN
+    comp = results["1"].comparisons.iloc[0]
+    assert comp["mean_diff"] == pytest.approx(0.031) and comp["n_pairs"] == 3
+    assert comp["ci95_low"] == pytest.approx(0.031 - 4.302652729749464 * 0.001 / np.sqrt(3))
+
+
+def test_claim3_pairs_high_resolution_diffres_with_10ms_spec():
+    rows = []
+    for seed in range(3):
+        rows.append(("t", "b", "spec", 10.0, 0.0, seed, 0.80 + 0.01 * seed))
+        rows.append(("t", "b", "diffres", 5.0, 0.5, seed, 0.79 + 0.01 * seed))  # slightly worse
+        rows.append(("t", "b", "diffres", 5.0, 0.25, seed, 0.99))  # wrong δ for claim 3: ignored
+    result = report.check_claims(make_runs(rows), [c for c in report.load_claims() if c.claim_id == "3"])[0]
+    assert result.verdict == stats.DOES_NOT_HOLD
+    assert len(result.comparisons) == 1
+    assert result.comparisons.iloc[0]["mean_diff"] == pytest.approx(-0.01)
+
+
+def test_pairs_are_matched_on_fold_and_seed():
+    df = pd.DataFrame([("t", "b", fe, 10.0, rate, seed, fold, acc)
+                       for seed in (0, 1) for fold in (1, 2)
+                       for fe, rate, acc in (("spec", 0.0, 0.5 + 0.1 * fold + 0.01 * seed),
+                                             ("diffres", 0.25, 0.52 + 0.1 * fold + 0.01 * seed))],
+                      columns=["task", "backbone", "frontend", "hop_ms", "reduction_rate", "seed", "fold",
+                               "test_metric"])
+    runs = report.Runs(df, (), len(df), 0, 0)
+    comp = report.compare(runs, df["frontend"] == "diffres", df["frontend"] == "spec", ["task", "backbone", "hop_ms"])
+    assert len(comp) == 1 and comp.iloc[0]["n_pairs"] == 4
+    assert comp.iloc[0]["mean_diff"] == pytest.approx(0.02)
+    assert comp.iloc[0]["ci95_high"] - comp.iloc[0]["ci95_low"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_diffres_variants_and_ablations_are_never_claim_2_baselines():
+    names = ["spec", "avgpool", "changehop", "diffres", "diffres-noenc", "diffres-separable", "pool3ch"]
+    kept = pd.Series(names)[report_claims.reducing_baseline(pd.DataFrame({"frontend": names})).to_numpy()].tolist()
+    assert kept == ["avgpool", "changehop", "pool3ch"]
+
+
+def _three_seeds(*frontends: tuple[str, float, float]) -> report.Runs:
+    return make_runs([("t", "b", fe, 10.0, rate, seed, acc + 0.01 * seed)
+                      for seed in range(3) for fe, rate, acc in frontends])
+
+
+def test_a_newly_registered_uniform_reduction_is_a_claim_2_baseline(throwaway_frontend):
+    name = throwaway_frontend("uniform reduction")
+    runs = _three_seeds(("diffres", 0.5, 0.83), (name, 0.5, 0.70), ("avgpool", 0.5, 0.74))
+    claim2 = [c for c in report.load_claims() if c.claim_id == "2"]
+    result = report.check_claims(runs, claim2)[0]
+    assert sorted(result.comparisons["control"]) == sorted(["avgpool @ 10 ms, δ=0.5", f"{name} @ 10 ms, δ=0.5"])
+    assert result.verdict == stats.HOLDS
+
+
+def test_a_registered_ablation_of_the_resolution_encoding_is_claim_5b(throwaway_frontend):
+    name = throwaway_frontend("learned resolution", variant_of="diffres", ablates="resolution encoding")
+    runs = _three_seeds(("diffres", 0.5, 0.83), (name, 0.5, 0.80), ("diffres-noenc", 0.5, 0.81))
+    result = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "5b"])[0]
+    assert sorted(result.comparisons["control"]) == sorted([f"{name} @ 10 ms, δ=0.5", "diffres-noenc @ 10 ms, δ=0.5"])
+    assert name in result.evidence and "diffres-noenc" in result.evidence
+    claim2 = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "2"])[0]
+    assert claim2.verdict == stats.NOT_RUN  # an ablation is never a reducing baseline
+
+
+def test_a_learnable_filterbank_is_claim_4(throwaway_frontend):
+    name = throwaway_frontend("learnable filterbank")
+    runs = _three_seeds(("diffres", 0.5, 0.83), (name, 0.5, 0.80))
+    result = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "4"])[0]
+    assert result.verdict == stats.HOLDS
+    assert result.comparisons["control"].tolist() == [f"{name} @ 10 ms, δ=0.5"]
+
+
+def test_guide_loss_ablation_is_the_recipe_setting_of_diffres_itself():
+    df = pd.DataFrame([("t", "b", fe, 10.0, 0.5, seed, w, acc + 0.01 * seed)
+                       for seed in range(3)
+                       for fe, w, acc in (("diffres", "1.0", 0.83), ("diffres", "0.0", 0.80),
+                                          ("diffres-separable", "0.0", 0.70))],
+                      columns=["task", "backbone", "frontend", "hop_ms", "reduction_rate", "seed",
+                               "guide_loss_weight", "test_metric"]).assign(fold=report.NO_FOLD)
+    runs = report.Runs(df, ("guide_loss_weight",), len(df), 0, 0)
+    result = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "5a"])[0]
+    assert result.verdict == stats.HOLDS
+    assert result.comparisons["control"].tolist() == ["diffres @ 10 ms, δ=0.5 (guide_loss_weight=0.0)"]
+    assert result.comparisons["treatment"].tolist() == ["diffres @ 10 ms, δ=0.5 (guide_loss_weight=1.0)"]
+
+
+def test_unknown_front_ends_are_in_no_claim():
+    runs = _three_seeds(("spec", 0.0, 0.80), ("diffres", 0.5, 0.83), ("leaf", 0.5, 0.5), ("diffres-noguide", 0.5, 0.5))
+    for result in report.check_claims(runs, report.load_claims()):
+        for column in ("treatment", "control"):
+            assert not result.comparisons[column].str.startswith(("leaf", "diffres-noguide")).any()

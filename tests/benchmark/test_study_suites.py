@@ -1,0 +1,110 @@
+"""Suites: the shipped YAML files, grid expansion, every validation error, the data check, and the
+package's public names (reading a suite does not load Optuna)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from study_helpers import TINY, write_suite
+
+from benchmark import study
+from benchmark.study import SuiteError, SuiteNotFoundError, check_task_data, load_suite
+
+
+@pytest.mark.parametrize("name", study.list_suites())
+def test_shipped_suites_load(name: str) -> None:
+    suite = load_suite(name)
+    assert suite.name == name and suite.configs
+    assert len(set(suite.keys)) == len(suite.keys)
+
+
+def test_quick_suite_covers_every_frontend_rate_hop_and_seed() -> None:
+    from diffres import list_frontends
+
+    configs = load_suite("quick").configs
+    assert {c.task for c in configs} == {"toy-transients", "toy-rhythm"}
+    assert {c.frontend for c in configs} == set(list_frontends())
+    assert len({c.reduction_rate for c in configs if c.frontend != "spec"}) >= 3
+    assert len({c.hop_ms for c in configs}) >= 2
+    assert len({c.seed for c in configs}) >= 3
+    assert {c.reduction_rate for c in configs if c.frontend == "spec"} == {0.0}
+
+
+def test_paper_suite_uses_the_paper_recipe() -> None:
+    configs = load_suite("paper").configs
+    assert {c.task for c in configs} == {"audioset", "fsd50k", "esc50", "speechcommands", "nsynth-instrument"}
+    assert {c.backbone for c in configs} == {"efficientnet_b2"}
+    assert {c.seed for c in configs} == {21195, 1234, 98736}
+    assert {c.fold for c in configs if c.task == "esc50"} == {1, 2, 3, 4, 5}
+    esc = next(c for c in configs if c.task == "esc50")
+    assert (esc.lr, esc.batch_size, esc.epochs) == (2.5e-4, 48, 80)
+
+
+def test_sub_grids_expand_zip_and_deduplicate(tmp_path: Path) -> None:
+    suite = load_suite(write_suite(tmp_path, TINY))
+    got = sorted((c.frontend, c.hop_ms, c.reduction_rate) for c in suite.configs)
+    assert got == [("avgpool", 5.0, 0.5), ("avgpool", 10.0, 0.5), ("diffres", 5.0, 0.5),
+                   ("diffres", 10.0, 0.5), ("spec", 10.0, 0.0)]
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ("grids: [\n  - task: [toy", "malformed YAML"),
+    ("- 1\n- 2", "expected a mapping"),
+    ("grid: []", "unknown key 'grid'"),
+    ("grids: []", "grids: expected a non-empty list"),
+    ("base: {task: toy-transients, colour: red}\ngrids: [{seed: [0]}]", "unknown RunConfig field 'colour'"),
+    ("base: {task: toy-transients}\ngrids: [{speed: [1, 2]}]", "grids[0]: unknown axis 'speed'"),
+    ("base: {task: toy-transients}\ngrids: [{seed: 3}]", "seed=3: expected a non-empty list"),
+    ("base: {task: toy-transients}\ngrids: [{frontend: [diffres], reduction_rate: [1.5]}]",
+     "reduction_rate=1.5"),
+    ("base: {task: toy-transients}\ngrids: [{frontend: [diffres], hop_ms: [0]}]", "hop_ms=0"),
+    ("base: {task: toy-transients}\ngrids: [{frontend: [nope]}]", "frontend='nope'"),
+    ("base: {task: toy-transients}\ngrids: [{backbone: [not_a_net]}]", "backbone='not_a_net'"),
+    ("grids: [{task: [no-such-task]}]", "task='no-such-task'"),
+    ("grids: [{seed: [0]}]", "no task"),
+    ("base: {task: toy-transients}\ngrids: [{zip: [{hop_ms: 5, colour: 1}]}]", "zip: unknown axis 'colour'"),
+    ("base: {task: toy-transients}\ngrids: [{seed: [0]}]\nsearch: {lr: {type: float, low: 1, high: 0}}\n"
+     "n_trials: 2", "search.lr: low=1, high=0"),
+    ("base: {task: toy-transients}\ngrids: [{seed: [0]}]\nsearch: {lr: {type: float, low: 0.1, high: 1}}",
+     "n_trials=None"),
+    ("base: {task: toy-transients}\ngrids: [{seed: [0]}]\nn_trials: 3", "without a search space"),
+    ("base: {task: toy-transients}\ngrids: [{seed: [0], lr: [0.1]}]\n"
+     "search: {lr: {type: float, low: 0.1, high: 1}}\nn_trials: 2", "also a grid axis"),
+])
+def test_bad_suites_name_file_key_and_value(tmp_path: Path, text: str, needle: str) -> None:
+    path = write_suite(tmp_path, text, name="bad")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    assert str(path) in str(err.value) and needle in str(err.value)
+
+
+def test_unknown_suite_lists_known_ones() -> None:
+    with pytest.raises(SuiteNotFoundError, match="known suites.*quick"):
+        load_suite("no-such-suite")
+
+
+def test_data_check_names_the_task_the_flag_and_uses_the_data_dir(tmp_path: Path, monkeypatch) -> None:
+    from tasks.data import TaskDataUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DIFFRES_DATA_DIR", raising=False)
+    assert [spec.name for spec in check_task_data(["toy-transients", "toy-transients"])] == ["toy-transients"]
+    with pytest.raises(TaskDataUnavailable, match=r"esc50.*--data-dir.*DIFFRES_DATA_DIR"):
+        check_task_data(["toy-transients", "esc50"])
+    (tmp_path / "esc50").mkdir()  # a local copy without its files: the data dir is the one looked in
+    with pytest.raises(TaskDataUnavailable, match=r"no files matching esc50/data/train-\*\.parquet"):
+        check_task_data(["esc50"], tmp_path)
+
+
+def test_every_public_name_resolves_and_reading_suites_does_not_import_optuna() -> None:
+    for name in study.__all__:
+        assert getattr(study, name) is not None
+    assert callable(study.status) and study.mask_url("postgresql://a:b@h/d") == "postgresql://a:***@h/d"
+    with pytest.raises(AttributeError, match="no_such_name"):
+        study.no_such_name  # noqa: B018
+    code = ("import sys; from benchmark import study; study.list_suites(); study.load_suite('quick'); "
+            "assert 'optuna' not in sys.modules, 'optuna imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -1,0 +1,112 @@
+"""Studies end to end: grid coverage, resume, retry of failed points, search suites, and the data check
+before anything is created."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from study_helpers import Recorder, tiny_suite, write_suite
+
+from benchmark import study
+from benchmark.study import load_suite
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> tuple[study.Suite, str, str]:
+    return tiny_suite(tmp_path)
+
+
+def _complete_keys(storage: str, name: str) -> list[str]:
+    trials = optuna.load_study(study_name=name, storage=study.open_storage(storage)).get_trials()
+    return [t.params["point"] for t in trials if t.state == TrialState.COMPLETE]
+
+
+def test_grid_covers_every_point_once_and_rerun_trains_nothing(tiny, tmp_path: Path) -> None:
+    from collections import Counter
+
+    from mlflow.tracking import MlflowClient
+
+    suite, storage, tracking = tiny  # the real runner, tiny budgets
+    final = study.run_study(suite, storage, tracking, progress=False, n_workers=1, checkpoint_dir=tmp_path / "ckpt")
+    assert final == study.StudyStatus("tiny", total=5, done=5, running=0, failed=0, left=0)
+    assert sorted(_complete_keys(storage, "tiny")) == sorted(suite.keys)
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("tiny").experiment_id
+    runs = client.search_runs([experiment])
+    assert Counter(r.data.tags["config_hash"] for r in runs if r.info.status == "FINISHED") == Counter(suite.keys)
+
+    n_trials = len(optuna.load_study(study_name="tiny", storage=study.open_storage(storage)).trials)
+    again = study.run_study(suite, storage, tracking, progress=False, n_workers=1, checkpoint_dir=tmp_path / "ckpt")
+    assert again.finished
+    assert len(optuna.load_study(study_name="tiny", storage=study.open_storage(storage)).trials) == n_trials
+    assert len(client.search_runs([experiment])) == len(runs)
+
+
+def test_failed_points_are_reported_then_retried_on_the_next_start(tiny) -> None:
+    suite, storage, tracking = tiny
+    bad = suite.keys[1]
+    first = study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder(fail={bad}))
+    assert (first.done, first.failed, first.finished) == (4, 1, False)
+    assert study.status(suite, storage) == first
+
+    retry = Recorder()
+    assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=retry).finished
+    assert retry.trained == [bad]
+
+
+def test_search_suite_runs_n_trials_per_point(tmp_path: Path) -> None:
+    path = write_suite(tmp_path, """
+base: {task: toy-transients, frontend: avgpool, reduction_rate: 0.5}
+grids: [{seed: [0, 1]}]
+search:
+  lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+  batch_size: {type: categorical, choices: [8, 16]}
+n_trials: 3
+""", name="search")
+    storage = str(tmp_path / "optuna.journal")
+    runner = Recorder()
+    final = study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", progress=False, n_workers=1,
+                            run_fn=runner)
+    assert final.finished and final.total == 2
+    assert len(runner.trained) == 6
+    suite = load_suite(path)
+    for key in suite.keys:
+        trials = optuna.load_study(study_name=suite.study_name(key), storage=study.open_storage(storage)).trials
+        assert len(trials) == 3 and all(1e-4 <= t.params["lr"] <= 1e-2 for t in trials)
+
+
+def test_search_suite_with_the_real_runner_reports_epochs_to_the_pruner(tmp_path: Path) -> None:
+    path = write_suite(tmp_path, """
+base: {task: toy-transients, frontend: avgpool, reduction_rate: 0.5, epochs: 2, batch_size: 16,
+       max_train_clips: 16, max_eval_clips: 16}
+grids: [{seed: [0]}]
+search: {lr: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+n_trials: 2
+""", name="search-real")
+    storage = str(tmp_path / "optuna.journal")
+    final = study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", progress=False, n_workers=1,
+                            checkpoint_dir=tmp_path / "ckpt")
+    assert final.finished
+    suite = load_suite(path)
+    trials = optuna.load_study(study_name=suite.study_name(suite.keys[0]), storage=study.open_storage(storage)).trials
+    assert len(trials) == 2 and all(sorted(t.intermediate_values) == [0, 1] for t in trials)
+
+
+def test_a_hub_suite_without_its_data_fails_before_any_trial(tmp_path: Path, monkeypatch) -> None:
+    from tasks.data import TaskDataUnavailable
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("DIFFRES_DATA_DIR", raising=False)
+    path = write_suite(tmp_path, "name: hubby\nbase: {task: esc50, fold: 1}\ngrids:\n  - frontend: [avgpool, diffres]\n"
+                                 "    reduction_rate: [0.5]\n    seed: [0, 1]\n", name="hubby")
+    storage = str(tmp_path / "optuna.journal")
+    with pytest.raises(TaskDataUnavailable, match=r"esc50.*DIFFRES_DATA_DIR"):
+        study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", n_workers=1, progress=False)
+    assert not Path(storage).exists()  # no study was created, so no point failed
+    (tmp_path / "data" / "esc50").mkdir(parents=True)  # --data-dir reaches the check
+    with pytest.raises(TaskDataUnavailable, match=r"local copy .*data/esc50 has no files"):
+        study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", n_workers=1, progress=False,
+                        data_dir=tmp_path / "data")
