@@ -2,7 +2,7 @@
 
 Relative paths are relative to the working directory the command runs in (the repository root for
 ``make``), so a study, its checkpoints and its report land beside each other. The feature cache has
-its own default in :mod:`tasks.data` (``DIFFRES_CACHE_DIR``) since ``tasks`` does not import
+its own default in :mod:`tasks.cache` (``DIFFRES_CACHE_DIR``) since ``tasks`` does not import
 ``benchmark``.
 """
 
