@@ -73,6 +73,9 @@ class TaskSpec:
     select: SelectFn = field(repr=False, compare=False)
     embedded: Any = field(default=None, repr=False, compare=False)  # EmbeddedGenerator for embedded tasks
     splits: tuple[str, ...] = SPLITS
+    # A control task tests the benchmark itself (tasks/controls.py): "positive" where learned
+    # resolution must beat uniform reduction, "negative" where no front-end may beat another.
+    control: Literal["positive", "negative"] | None = None
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.num_classes:
@@ -81,6 +84,8 @@ class TaskSpec:
             )
         if self.label_kind not in ("single", "multi"):
             raise ValueError(f"task {self.name!r}: label_kind={self.label_kind!r}, expected 'single' or 'multi'")
+        if self.control not in (None, "positive", "negative"):
+            raise ValueError(f"task {self.name!r}: control={self.control!r}, expected None, 'positive' or 'negative'")
 
     @property
     def chance_level(self) -> float:

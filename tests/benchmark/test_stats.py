@@ -3,6 +3,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats as sps
 
 from benchmark import stats
 
@@ -70,3 +73,196 @@ def test_pareto_front():
     cost = np.array([1.0, 2.0, 2.0, 3.0, 4.0])
     value = np.array([0.5, 0.4, 0.7, 0.6, 0.9])
     assert stats.pareto_front(cost, value).tolist() == [True, False, True, False, True]
+
+
+# --- decided verdicts: non-inferiority / superiority with Holm ---------------------------------------
+
+NI, SUP = stats.NON_INFERIORITY, stats.SUPERIORITY
+CLOSE_TO_MARGIN = [-0.004, -0.002, -0.003, -0.001, -0.005]  # mean -0.003, std sqrt(2.5e-6)
+
+
+def _with_p(p: float, n: int = 10, threshold: float = 0.0) -> stats.PairedDifference:
+    """A comparison of n pairs, std 1, whose one-sided 'holds' p-value against ``threshold`` is ``p``."""
+    mean = threshold + sps.t.isf(p, n - 1) / math.sqrt(n)
+    return stats.PairedDifference(mean, math.nan, math.nan, n, 1.0)
+
+
+def test_paired_difference_keeps_the_std_of_the_differences():
+    d = stats.paired_difference([0.80, 0.82, 0.85], [0.70, 0.71, 0.76])
+    assert d.std_diff == pytest.approx(0.01)
+    assert math.isnan(stats.PairedDifference(0.1, 0.0, 0.2, 3).std_diff)  # 4-field construction still works
+
+
+def test_non_inferiority_holds_with_a_negative_mean_inside_the_margin():
+    (c,) = stats.decide([CLOSE_TO_MARGIN], NI, margin=0.01)
+    se = math.sqrt(2.5e-6) / math.sqrt(5)
+    t975 = sps.t.ppf(0.975, 4)
+    assert c.mean_diff == pytest.approx(-0.003) and c.mean_diff < 0
+    assert c.threshold == -0.01 and c.n_pairs == 5 and c.std_diff == pytest.approx(math.sqrt(2.5e-6))
+    assert c.ci_low == pytest.approx(-0.003 - t975 * se) and c.ci_low > -0.01
+    assert c.p_value == pytest.approx(sps.t.sf((-0.003 + 0.01) / se, 4)) and c.p_value == c.p_adjusted
+    assert c.verdict == stats.HOLDS
+
+
+def test_superiority_refuted_when_the_whole_interval_is_below_zero():
+    (c,) = stats.decide([CLOSE_TO_MARGIN], SUP, margin=0.01)  # margin is ignored by superiority
+    assert c.threshold == 0.0
+    assert c.ci_high == pytest.approx(-0.003 + sps.t.ppf(0.975, 4) * math.sqrt(2.5e-6) / math.sqrt(5))
+    assert c.ci_high < 0 and c.verdict == stats.REFUTED
+
+
+def test_superiority_inconclusive_when_the_interval_spans_zero():
+    diffs = [0.01, -0.005, 0.02, 0.0]
+    (c,) = stats.decide([diffs], SUP)
+    s = stats.summarize(diffs)
+    assert c.ci_low < 0 < c.ci_high and c.verdict == stats.INCONCLUSIVE
+    assert c.p_value == pytest.approx(sps.t.sf(s.mean / (s.std / 2.0), 3))
+
+
+def test_non_inferiority_refuted_when_the_interval_is_below_minus_margin():
+    (c,) = stats.decide([[-0.03, -0.025, -0.035]], NI, margin=0.01)
+    assert c.ci_high == pytest.approx(-0.03 + 4.302652729749464 * 0.005 / math.sqrt(3))  # -0.0176
+    assert c.ci_high < -0.01 and c.verdict == stats.REFUTED
+    (wide,) = stats.decide([[-0.03, -0.025, -0.035]], NI, margin=0.02)  # upper end -0.0176 > -0.02
+    assert wide.verdict == stats.INCONCLUSIVE
+
+
+def test_holm_on_known_p_values():
+    # sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, max(0.06, 1*0.04)
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert stats.holm([0.6, 0.7]).tolist() == [1.0, 1.0]
+    assert stats.holm([0.02, 0.02]).tolist() == [0.04, 0.04]
+    assert stats.holm([]).size == 0
+    with pytest.raises(ValueError, match="p-values in"):
+        stats.holm([0.1, float("nan")])
+
+
+@pytest.mark.parametrize("test", stats.TESTS)
+@pytest.mark.parametrize("diffs", [CLOSE_TO_MARGIN, [0.01, -0.005, 0.02, 0.0], [-0.03, -0.025, -0.035],
+                                   [0.02, 0.03, 0.025], [-0.012, -0.008, -0.011, -0.009, -0.01, -0.0105]])
+def test_single_comparison_reads_the_plain_95_percent_interval(diffs, test):
+    (c,) = stats.decide([diffs], test, margin=0.01)
+    s = stats.summarize(diffs)
+    assert (c.ci_low, c.ci_high) == pytest.approx((s.ci_low, s.ci_high), rel=1e-12)
+    assert c.alpha_low == c.alpha_high == 0.025
+    threshold = -0.01 if test == NI else 0.0
+    holds = s.ci_low >= threshold if test == NI else s.ci_low > threshold
+    expected = stats.HOLDS if holds else stats.REFUTED if s.ci_high < threshold else stats.INCONCLUSIVE
+    assert c.verdict == expected
+
+
+def test_holm_family_tightens_the_bounds():
+    alone = stats.decide([_with_p(0.017)], SUP)[0]
+    assert alone.verdict == stats.HOLDS
+    pair = stats.decide([_with_p(0.017), _with_p(0.017)], SUP)
+    se = 1.0 / math.sqrt(10)
+    for c in pair:  # Bonferroni level at the first step: 0.034 > 0.025
+        assert c.p_adjusted == pytest.approx(0.034) and c.alpha_low == pytest.approx(0.0125)
+        assert c.ci_low == pytest.approx(c.mean_diff - sps.t.isf(0.0125, 9) * se)
+        assert c.ci_low < 0 and c.verdict == stats.INCONCLUSIVE
+
+
+def test_holm_step_down_passes_and_stops():
+    passed = stats.decide([_with_p(0.02), _with_p(0.001)], SUP)
+    assert [c.verdict for c in passed] == [stats.HOLDS, stats.HOLDS]
+    assert [c.alpha_low for c in passed] == pytest.approx([0.025, 0.0125])  # second step, first step
+    assert [c.p_adjusted for c in passed] == pytest.approx([0.02, 0.002])
+    # 0.015 fails the first step (0.03 > 0.025), so Holm stops: 0.02 < 0.025 alone does not hold either,
+    # and its bound is taken at 0.025 * 0.02 / 0.03 so that it, too, reaches below 0.
+    stopped = stats.decide([_with_p(0.015), _with_p(0.02)], SUP)
+    assert [c.p_adjusted for c in stopped] == pytest.approx([0.03, 0.03])
+    assert stopped[1].alpha_low == pytest.approx(0.025 * 0.02 / 0.03)
+    assert all(c.ci_low < 0 and c.verdict == stats.INCONCLUSIVE for c in stopped)
+
+
+def test_refuted_is_holm_adjusted_too():
+    worse = stats.PairedDifference(-_with_p(0.017).mean_diff, math.nan, math.nan, 10, 1.0)  # mirror p 0.017
+    assert stats.decide([worse], SUP)[0].verdict == stats.REFUTED
+    pair = stats.decide([worse, worse], SUP)
+    assert all(c.p_refute_adjusted == pytest.approx(0.034) and c.verdict == stats.INCONCLUSIVE for c in pair)
+
+
+_comparison = st.tuples(st.floats(-0.1, 0.1), st.floats(0.001, 0.1), st.integers(2, 12))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_comparison, min_size=1, max_size=6), st.sampled_from(stats.TESTS))
+def test_bounds_agree_with_holm_adjusted_p_values(family, test):
+    diffs = [stats.PairedDifference(m, math.nan, math.nan, n, s) for m, s, n in family]
+    comps = stats.decide(diffs, test, margin=0.01)
+    k = len(comps)
+    for c in comps:
+        assert 0.025 / k - 1e-15 <= c.alpha_low <= 0.025 + 1e-15
+        assert 0.025 / k - 1e-15 <= c.alpha_high <= 0.025 + 1e-15
+        se = c.std_diff / math.sqrt(c.n_pairs)
+        plain_half = sps.t.isf(0.025, c.n_pairs - 1) * se  # the adjusted interval contains the plain one
+        assert c.ci_low <= c.mean_diff - plain_half + 1e-12 and c.ci_high >= c.mean_diff + plain_half - 1e-12
+        if abs(c.ci_low - c.threshold) > 1e-6:
+            assert (c.verdict == stats.HOLDS) == (c.p_adjusted <= 0.025)
+        if abs(c.ci_high - c.threshold) > 1e-6:
+            assert (c.verdict == stats.REFUTED) == (c.p_refute_adjusted < 0.025)
+
+
+def test_minimum_detectable_difference_on_known_numbers():
+    expected = (sps.t.ppf(0.975, 4) + sps.t.ppf(0.8, 4)) * 0.02 / math.sqrt(5)
+    assert expected == pytest.approx(0.033249, abs=1e-6)  # (2.7764 + 0.9410) * 0.02 / sqrt(5)
+    assert stats.minimum_detectable_difference(0.02, 5, 0.025) == pytest.approx(expected, rel=1e-12)
+    mdd = stats.minimum_detectable_difference(1.0, 10, 0.025)
+    exact_power = sps.nct.sf(sps.t.isf(0.025, 9), 9, mdd * math.sqrt(10))
+    assert exact_power == pytest.approx(0.8, abs=0.005)
+    assert math.isnan(stats.minimum_detectable_difference(0.02, 1, 0.025))
+    assert math.isnan(stats.minimum_detectable_difference(math.nan, 5, 0.025))
+
+
+def test_comparison_mdd_is_at_the_bonferroni_level_of_its_family():
+    a, b = [0.01, 0.02, 0.015, 0.03], [0.0, -0.01, 0.01]
+    ca, cb = stats.decide([a, b], SUP)
+    sa = stats.summarize(a)
+    assert ca.mdd == pytest.approx(stats.minimum_detectable_difference(sa.std, 4, 0.0125), rel=1e-12)
+    assert stats.decide([a], SUP)[0].mdd < ca.mdd
+
+
+def test_too_few_pairs_are_not_run_and_leave_the_family():
+    not_run = [[0.5], [], [float("nan"), float("nan"), 0.1], stats.PairedDifference(0.1, 0.0, 0.2, 5)]
+    comps = stats.decide(not_run, NI)
+    assert [c.verdict for c in comps] == [stats.NOT_RUN] * 4
+    assert all(math.isnan(c.ci_low) and math.isnan(c.p_adjusted) and math.isnan(c.mdd) for c in comps)
+    assert comps[0].n_pairs == 1 and comps[0].mean_diff == 0.5
+    mixed = stats.decide([*not_run, CLOSE_TO_MARGIN], NI)
+    assert mixed[-1] == stats.decide([CLOSE_TO_MARGIN], NI)[0]  # k = 1: not-run comparisons do not count
+    (dropped,) = stats.decide([[0.1, float("nan"), 0.12, 0.11]], SUP)
+    assert dropped.n_pairs == 3
+
+
+def test_zero_spread_differences():
+    ni, sup = stats.decide([[0.0, 0.0, 0.0]], NI)[0], stats.decide([[0.0, 0.0, 0.0]], SUP)[0]
+    assert ni.verdict == stats.HOLDS and (ni.ci_low, ni.ci_high) == (0.0, 0.0)
+    assert sup.verdict == stats.INCONCLUSIVE  # [0, 0] is not above 0, and "refuted" needs the upper end < 0
+    at_margin = [0.79 - 0.80] * 3  # -0.010000000000000009: a tie with the margin up to round-off
+    assert stats.decide([at_margin], NI, margin=0.01)[0].verdict == stats.HOLDS
+    assert stats.decide([[-0.02] * 4], NI)[0].verdict == stats.REFUTED
+
+
+def test_decide_validates_its_arguments():
+    with pytest.raises(ValueError, match="non-inferiority"):
+        stats.decide([CLOSE_TO_MARGIN], "equivalence")
+    with pytest.raises(ValueError, match="alpha"):
+        stats.decide([CLOSE_TO_MARGIN], SUP, alpha=0.5)
+    with pytest.raises(ValueError, match="margin"):
+        stats.decide([CLOSE_TO_MARGIN], NI, margin=-0.01)
+    assert stats.decide([], SUP) == []
+
+
+def test_claim_summary_counts_and_wording():
+    family = [CLOSE_TO_MARGIN, [-0.03, -0.031, -0.029, -0.03, -0.032], [0.01, -0.03, 0.02, -0.02], [0.1]]
+    comps = stats.decide(family, NI, margin=0.01)
+    assert [c.verdict for c in comps] == [stats.HOLDS, stats.REFUTED, stats.INCONCLUSIVE, stats.NOT_RUN]
+    summary = stats.claim_summary(comps)
+    assert (summary.n_holds, summary.n_refuted, summary.n_inconclusive, summary.n_not_run) == (1, 1, 1, 1)
+    assert summary.text == "holds on 1 of 4 comparisons, refuted on 1, inconclusive on 1, not run on 1"
+    assert stats.claim_summary(comps[:3]).text == "holds on 1 of 3 comparisons, refuted on 1, inconclusive on 1"
+    spanning = stats.claim_summary(stats.decide([[0.01, -0.03, 0.02, -0.02]], NI))
+    assert spanning.text == "holds on 0 of 1 comparisons, refuted on 0, inconclusive on 1"
+    assert "does not hold" not in spanning.text
+    assert stats.claim_summary(stats.decide([[0.1]], NI)).text == stats.NOT_RUN
+    assert stats.claim_summary([]).text == stats.NOT_RUN
