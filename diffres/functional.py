@@ -215,16 +215,20 @@ def position_table(table: Tensor, t_in: int, like: Tensor) -> Tensor:
 
 
 def empty_frame_mask(logmel: Tensor, mask: Tensor | None = None, atol: float = 1e-6) -> Tensor:
-    """``[B, T]``: frames whose energy is at the clip's minimum (e.g. SpecAugment time masks).
+    """``[B, T]``: frames with no content — every mel bin at the clip's floor value.
 
-    Energy is ``logsumexp`` over mel bins (the log of the summed linear energy), so the test does
-    not depend on whether the input was shifted or normalised.
+    The floor is the clip's minimum over all its valid cells; SpecAugment time masks
+    (:func:`tasks.augment.spec_augment`) write exactly that value into every bin of a masked frame,
+    and digital silence sits at it too. A frame of real audio has at least one bin above the floor,
+    so a clip without masks or silence has no empty frame and its guide loss is 0. (The reference
+    code flags the frames at the batch's minimum energy, and a per-clip minimum-energy rule would
+    flag every clip's quietest frame: the guide loss then never goes away without masks.)
+    Frames outside ``mask`` (padding) are never empty: they are not part of the clip.
     """
-    energy = torch.logsumexp(logmel.detach(), dim=-1)  # [B, T]
-    if mask is not None:
-        energy = energy.masked_fill(~mask, float("inf"))
-    floor = energy.amin(dim=1, keepdim=True)
-    empty = energy <= floor + atol
+    x = logmel.detach()
+    valid = None if mask is None else mask[:, :, None]  # [B, T, 1]
+    floor = (x if valid is None else x.masked_fill(~valid, float("inf"))).amin(dim=(1, 2))  # [B]
+    empty = x.amax(dim=-1) <= floor[:, None] + atol  # [B, T]: no bin above the floor
     return empty if mask is None else empty & mask
 
 

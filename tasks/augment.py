@@ -23,7 +23,8 @@ def spec_augment(logmel: torch.Tensor, freq_mask: int, time_mask: int,
     """One frequency and one time mask per clip; masked cells get the clip's minimum value.
 
     logmel [B, T, F] -> [B, T, F]. The minimum (not 0) is used because DiffRes's guide loss treats
-    frames at the clip's minimum energy as empty (a normalised log-mel's 0 is average energy).
+    frames whose every bin sits at the clip's floor as empty (a normalised log-mel's 0 is average
+    energy).
     """
     if logmel.dim() != 3:
         raise ValueError(f"spec_augment expects logmel [B, T, F], got shape {tuple(logmel.shape)}")

@@ -225,13 +225,31 @@ def test_guide_loss_and_activeness_on_known_numbers():
     assert torch.isclose(act, expected)
 
 
-def test_empty_frames_are_those_at_the_clip_minimum():
+def test_empty_frames_are_those_at_the_clip_floor():
     x = torch.randn(2, 20, 8)
-    x[0, 5:8] = -50.0
+    x[0, 5:8] = -50.0  # a time mask: every bin at the clip's floor
     x[1, 0] = -60.0
+    x[1, 1, :4] = -60.0  # half the bins at the floor is still content
     empty = Fn.empty_frame_mask(x)
     assert empty[0].nonzero().flatten().tolist() == [5, 6, 7]
     assert empty[1].nonzero().flatten().tolist() == [0]
+
+
+def test_a_clip_without_masks_or_padding_has_no_empty_frame_and_no_guide_loss():
+    x = torch.randn(4, 50, 16)
+    empty = Fn.empty_frame_mask(x)
+    assert not empty.any()  # its quietest frame is not empty
+    assert Fn.guide_loss(torch.rand(4, 50), empty, 0.5) == 0
+
+
+def test_padding_is_never_empty_and_does_not_set_the_floor():
+    x = torch.randn(2, 30, 8)
+    x[0, 20:] = -100.0  # padding, below every real value
+    x[0, 3] = x[0, :20].min()  # a masked frame inside the clip
+    mask = torch.arange(30)[None, :] < torch.tensor([[20], [30]])
+    empty = Fn.empty_frame_mask(x, mask)
+    assert empty[0].nonzero().flatten().tolist() == [3]
+    assert not empty[1].any()
 
 
 @pytest.mark.parametrize("rate", [0.0, 1.0, -0.1, 1.5, float("nan")])
