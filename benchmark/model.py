@@ -16,7 +16,7 @@ import timm
 import torch
 from torch import Tensor, nn
 
-import benchmark.backbones  # noqa: F401  (registers audiocnn_tiny in timm)
+from benchmark.backbones import backbone_kwargs  # (importing it registers audiocnn_tiny in timm)
 from benchmark.config import RunConfig
 from diffres import FrontendOutput, create_frontend
 
@@ -41,8 +41,9 @@ def build_model(cfg: RunConfig, *, num_classes: int, t_in: int) -> Classifier:
     if t_out < 1:
         raise ValueError(f"frontend={cfg.frontend!r} at reduction_rate={cfg.reduction_rate} leaves T'={t_out} "
                          f"frames of T={t_in}; expected T' >= 1")
+    frame_ms = cfg.hop_ms * t_in / t_out  # what one backbone input frame spans, on average
     backbone = timm.create_model(cfg.backbone, pretrained=False, in_chans=frontend.out_channels,
-                                 num_classes=num_classes)
+                                 num_classes=num_classes, **backbone_kwargs(cfg.backbone, frame_ms))
     if cfg.pretrained_weights is not None:
         load_backbone_weights(backbone, Path(cfg.pretrained_weights))
     return Classifier(frontend, backbone)

@@ -35,3 +35,38 @@ def test_audiocnn_tiny_has_no_pretrained_weights_and_is_a_valid_config_backbone(
     with pytest.raises(ValueError, match="audiocnn_tiny has no pretrained weights"):
         timm.create_model("audiocnn_tiny", pretrained=True)
     assert RunConfig(task="toy-transients", backbone="audiocnn_tiny").backbone == "audiocnn_tiny"
+
+
+def _receptive_field(model: torch.nn.Module, t: int = 201) -> int:
+    """Span of the input frames that reach the middle output frame (dilated taps leave gaps inside)."""
+    x = torch.randn(1, 1, t, 16, requires_grad=True)
+    model.eval()
+    model.forward_features(x)[0, :, t // 2].sum().backward()
+    reached = (x.grad[0, 0].abs().sum(-1) > 0).nonzero().flatten()
+    return int(reached.max() - reached.min() + 1)
+
+
+def test_audiocnn_tiny_keeps_its_receptive_field_in_milliseconds():
+    torch.manual_seed(0)
+    rf = {ms: _receptive_field(timm.create_model("audiocnn_tiny", num_classes=5, frame_ms=ms))
+          for ms in (10.0, 20.0, 5.0, 2.5)}
+    assert rf[20.0] == rf[10.0]  # reduced outputs keep the 10 ms architecture
+    for ms in (5.0, 2.5):  # finer frames: about the same span of audio, never less than at 10 ms
+        assert 0.8 * rf[10.0] * 10.0 <= rf[ms] * ms <= 1.2 * rf[10.0] * 10.0
+    same = [timm.create_model("audiocnn_tiny", num_classes=5, frame_ms=ms) for ms in (10.0, 5.0)]
+    assert sum(p.numel() for p in same[0].parameters()) == sum(p.numel() for p in same[1].parameters())
+
+
+def test_the_model_tells_the_backbone_its_frame_length():
+    from benchmark.model import build_model
+
+    def scale(**kw) -> int:
+        cfg = RunConfig(task="toy-transients", backbone="audiocnn_tiny", **kw)
+        return build_model(cfg, num_classes=5, t_in=round(150 * 10 / cfg.hop_ms)).backbone.time_scale
+
+    assert scale(frontend="spec", hop_ms=10.0) == 1
+    assert scale(frontend="spec", hop_ms=5.0) == 2
+    assert scale(frontend="diffres", hop_ms=5.0, reduction_rate=0.5) == 1  # T' at the 10 ms count
+    assert scale(frontend="avgpool", hop_ms=10.0, reduction_rate=0.5) == 1
+    with pytest.raises(ValueError, match="frame_ms"):
+        timm.create_model("audiocnn_tiny", frame_ms=0.0)
