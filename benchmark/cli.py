@@ -192,7 +192,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
                             grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir)
     print(final)
     if args.report:
-        _report(final.suite, args.tracking_uri, args.results_dir, args.reports_dir)
+        _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir)
     return _study_exit(final)
 
 
@@ -220,9 +220,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.study import load_suite
-
-    _report(load_suite(args.suite).name, args.tracking_uri, args.results_dir, args.reports_dir)
+    _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir)
     return 0
 
 
@@ -236,13 +234,17 @@ def _cmd_suites(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(suite: str, tracking_uri: str | None, results_dir: Path, reports_dir: Path) -> Any:
+def _report(suite_arg: str, tracking_uri: str | None, results_dir: Path, reports_dir: Path) -> Any:
+    """The report of a suite given by name or YAML path (its name and its margin come from the YAML)."""
     from benchmark.report import build_report
+    from benchmark.study import load_suite
     from benchmark.tracking import check_tracking_uri
 
+    suite = load_suite(suite_arg)
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)
-    paths = build_report(suite, tracking_uri, results_dir=results_dir, reports_dir=reports_dir)
+    paths = build_report(suite.name, tracking_uri, results_dir=results_dir, reports_dir=reports_dir,
+                         margin=suite.margin)
     print(f"report: {paths}")
     return paths
 

@@ -1,48 +1,63 @@
 """MLflow runs -> leaderboard CSVs, seaborn figures and REPORT.md (the paper's claims re-tested).
 
-Owns everything a user reads after a suite ran. Reads MLflow and the front-end registry's metadata,
-never the training code, so regenerating a report takes seconds and trains nothing. Same MLflow
-contents in, the same CSV and markdown bytes out: every table is sorted, every float has a fixed
-format, and nothing time-dependent is written.
+Owns everything a user reads after a suite ran. Reads MLflow and the front-end and task registries'
+metadata, never the training code, so regenerating a report takes seconds and trains nothing. Same
+MLflow contents in, the same CSV and markdown bytes out: every table is sorted, every float has a
+fixed format, and nothing time-dependent is written.
 
     build_report("quick", "sqlite:///mlflow.db")  # results/quick/*.csv, reports/quick/*.png + REPORT.md
 
-One stage per module: ``runs`` (MLflow -> runs table, front-end metadata), ``leaderboard``,
-``claims``, ``figures``, ``markdown``, and ``build`` (which files, where).
+One stage per module: ``runs`` (MLflow -> runs table, front-end and task metadata), ``health`` (did
+each run train), ``leaderboard``, ``verdicts`` (deciding a family of comparisons), ``claims``,
+``controls`` (does the suite detect what it should), ``figures``, ``markdown``, and ``build``
+(which files, where).
 """
 
-from benchmark.report.build import ReportPaths, build_report
+from benchmark.report.build import ReportPaths, build_report, suite_margin
 from benchmark.report.claims import (
     CLAIMS_FILE,
     COMPARISON_COLUMNS,
+    SUMMARY_COLUMNS,
     Claim,
     ClaimCheck,
     ClaimResult,
     check_claims,
     claim_checks,
+    claims_summary,
     compare,
     load_claims,
 )
+from benchmark.report.controls import CONTROL_COLUMNS, ControlResult, check_controls
+from benchmark.report.health import Health, health, runs_table
 from benchmark.report.leaderboard import leaderboard
 from benchmark.report.runs import GROUP_KEYS, NO_FOLD, PAIR_KEYS, ReportDataError, Runs, load_runs
 
 __all__ = [
     "CLAIMS_FILE",
     "COMPARISON_COLUMNS",
+    "CONTROL_COLUMNS",
     "GROUP_KEYS",
     "NO_FOLD",
     "PAIR_KEYS",
+    "SUMMARY_COLUMNS",
     "Claim",
     "ClaimCheck",
     "ClaimResult",
+    "ControlResult",
+    "Health",
     "ReportDataError",
     "ReportPaths",
     "Runs",
     "build_report",
     "check_claims",
+    "check_controls",
     "claim_checks",
+    "claims_summary",
     "compare",
+    "health",
     "leaderboard",
     "load_claims",
     "load_runs",
+    "runs_table",
+    "suite_margin",
 ]

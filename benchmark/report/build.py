@@ -1,7 +1,9 @@
 """``build_report``: one suite's MLflow runs -> results/<suite>/*.csv, reports/<suite>/*.png + REPORT.md.
 
 The one place that decides which files a report consists of and where they go; the numbers come
-from ``leaderboard`` and ``claims``, the pictures from ``figures``, the text from ``markdown``.
+from ``leaderboard``, ``claims``, ``controls`` and ``health``, the pictures from ``figures``, the text
+from ``markdown``. The non-inferiority margin is the suite YAML's ``margin`` (benchmark/suites/<suite>.yaml,
+``Suite.margin``) when that file exists, else ``stats.DEFAULT_MARGIN``; REPORT.md says which.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import pandas as pd
 import seaborn as sns
 
 from benchmark import artifacts, stats
-from benchmark.paths import REPORTS_DIR, RESULTS_DIR
-from benchmark.report.claims import COMPARISON_COLUMNS, check_claims, full_diffres, load_claims
+from benchmark.paths import REPORTS_DIR, RESULTS_DIR, SUITES_DIR
+from benchmark.report.claims import COMPARISON_COLUMNS, check_claims, claims_summary, full_diffres, load_claims
+from benchmark.report.controls import CONTROL_COLUMNS, check_controls
 from benchmark.report.figures import (
     plot_accuracy_vs_flops,
     plot_accuracy_vs_hop,
     plot_accuracy_vs_rate,
     plot_diffres_examples,
 )
+from benchmark.report.health import health, runs_table
 from benchmark.report.leaderboard import BASELINE_HOP_MS, leaderboard, write_csv
 from benchmark.report.markdown import render_markdown
 from benchmark.report.runs import Runs, download_examples, load_runs
@@ -29,6 +33,9 @@ from benchmark.report.runs import Runs, download_examples, load_runs
 REPORT_FILE = "REPORT.md"
 LEADERBOARD_CSV = "leaderboard.csv"
 COMPARISONS_CSV = "claims.csv"
+SUMMARY_CSV = "claims_summary.csv"
+CONTROLS_CSV = "controls.csv"
+RUNS_CSV = "runs.csv"
 EXAMPLE_CANDIDATES = 5  # runs tried, best first, for a task's DiffRes example figure
 
 
@@ -42,6 +49,10 @@ class ReportPaths:
     figures: tuple[Path, ...]
     report: Path
     skipped: tuple[str, ...]  # one line per figure/claim that could not be produced, with the reason
+    claims_summary: Path
+    controls: Path
+    runs: Path
+    margin: float  # the non-inferiority margin the claims were tested with
 
 
 def safe_name(name: str) -> str:
@@ -68,9 +79,25 @@ PLOTS = [
 ]
 
 
+def suite_margin(suite: str) -> tuple[float, str]:
+    """The suite YAML's ``margin`` and where it came from; the default when no benchmark/suites/<suite>.yaml."""
+    path = SUITES_DIR / f"{suite}.yaml"
+    if not path.is_file():
+        return stats.DEFAULT_MARGIN, f"default `stats.DEFAULT_MARGIN`: no suite file {path.name} in benchmark/suites"
+    from benchmark.study.suites import load_suite
+
+    loaded = load_suite(path)
+    return loaded.margin, (f"key `margin` of benchmark/suites/{path.name}; {stats.DEFAULT_MARGIN:g} when the "
+                           "file sets none")
+
+
 def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
-                 reports_dir: Path = REPORTS_DIR) -> ReportPaths:
-    """Read suite's finished MLflow runs; write leaderboard CSVs, figures and REPORT.md. Trains nothing."""
+                 reports_dir: Path = REPORTS_DIR, margin: float | None = None) -> ReportPaths:
+    """Read suite's finished MLflow runs; write the CSVs, figures and REPORT.md. Trains nothing.
+
+    ``margin``: the non-inferiority margin; None reads it from the suite YAML (``suite_margin``).
+    """
+    margin, margin_source = suite_margin(suite) if margin is None else (float(margin), "given to build_report")
     runs = load_runs(suite, tracking_uri)
     results = Path(results_dir) / suite
     report_dir = Path(reports_dir) / suite
@@ -81,10 +108,17 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
     task_tables = {task: write_csv(rows, results / f"{safe_name(task)}.csv")
                    for task, rows in lb.groupby("task", sort=True)}
 
-    claim_results = check_claims(runs, load_claims())
+    runs_csv = write_csv(runs_table(runs), results / RUNS_CSV)
+    claim_results = check_claims(runs, load_claims(), margin)
     comps = [c.comparisons.assign(claim_id=c.claim.claim_id) for c in claim_results if not c.comparisons.empty]
     all_comps = (pd.concat(comps, ignore_index=True) if comps else pd.DataFrame(columns=COMPARISON_COLUMNS))
     comparisons_csv = write_csv(all_comps[COMPARISON_COLUMNS], results / COMPARISONS_CSV)
+    summary = claims_summary(claim_results)
+    summary_csv = write_csv(summary, results / SUMMARY_CSV)
+    control_results = check_controls(runs)
+    ctrl = [c.comparisons for c in control_results if not c.comparisons.empty]
+    controls_csv = write_csv(pd.concat(ctrl, ignore_index=True) if ctrl else pd.DataFrame(columns=CONTROL_COLUMNS),
+                             results / CONTROLS_CSV)
 
     figures: list[tuple[str, Path]] = []
     skipped: list[str] = []
@@ -111,10 +145,13 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
                     skipped.append(f"{name}: no finished diffres run of {task} has a {artifacts.EXAMPLES_NPZ} "
                                    "artifact")
 
-    markdown = render_markdown(suite, runs, lb, claim_results, figures, skipped, task_tables,
-                               comparisons_csv, report_dir)
+    files = {"comparisons": comparisons_csv, "summary": summary_csv, "controls": controls_csv, "runs": runs_csv}
+    markdown = render_markdown(suite, runs, lb, claim_results, summary, control_results, health(runs), margin,
+                               margin_source, figures, skipped, task_tables, files, report_dir)
     report = report_dir / REPORT_FILE
     report.write_text(markdown, encoding="utf-8")
-    skipped += [f"claim {c.claim.claim_id}: {c.evidence}" for c in claim_results if c.verdict == stats.NOT_RUN]
+    skipped += [f"claim {c.claim.claim_id}: {c.reading}" for c in claim_results if c.not_run]
+    skipped += [f"control {c.task}: not run: {c.text}" for c in control_results if c.not_run]
     return ReportPaths(leaderboard_csv, tuple(task_tables[t] for t in sorted(task_tables)), comparisons_csv,
-                       tuple(p for _, p in figures), report, tuple(skipped))
+                       tuple(p for _, p in figures), report, tuple(skipped), summary_csv, controls_csv, runs_csv,
+                       margin)

@@ -1,4 +1,9 @@
-"""The paper's claims re-tested: paired comparisons of runs and one verdict per claim.
+"""The paper's claims re-tested: paired comparisons of runs, decided per claim with the claim's test.
+
+Each claim's test (superiority for "beats", non-inferiority against the suite's margin for "equal
+or better") is data: the ``test`` column of benchmark/paper/claims.csv. Every comparison of one claim,
+over all tasks of the suite, is one Holm family (``verdicts.decide_table``). Control tasks
+(``TaskSpec.control``) are never evidence for a claim; ``controls`` reads them.
 
 Which runs a claim compares is read from the front-end registry's metadata, never from names:
 the reference is the family ``reference``; full DiffRes is the family ``learned resolution`` with
@@ -10,7 +15,6 @@ Registering a front-end with that metadata puts it into the claims; an unknown n
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +24,7 @@ import pandas as pd
 
 from benchmark import stats
 from benchmark.paths import PAPER_DIR
+from benchmark.report.health import is_untrained
 from benchmark.report.runs import (
     GROUP_KEYS,
     LEARNABLE_FILTERBANK,
@@ -32,32 +37,41 @@ from benchmark.report.runs import (
     frontend_metadata,
     is_reference,
     registered_frontends,
+    task_control,
 )
+from benchmark.report.verdicts import DECISION_COLUMNS, PAIRED_COLUMNS, claim_reading, decide_table, summary_of
 
 CLAIMS_FILE = PAPER_DIR / "claims.csv"
 REFERENCE_HOP_MS = 10.0  # claim 3: delta = 1 - h / 10 keeps T' at the 10 ms frame count
 GUIDE_LOSS, RESOLUTION_ENCODING = "guide loss", "resolution encoding"  # what claim 5a / 5b ablate
-COMPARISON_COLUMNS = ["claim_id", "task", "backbone", "treatment", "control", "mean_diff",
-                      "ci95_low", "ci95_high", "n_pairs", "direction", "holds"]
+# One comparison: untrained_pairs counts the pairs with a run that logged trained = 0 (flagged, kept).
+PAIR_TABLE_COLUMNS = ["task", "backbone", "treatment", "control", *PAIRED_COLUMNS, "untrained_pairs"]
+COMPARISON_COLUMNS = ["claim_id", "task", "backbone", "treatment", "control", *PAIRED_COLUMNS,
+                      *DECISION_COLUMNS, "untrained_pairs"]
+CLAIM_FIELDS = ("claim_id", "claim", "test", "source", "paper_value")
 
 
 @dataclass(frozen=True)
 class Claim:
     claim_id: str
     claim: str
+    test: str  # stats.SUPERIORITY ("beats") or stats.NON_INFERIORITY ("equal or better")
     source: str
     paper_value: str
 
 
 def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
-    """The paper's claims (benchmark/paper/claims.csv): claim_id, claim, source, paper_value."""
+    """The paper's claims (benchmark/paper/claims.csv): claim_id, claim, test, source, paper_value."""
     if not path.is_file():
         raise FileNotFoundError(f"paper claims file not found: {path}")
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = {"claim_id", "claim", "source", "paper_value"} - set(table.columns)
+    missing = set(CLAIM_FIELDS) - set(table.columns)
     if missing:
         raise ReportDataError(f"{path} lacks columns {sorted(missing)}")
-    return [Claim(r.claim_id, r.claim, r.source, r.paper_value) for r in table.itertuples(index=False)]
+    for r in table.itertuples(index=False):
+        if r.test not in stats.TESTS:
+            raise ReportDataError(f"{path}: claim {r.claim_id}: test={r.test!r}; expected one of {list(stats.TESTS)}")
+    return [Claim(*(getattr(r, f) for f in CLAIM_FIELDS)) for r in table.itertuples(index=False)]
 
 
 def _label(row: pd.Series, side: str, extra_keys: tuple[str, ...]) -> str:
@@ -69,12 +83,15 @@ def _label(row: pd.Series, side: str, extra_keys: tuple[str, ...]) -> str:
 def compare(runs: Runs, treatment: pd.Series, control: pd.Series, match: list[str]) -> pd.DataFrame:
     """Paired test_metric differences treatment - control; pairs share ``match`` + seed + fold.
 
-    One output row per (treatment setting, control setting) with the same ``match`` values.
+    One output row (PAIR_TABLE_COLUMNS) per (treatment setting, control setting) with the same
+    ``match`` values: the mean, std and plain 95 % CI of the differences, and how many pairs hold a run
+    that did not train (kept in the comparison, flagged).
     """
     keys = GROUP_KEYS + list(runs.extra_keys)
-    cols = list(dict.fromkeys(keys + PAIR_KEYS + ["test_metric"]))
-    t = runs.table.loc[treatment, cols]
-    c = runs.table.loc[control, cols]
+    table = runs.table if "trained" in runs.table.columns else runs.table.assign(trained=np.nan)
+    cols = list(dict.fromkeys(keys + PAIR_KEYS + ["test_metric", "trained"]))
+    t = table.loc[treatment, cols]
+    c = table.loc[control, cols]
     merged = t.merge(c, on=match + PAIR_KEYS, suffixes=("_t", "_c"))
     merged = merged[np.isfinite(merged["test_metric_t"]) & np.isfinite(merged["test_metric_c"])]
     side_keys = [k for k in keys if k not in match]
@@ -85,12 +102,13 @@ def compare(runs: Runs, treatment: pd.Series, control: pd.Series, match: list[st
         for k in match:
             first[f"{k}_t"] = first[f"{k}_c"] = first[k]
         d = stats.paired_difference(group["test_metric_t"], group["test_metric_c"])
+        untrained = is_untrained(group["trained_t"]) | is_untrained(group["trained_c"])
         rows.append({"task": first["task_t"], "backbone": first["backbone_t"],
                      "treatment": _label(first, "_t", runs.extra_keys),
                      "control": _label(first, "_c", runs.extra_keys),
-                     "mean_diff": d.mean_diff, "ci95_low": d.ci_low, "ci95_high": d.ci_high,
-                     "n_pairs": d.n_pairs, "direction": d.direction, "holds": d.holds})
-    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS[1:])
+                     "n_pairs": d.n_pairs, "mean_diff": d.mean_diff, "std_diff": d.std_diff,
+                     "ci95_low": d.ci_low, "ci95_high": d.ci_high, "untrained_pairs": int(untrained.sum())})
+    return pd.DataFrame(rows, columns=PAIR_TABLE_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------ selectors
@@ -182,41 +200,63 @@ def claim_checks() -> dict[str, ClaimCheck]:
 # ------------------------------------------------------------------------------------------ verdicts
 @dataclass(frozen=True)
 class ClaimResult:
+    """A claim's decided comparisons (COMPARISON_COLUMNS less claim_id), their counts and a one-line reading."""
+
     claim: Claim
-    verdict: str
-    evidence: str
+    check: str  # the comparison in words
     comparisons: pd.DataFrame
+    summary: stats.ClaimSummary
+    reading: str
+    margin: float  # the test's margin: the suite's for non-inferiority, 0 for superiority
+
+    @property
+    def not_run(self) -> bool:
+        return self.summary.text == stats.NOT_RUN
+
+    @property
+    def tasks(self) -> list[str]:
+        return sorted(self.comparisons["task"].unique())
 
 
-def fmt_diff(mean: float, low: float, high: float) -> str:
-    if not math.isfinite(low):
-        return f"{mean:+.4f} [no CI]"
-    return f"{mean:+.4f} [{low:+.4f}, {high:+.4f}]"
-
-
-def check_claims(runs: Runs, claims: list[Claim]) -> list[ClaimResult]:
-    """Each claim's verdict ('holds' / 'does not hold' / 'not run') with its paired comparisons."""
+def check_claims(runs: Runs, claims: list[Claim], margin: float = stats.DEFAULT_MARGIN) -> list[ClaimResult]:
+    """Each claim's comparisons decided by its test; Holm over all of a claim's comparisons, on every task
+    of the suite except the control tasks."""
     checks = claim_checks()
+    df = runs.table
+    evidence = task_control(df["task"]).isna()  # control tasks test the suite, not the paper
     results = []
     for claim in claims:
         check = checks.get(claim.claim_id)
         if check is None:
-            results.append(ClaimResult(claim, stats.NOT_RUN, "no check is defined for this claim id",
-                                       pd.DataFrame(columns=COMPARISON_COLUMNS[1:])))
-            continue
-        df = runs.table
-        comps = compare(runs, check.treatment(df), check.control(df), check.match)
-        diffs = [stats.PairedDifference(r.mean_diff, r.ci95_low, r.ci95_high, r.n_pairs)
-                 for r in comps.itertuples(index=False)]
-        verdict = stats.verdict(diffs)
-        testable = comps[comps["n_pairs"] >= 2]
-        if verdict == stats.NOT_RUN:
-            evidence = f"not run: needs {check.needs}."
+            comps, words, needs = pd.DataFrame(columns=PAIR_TABLE_COLUMNS), "no check", "a check for this claim id"
         else:
-            worst = testable.sort_values(["ci95_low", "treatment", "control"]).iloc[0]
-            evidence = (f"{check.test}: {int(testable['holds'].sum())} of {len(testable)} comparisons have a "
-                        f"95 % CI at/above 0; weakest: {worst['task']}, {worst['treatment']} vs "
-                        f"{worst['control']}: {fmt_diff(worst['mean_diff'], worst['ci95_low'], worst['ci95_high'])}"
-                        f" (n={int(worst['n_pairs'])}).")
-        results.append(ClaimResult(claim, verdict, evidence, comps))
+            comps = compare(runs, check.treatment(df) & evidence, check.control(df) & evidence, check.match)
+            words, needs = check.test, check.needs
+        decided = decide_table(comps, claim.test, margin)[COMPARISON_COLUMNS[1:]]
+        summary = summary_of(decided)
+        applied = margin if claim.test == stats.NON_INFERIORITY else 0.0
+        results.append(ClaimResult(claim, words, decided, summary,
+                                   claim_reading(decided, summary, claim.test, margin, needs), applied))
     return results
+
+
+SUMMARY_COLUMNS = ["claim_id", "test", "margin", "tasks", "n_comparisons", "holds", "refuted", "inconclusive",
+                   "not_run", "untrained_pairs", "median_n_pairs", "median_ci_half_width_adj", "median_mdd",
+                   "reading"]
+
+
+def claims_summary(results: list[ClaimResult]) -> pd.DataFrame:
+    """One row per claim (results/<suite>/claims_summary.csv and REPORT.md's headline)."""
+    rows = []
+    for r in results:
+        c, s = r.comparisons, r.summary
+        tested = c[c["verdict"] != stats.NOT_RUN]
+        rows.append({"claim_id": r.claim.claim_id, "test": r.claim.test, "margin": r.margin,
+                     "tasks": ";".join(r.tasks), "n_comparisons": len(c), "holds": s.n_holds,
+                     "refuted": s.n_refuted, "inconclusive": s.n_inconclusive, "not_run": s.n_not_run,
+                     "untrained_pairs": int(c["untrained_pairs"].sum()),
+                     "median_n_pairs": tested["n_pairs"].median() if len(tested) else np.nan,
+                     "median_ci_half_width_adj": ((tested["ci_high_adj"] - tested["ci_low_adj"]) / 2).median()
+                     if len(tested) else np.nan,
+                     "median_mdd": tested["mdd"].median() if len(tested) else np.nan, "reading": r.reading})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -1,4 +1,5 @@
-"""REPORT.md: what was run, how to read it, the leaderboard per task, the figures and the claims.
+"""REPORT.md: the controls and the claims at a glance first, then what was run and how healthy it was,
+how to read the numbers, the leaderboard per task, the figures and every claim's comparisons.
 
 Pure text from the tables the other report modules computed; every number has a fixed format and
 nothing time-dependent is written, so the same runs give the same bytes.
@@ -12,9 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.report.claims import ClaimResult, fmt_diff
+from benchmark import stats
+from benchmark.report.claims import ClaimResult
+from benchmark.report.controls import ControlResult
+from benchmark.report.health import Health
 from benchmark.report.leaderboard import BASELINE_HOP_MS
 from benchmark.report.runs import NO_FOLD, REFERENCE, UNKNOWN_FAMILY, Runs, registered_frontends, unknown_frontends
+from benchmark.report.verdicts import fmt_diff
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -52,16 +57,121 @@ def _rel(target: Path, start: Path) -> str:
     return Path(os.path.relpath(target.resolve(), start.resolve())).as_posix()
 
 
-def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[ClaimResult],
+def _interval(low: float, high: float) -> str:
+    return "–" if not math.isfinite(low) else f"[{low:+.4f}, {high:+.4f}]"
+
+
+def _link(path: Path, report_dir: Path) -> str:
+    return f"[{_rel(path, report_dir)}]({_rel(path, report_dir)})"
+
+
+def _banner(controls: list[ControlResult]) -> list[str]:
+    failed = [f"{c.kind} control `{c.task}` {c.outcome}" for c in controls if c.failed]
+    unchecked = [f"{c.kind} control `{c.task}` not run" for c in controls if c.not_run]
+    out = []
+    if failed:
+        out += [f"**This suite failed its controls: {'; '.join(failed)}. Its verdicts on the claims cannot be "
+                "trusted until the controls pass (see \"Does the suite detect what it should\").**", ""]
+    if unchecked:
+        out += [f"**This suite could not check its controls: {'; '.join(unchecked)}.**", ""]
+    return out
+
+
+def _controls_md(controls: list[ControlResult], csv: Path, report_dir: Path) -> list[str]:
+    out = ["## Does the suite detect what it should", ""]
+    if not controls:
+        return out + ["No control task in this suite (tasks with `TaskSpec.control`, e.g. those of "
+                      "`tasks/controls.py`), so nothing here shows that it can detect a real difference or that "
+                      "it does not invent one.", ""]
+    out += [f"- `{c.task}` ({c.kind} control) — rule: {c.rule} — **{c.outcome}**: {c.text}" for c in controls]
+    return out + ["", "Control tasks are not evidence for the paper's claims: their comparisons are only here, "
+                      f"all of them in {_link(csv, report_dir)}.", ""]
+
+
+def _headline_md(summary: pd.DataFrame, margin: float, margin_source: str, csv: Path, report_dir: Path) -> list[str]:
+    body = [[r.claim_id, r.test, f"{r.margin:g}", r.tasks.replace(";", ", ") or "–", str(r.holds), str(r.refuted),
+             str(r.inconclusive), str(r.not_run), str(r.untrained_pairs) if r.untrained_pairs else "–", r.reading]
+            for r in summary.itertuples(index=False)]
+    return ["## The claims at a glance", "",
+            f"Non-inferiority margin: {margin:g} ({margin_source}); superiority tests against 0. Each claim's "
+            "comparisons over all (non-control) tasks of the suite form one Holm family. Counts are comparisons.", "",
+            _md_table(["claim", "test", "margin", "tasks", "holds", "refuted", "inconclusive", "not run",
+                       "untrained pairs", "reading"], body), "",
+            f"CSV: {_link(csv, report_dir)}", ""]
+
+
+def _health_md(h: Health, runs_csv: Path, report_dir: Path) -> list[str]:
+    out = ["## Run health", "",
+           f"- runs that logged their health (`trained`): {h.n_known} of {h.n_runs}; the others were logged "
+           "before the trainer checked and count as unknown, not as untrained",
+           f"- runs that did not train (`trained` = 0): {len(h.untrained)}"]
+    if h.n_epochs_known:
+        out.append(f"- best validation epoch = last epoch (`best_epoch == epochs_run - 1`): {h.n_best_is_last} of "
+                   f"{h.n_epochs_known} runs ({100 * h.best_is_last_share:.0f} %); a high share means the epoch "
+                   "budget ended while the runs were still improving")
+    else:
+        out.append("- best validation epoch = last epoch: unknown (no run logged both `best_epoch` and `epochs_run`)")
+    out += [f"- every finished run, with its health: {_link(runs_csv, report_dir)}", ""]
+    if len(h.untrained):
+        body = [[r.task, r.frontend, f"{r.hop_ms:g}", f"{r.reduction_rate:g}", r.backbone, str(r.seed),
+                 "–" if r.fold == NO_FOLD else str(r.fold), _num(r.test_metric, ".4f"), _num(r.chance_metric, ".4f"),
+                 _num(r.final_train_loss, ".4f"), _num(r.chance_loss, ".4f"), _num(r.epochs_run, ".0f"), r.run_id]
+                for r in h.untrained.itertuples(index=False)]
+        out += ["Runs that did not train (kept in every table; each comparison they are in is marked ⚠):", "",
+                _md_table(["task", "front-end", "hop (ms)", "δ", "backbone", "seed", "fold", "test", "chance",
+                           "final train loss", "chance loss", "epochs", "run"], body), ""]
+    return out
+
+
+def _claims_md(claims: list[ClaimResult], comparisons_csv: Path, report_dir: Path) -> list[str]:
+    out = ["## The paper's claims", "",
+           "Source: Liu et al., *Learning temporal resolution in spectrogram for audio classification* "
+           "(AAAI 2024, arXiv 2210.01719), claims as listed in `benchmark/paper/claims.csv` (with each claim's "
+           "test). The paper's numeric tables were not available to us, so no paper number is shown beside ours.", "",
+           "**Rule.** Runs are paired by task, backbone, seed and fold; a comparison is the per-pair difference "
+           "treatment − control of the test metric. \"Beats\" claims are **superiority** tests (H0: difference ≤ 0), "
+           "\"equal or better\" claims **non-inferiority** tests (H0: difference ≤ −margin), one-sided paired t-tests "
+           f"at {stats.ALPHA:g} per direction, Holm-corrected over all comparisons of the claim (every task of the "
+           "suite except control tasks). A comparison **holds** when its Holm-adjusted lower bound is above the "
+           "threshold (at or above it for non-inferiority), is **refuted** when its adjusted upper bound is below "
+           "it, and is **inconclusive** otherwise — an interval that spans the threshold decides nothing. "
+           "Comparisons with < 2 pairs are **not run** and leave the family. *MDD*: the smallest true difference "
+           "above the threshold this comparison would detect with 80 % power at its n. ⚠: pairs containing a "
+           "run that did not train.", ""]
+    table = [[c.claim.claim_id, c.claim.claim, c.claim.test, c.claim.paper_value, c.summary.text, c.reading]
+             for c in claims]
+    out += [_md_table(["claim", "statement", "test", "paper value", "comparisons", "reading"], table), "",
+            f"All comparisons: {_link(comparisons_csv, report_dir)}", ""]
+    for c in claims:
+        if c.comparisons.empty:
+            continue
+        out += [f"### Claim {c.claim.claim_id} ({c.claim.test}): {c.summary.text}", "", f"Tested: {c.check}.", "",
+                f"Source: {c.claim.source}", ""]
+        body = [[r.task, r.backbone, r.treatment, r.control, fmt_diff(r.mean_diff, r.ci95_low, r.ci95_high),
+                 _interval(r.ci_low_adj, r.ci_high_adj), _num(r.p_adjusted, ".3g"),
+                 _num(r.mdd, ".4f"), str(r.n_pairs),
+                 f"**{r.verdict}**" + (f" ⚠ {r.untrained_pairs} untrained" if r.untrained_pairs else "")]
+                for r in c.comparisons.itertuples(index=False)]
+        out += [_md_table(["task", "backbone", "treatment", "control", "difference [95 % CI]", "Holm-adjusted CI",
+                           "p (Holm)", "MDD", "pairs", "verdict"], body), ""]
+    return out
+
+
+def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[ClaimResult], summary: pd.DataFrame,
+                    controls: list[ControlResult], health: Health, margin: float, margin_source: str,
                     figures: list[tuple[str, Path]], skipped: list[str], task_tables: dict[str, Path],
-                    comparisons_csv: Path, report_dir: Path) -> str:
+                    files: dict[str, Path], report_dir: Path) -> str:
+    """``files``: the CSVs linked from the text, by key: comparisons, summary, controls, runs."""
     df = runs.table
-    out = [f"# DiffRes benchmark report — suite `{suite}`", "",
+    out = [f"# DiffRes benchmark report — suite `{suite}`", "", *_banner(controls),
            f"Generated by `benchmark.report.build_report` from the MLflow experiment `{suite}`; "
            "regenerate with `diffres-bench report` (or `make report`), do not edit by hand.", "",
+           *_controls_md(controls, files["controls"], report_dir),
+           *_headline_md(summary, margin, margin_source, files["summary"], report_dir),
            "## Runs", "",
            f"- finished runs read: {runs.n_finished}; distinct configurations after de-duplication by "
-           f"`config_hash` (latest run kept): {len(df)}; duplicates dropped: {runs.n_duplicates}",
+           f"`config_hash` (latest run kept): {len(df)}; duplicates set aside (in runs.csv, `used` = false): "
+           f"{runs.n_duplicates}",
            f"- runs ignored because their status is not FINISHED: {runs.n_not_finished}",
            f"- tasks: {', '.join(f'`{t}` ({m})' for t, m in lb.groupby('task')['metric'].first().items())}",
            f"- front-ends: {', '.join(sorted(df['frontend'].unique()))}",
@@ -80,8 +190,9 @@ def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[Claim
     if runs.extra_keys:
         out.append(f"- parameters that vary within one setting and therefore split rows: "
                    f"{', '.join(runs.extra_keys)}")
+    out += ["", *_health_md(health, files["runs"], report_dir)]
     reference = "/".join(registered_frontends(REFERENCE))
-    out += ["", "## How to read the numbers", "",
+    out += ["## How to read the numbers", "",
             "- The metric is the test metric at the best-validation epoch (accuracy or mAP, per task).",
             "- Each row aggregates the runs of one task × backbone × front-end × input hop × δ over seeds "
             "(and folds): mean, sample std, 95 % confidence interval of the mean (Student t, n − 1 degrees "
@@ -93,35 +204,11 @@ def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[Claim
     for task in sorted(lb["task"].unique()):
         rows = lb[lb["task"] == task]
         out += [f"### {task} ({rows['metric'].iloc[0]})", "",
-                _leaderboard_md(rows, runs.extra_keys), "",
-                f"CSV: [{_rel(task_tables[task], report_dir)}]({_rel(task_tables[task], report_dir)})", ""]
+                _leaderboard_md(rows, runs.extra_keys), "", f"CSV: {_link(task_tables[task], report_dir)}", ""]
     out += ["## Figures", ""]
     for caption, path in figures:
         out += [f"**{caption}**", "", f"![{caption}]({_rel(path, report_dir)})", ""]
     if skipped:
         out += ["Not drawn:", ""] + [f"- {line}" for line in skipped] + [""]
-    out += ["## The paper's claims", "",
-            "Source: Liu et al., *Learning temporal resolution in spectrogram for audio classification* "
-            "(AAAI 2024, arXiv 2210.01719), claims as listed in `benchmark/paper/claims.csv`. The paper's "
-            "numeric tables were not available to us, so no paper number is shown beside ours.", "",
-            "**Rule.** Runs are paired by task, backbone, seed and fold. For each comparison we take the "
-            "per-pair difference (treatment − control) of the test metric, its mean and a 95 % Student-t "
-            "confidence interval. A comparison *supports* the claim when the lower end of that interval is at "
-            "or above 0. A claim **holds** when every comparison with ≥ 2 pairs supports it, **does not hold** "
-            "when at least one does not (including \"no clear difference\", i.e. an interval spanning 0), and "
-            "is **not run** when the suite has no comparison with ≥ 2 pairs for it. No correction for multiple "
-            "comparisons is applied.", ""]
-    table = [[c.claim.claim_id, c.claim.claim, c.claim.paper_value, f"**{c.verdict}**", c.evidence]
-             for c in claims]
-    out += [_md_table(["claim", "statement", "paper value", "verdict", "evidence (difference [95 % CI])"],
-                      table), ""]
-    out += [f"All comparisons: [{_rel(comparisons_csv, report_dir)}]({_rel(comparisons_csv, report_dir)})", ""]
-    for c in claims:
-        if c.comparisons.empty:
-            continue
-        out += [f"### Claim {c.claim.claim_id}: {c.verdict}", "", f"Source: {c.claim.source}", ""]
-        body = [[r.task, r.backbone, r.treatment, r.control, fmt_diff(r.mean_diff, r.ci95_low, r.ci95_high),
-                 str(r.n_pairs), r.direction] for r in c.comparisons.itertuples(index=False)]
-        out += [_md_table(["task", "backbone", "treatment", "control", "difference [95 % CI]", "pairs",
-                           "direction"], body), ""]
+    out += _claims_md(claims, files["comparisons"], report_dir)
     return "\n".join(out).rstrip("\n") + "\n"

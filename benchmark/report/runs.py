@@ -1,11 +1,12 @@
-"""MLflow -> the runs table the report reads, and the front-end metadata it groups by.
+"""MLflow -> the runs table the report reads, and the front-end and task metadata it groups by.
 
 ``load_runs`` turns a suite's FINISHED MLflow runs into one tidy row per config hash (latest run
-kept); ``download_examples`` fetches a run's DiffRes example arrays. What a front-end *is* (its
-family, what it ablates, which front-end it is a variant of) comes from the registry in
-``diffres.frontends``, read when a table is grouped (torch is imported then, not by ``import
-benchmark.report``); a name the registry does not know, e.g. from an old run, has the family
-``unknown`` and takes part in no claim.
+kept; the superseded ones are kept aside, never dropped silently); ``download_examples`` fetches a
+run's DiffRes example arrays. What a front-end *is* (its family, what it ablates, which front-end it
+is a variant of) comes from the registry in ``diffres.frontends``, and whether a task is a control
+from ``tasks.get_task(name).control``; both are read when a table is grouped (torch is imported
+then, not by ``import benchmark.report``). A front-end name the registry does not know, e.g. from
+an old run, has the family ``unknown`` and takes part in no claim; an unknown task is no control.
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ NO_FOLD = -1  # folds are ints; tasks without folds get this sentinel so pairing
 # front-end x hop x delta group becomes an extra key column rather than being averaged.
 SETTING_PARAMS = frozenset(field_names()) - set(GROUP_KEYS) - set(PAIR_KEYS)
 
+# Run health, logged by the trainer since it checks whether a run learned; NaN (unknown) for older runs.
+HEALTH_COLUMNS = ["trained", "epochs_run", "best_epoch", "final_train_loss", "chance_loss", "chance_metric",
+                  "stopped_early"]
 METRIC_COLUMNS = ["test_metric", "val_metric", "flops_frontend", "flops_backbone", "flops_total",
-                  "params_frontend", "params_backbone", "params_total", "latency_ms", "t_in", "t_out"]
+                  "params_frontend", "params_backbone", "params_total", "latency_ms", "t_in", "t_out",
+                  *HEALTH_COLUMNS]
 TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "device", "torch_version", "timm_version"]
 
 # The registry's families (diffres.frontends.FAMILIES, spelled here so importing the report needs no
@@ -50,13 +55,20 @@ class ReportDataError(ValueError):
 
 @dataclass(frozen=True)
 class Runs:
-    """De-duplicated finished runs (one row per config hash) plus what was dropped and why."""
+    """De-duplicated finished runs (one row per config hash) plus what was set aside and why.
+
+    ``superseded``: the earlier finished runs of a config hash that ``table`` holds a later run of
+    (same columns). ``varying``: the RunConfig fields, beyond the group and pair keys, whose value
+    differs between finished runs of the suite (a column of ``table`` each, as logged).
+    """
 
     table: pd.DataFrame
     extra_keys: tuple[str, ...]
     n_finished: int
     n_duplicates: int
     n_not_finished: int
+    superseded: pd.DataFrame | None = None
+    varying: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------------------------- front-end metadata
@@ -79,6 +91,19 @@ def frontend_metadata(frontend: pd.Series) -> pd.DataFrame:
 def is_reference(frontend: pd.Series) -> pd.Series:
     """The fixed-resolution reference (``spec``): the baseline of relative cost, claims 1 and 3."""
     return frontend_metadata(frontend)["family"] == REFERENCE
+
+
+def task_control(task: pd.Series) -> pd.Series:
+    """Per row of ``task``: "positive" / "negative" for a control task (``TaskSpec.control``), else None."""
+    from tasks import get_task
+
+    kinds = {}
+    for name in task.unique():
+        try:
+            kinds[name] = get_task(name).control
+        except KeyError:
+            kinds[name] = None
+    return pd.Series([kinds[name] for name in task], index=task.index, dtype=object)
 
 
 def unknown_frontends(frontend: pd.Series) -> list[str]:
@@ -161,21 +186,24 @@ def load_runs(suite: str, tracking_uri: str) -> Runs:
             df[f"param.{name}"] = raw[f"params.{name}"].fillna("").astype(str)
 
     n_finished = len(df)
-    df = (df.sort_values(["config_hash", "start_time", "run_id"])
-            .drop_duplicates("config_hash", keep="last")
-            .reset_index(drop=True))
-    extra = []
-    for name in params:
-        column = f"param.{name}"
-        if column in df.columns and df.groupby(GROUP_KEYS)[column].nunique(dropna=False).max() > 1:
-            df[name] = df[column]
-            extra.append(name)
+    df = df.sort_values(["config_hash", "start_time", "run_id"]).reset_index(drop=True)
+    latest = ~df.duplicated("config_hash", keep="last")
+    kept = df[latest]
+    extra = [name for name in params if f"param.{name}" in df.columns
+             and kept.groupby(GROUP_KEYS)[f"param.{name}"].nunique(dropna=False).max() > 1]
+    varying = [name for name in params if f"param.{name}" in df.columns and name not in df.columns
+               and df[f"param.{name}"].nunique(dropna=False) > 1]
+    for name in dict.fromkeys([*extra, *varying]):
+        df[name] = df[f"param.{name}"]
     if "param.guide_loss_weight" in df.columns and "guide_loss_weight" not in df.columns:
         df["guide_loss_weight"] = df["param.guide_loss_weight"]  # claim 5a reads the guide-loss ablation
     df = df.drop(columns=[c for c in df.columns if c.startswith("param.")])
-    df = df.sort_values(GROUP_KEYS + extra + PAIR_KEYS + ["run_id"]).reset_index(drop=True)
+    order = GROUP_KEYS + extra + PAIR_KEYS + ["run_id"]
+    table = df[latest].sort_values(order).reset_index(drop=True)
+    superseded = df[~latest].sort_values(order).reset_index(drop=True)
     n_not_finished = int((every["status"] != "FINISHED").sum()) if not every.empty else 0
-    return Runs(df, tuple(extra), n_finished, n_finished - len(df), n_not_finished)
+    return Runs(table, tuple(extra), n_finished, len(superseded), n_not_finished, superseded,
+                tuple(dict.fromkeys([*extra, *varying])))
 
 
 def download_examples(run_id: str, tracking_uri: str, dst: Path) -> dict[str, np.ndarray] | None:

@@ -4,6 +4,8 @@ data check that runs before anything is created or trained.
 - A suite is data: `base` RunConfig overrides (on top of each task's recipe with `task_recipe: true`), a
   list of `grids` (axes -> value lists; `zip` lists axes that move together) and an optional `search`
   space with `n_trials`. The grids' union, deduplicated by config hash, is the suite's list of points.
+- `margin` (optional): the non-inferiority margin the report tests "equal or better" claims against, in
+  metric units (0.01 = 1 accuracy point or 0.01 mAP; default `benchmark.stats.DEFAULT_MARGIN`).
 - Every error names the file, the key and the value.
 
 No Optuna here: `diffres-bench report` and `suites` read suites without loading it.
@@ -24,13 +26,14 @@ import yaml
 
 from benchmark.config import RunConfig, field_names
 from benchmark.paths import SUITES_DIR
+from benchmark.stats import DEFAULT_MARGIN
 
 if TYPE_CHECKING:
     from tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
 
-_TOP_KEYS = ("name", "description", "task_recipe", "base", "grids", "search", "n_trials")
+_TOP_KEYS = ("name", "description", "task_recipe", "base", "grids", "search", "n_trials", "margin")
 _SEARCH_KEYS = {"float": {"type", "low", "high", "log"}, "int": {"type", "low", "high", "log", "step"},
                 "categorical": {"type", "choices"}}
 _ZIP = "zip"
@@ -52,6 +55,7 @@ class Suite:
     configs: tuple[RunConfig, ...]  # the grid points, deduplicated by config hash, in file order
     search: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     n_trials: int | None = None
+    margin: float = DEFAULT_MARGIN  # non-inferiority margin of the report's "equal or better" claims
 
     @property
     def keys(self) -> list[str]:
@@ -135,7 +139,15 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
     n_trials = data.get("n_trials")
     _validate_search(search, n_trials, path, fields_, axes=_axes(grids))
     return Suite(name=name, path=path, description=str(data.get("description", "")).strip(),
-                 configs=tuple(configs.values()), search=search, n_trials=n_trials)
+                 configs=tuple(configs.values()), search=search, n_trials=n_trials,
+                 margin=_margin(data.get("margin", DEFAULT_MARGIN), path))
+
+
+def _margin(value: Any, path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise SuiteError(f"{path}: margin={value!r}: expected a number in [0, 1), the non-inferiority margin in "
+                         f"metric units (0.01 = 1 accuracy point or 0.01 mAP; default {DEFAULT_MARGIN})")
+    return float(value)
 
 
 def _build_recipe(task: str, **overrides: Any) -> RunConfig:

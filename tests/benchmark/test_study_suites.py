@@ -108,3 +108,23 @@ def test_every_public_name_resolves_and_reading_suites_does_not_import_optuna() 
     code = ("import sys; from benchmark import study; study.list_suites(); study.load_suite('quick'); "
             "assert 'optuna' not in sys.modules, 'optuna imported'")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+
+
+def test_margin_is_an_optional_top_level_key(tmp_path: Path) -> None:
+    from benchmark.stats import DEFAULT_MARGIN
+
+    assert load_suite(write_suite(tmp_path, TINY)).margin == DEFAULT_MARGIN
+    assert load_suite(write_suite(tmp_path, TINY + "margin: 0.02\n", name="m")).margin == 0.02
+    assert load_suite(write_suite(tmp_path, TINY + "margin: 0\n", name="z")).margin == 0.0
+
+
+@pytest.mark.parametrize("value", ["-0.01", "1.5", "big", "true", ".nan", "null", "[0.01]"])
+def test_a_bad_margin_names_the_file_the_key_and_the_value(tmp_path: Path, value: str) -> None:
+    path = write_suite(tmp_path, TINY + f"margin: {value}\n", name="bad-margin")
+    with pytest.raises(SuiteError) as err:
+        load_suite(path)
+    message = str(err.value)
+    assert str(path) in message and "margin=" in message and "expected a number in [0, 1)" in message
+    shown = {"-0.01": "-0.01", "1.5": "1.5", "big": "'big'", "true": "True", ".nan": "nan", "null": "None",
+             "[0.01]": "[0.01]"}[value]
+    assert f"margin={shown}:" in message

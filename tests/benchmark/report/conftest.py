@@ -1,11 +1,12 @@
-"""The report tests share one tiny real study (built once: creating an MLflow store takes seconds)."""
+"""The report tests share one tiny real study (built once: creating an MLflow store takes seconds), and
+register throw-away front-ends and control tasks for one test at a time."""
 
 from __future__ import annotations
 
 import uuid
 
 import pytest
-from report_helpers import build_study
+from report_helpers import build_study, registered_tasks
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,10 @@ def throwaway_frontend():
     yield register
     for name in names:
         frontends._REGISTRY.pop(name, None)
+
+
+@pytest.fixture
+def throwaway_task():
+    """A control task registered for one test (see ``registered_tasks``)."""
+    with registered_tasks() as register:
+        yield register

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +52,7 @@ class Study:
         self.suite = suite
 
     def log(self, task, frontend, hop_ms, rate, seed, status="FINISHED", accuracy=None, examples=False,
-            extra_params=None, npz_arrays=None):
+            extra_params=None, npz_arrays=None, extra_metrics=None):
         params = {"task": task, "fold": None, "backbone": "mobilenetv3_small_050", "frontend": frontend,
                   "hop_ms": hop_ms, "reduction_rate": rate, "n_mels": 64, "seed": seed, "lr": 0.001,
                   "epochs": 2, "guide_loss_weight": 1.0, **(extra_params or {})}
@@ -65,7 +67,7 @@ class Study:
                    "flops_backbone": 1e5 * t_out, "flops_total": fe_flops + 1e5 * t_out,
                    "params_frontend": 82000.0 if frontend == "diffres" else 0.0, "params_backbone": 5e5,
                    "params_total": 5e5 + (82000.0 if frontend == "diffres" else 0.0), "latency_ms": 3.5,
-                   "t_in": float(t_in), "t_out": float(t_out)}
+                   "t_in": float(t_in), "t_out": float(t_out), **(extra_metrics or {})}
         tags = {"config_hash": _config_hash(params), "suite": self.suite, "metric_name": "accuracy",
                 "git_commit": "abc1234", "device": "cpu", "torch_version": "2.14.1", "timm_version": "1.0.0"}
         self.client.log_batch(rid, metrics=[Metric(k, v, ts, 0) for k, v in metrics.items()]
@@ -104,3 +106,27 @@ def make_runs(rows) -> report.Runs:
     df = pd.DataFrame(rows, columns=["task", "backbone", "frontend", "hop_ms", "reduction_rate", "seed",
                                      "test_metric"]).assign(fold=report.NO_FOLD)
     return report.Runs(df, (), len(df), 0, 0)
+
+
+@contextlib.contextmanager
+def registered_tasks():
+    """Yields ``register(control) -> name``: a copy of toy-transients with ``control`` set, under a fresh name;
+    the names leave the task registry on exit."""
+    import dataclasses
+
+    from tasks import get_task, registry
+
+    names = []
+
+    def register(control: str | None) -> str:
+        name = f"test-only-{control}-{uuid.uuid4().hex[:8]}"
+        spec = dataclasses.replace(get_task("toy-transients"), name=name, control=control)
+        registry.register_task(lambda: spec)
+        names.append(name)
+        return name
+
+    try:
+        yield register
+    finally:
+        for name in names:
+            registry._REGISTRY.pop(name, None)

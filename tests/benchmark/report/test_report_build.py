@@ -19,6 +19,9 @@ def test_outputs_exist_with_columns(study):
         assert column in lb.columns
     assert paths.leaderboard == out / "results" / SUITE / "leaderboard.csv"
     assert sorted(p.name for p in paths.task_tables) == ["toy-a.csv", "toy-b.csv"]
+    assert [p.name for p in (paths.comparisons, paths.claims_summary, paths.controls, paths.runs)] == [
+        "claims.csv", "claims_summary.csv", "controls.csv", "runs.csv"]
+    assert all(p.parent == out / "results" / SUITE for p in (paths.claims_summary, paths.controls, paths.runs))
     assert pd.read_csv(out / "results" / SUITE / "toy-b.csv")["task"].eq("toy-b").all()
     names = {p.name for p in paths.figures}
     assert names == {"accuracy_vs_flops.png", "accuracy_vs_reduction_rate.png", "accuracy_vs_hop.png",
@@ -33,7 +36,8 @@ def test_outputs_exist_with_columns(study):
 
 def test_idempotent(study):
     s, out, paths = study
-    outputs = [paths.leaderboard, *paths.task_tables, paths.comparisons, paths.report, *paths.figures]
+    outputs = [paths.leaderboard, *paths.task_tables, paths.comparisons, paths.claims_summary, paths.controls,
+               paths.runs, paths.report, *paths.figures]
     before = {p: p.read_bytes() for p in outputs}
     again = report.build_report(SUITE, s.uri, out / "results", out / "reports")
     assert again == paths

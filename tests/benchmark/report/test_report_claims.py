@@ -1,4 +1,5 @@
-"""The claims: verdicts on the tiny study and on constructed data; selection by registry metadata."""
+"""The claims: verdicts on the tiny study and on constructed data; selection by registry metadata; the
+claims file carries each claim's test."""
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,10 @@ from benchmark import report, stats
 from benchmark.report import claims as report_claims
 
 
+def _verdicts(result) -> list[str]:
+    return result.comparisons["verdict"].tolist()
+
+
 def test_claim_verdicts_in_report(study):
     _, out, paths = study
     text = paths.report.read_text()
@@ -17,7 +22,22 @@ def test_claim_verdicts_in_report(study):
     assert "| 1 |" in text and "| 4 |" in text
     # diffres is built 3 points above spec and above every pooling baseline on every seed.
     assert "| **holds** |" in text
-    assert text.count("| **not run** |") == 3  # claims 4, 5a, 5b have no runs in this suite
+    assert text.count("| not run | not run: needs") == 3  # claims 4, 5a, 5b have no runs in this suite
+    assert "does not hold" not in text
+    assert set(claims.loc[claims["claim_id"].astype(str) == "2", "verdict"]) == {stats.HOLDS}
+
+
+def test_claims_file_carries_the_test_of_each_claim():
+    tests = {c.claim_id: c.test for c in report.load_claims()}
+    assert tests == {"1": stats.NON_INFERIORITY, "2": stats.SUPERIORITY, "3": stats.NON_INFERIORITY,
+                     "4": stats.SUPERIORITY, "5a": stats.SUPERIORITY, "5b": stats.SUPERIORITY}
+
+
+def test_a_claims_file_with_an_unknown_test_is_a_clear_error(tmp_path):
+    path = tmp_path / "claims.csv"
+    path.write_text("claim_id,claim,test,source,paper_value\n1,x,equivalence,s,v\n")
+    with pytest.raises(report.ReportDataError, match="claim 1: test='equivalence'; expected one of"):
+        report.load_claims(path)
 
 
 def test_claim_checks_on_constructed_data():
@@ -28,10 +48,10 @@ def test_claim_checks_on_constructed_data():
         rows.append(("t", "b", "diffres", 10.0, 0.5, seed, 0.83 + noise + 0.001 * seed))  # better than spec
         rows.append(("t", "b", "avgpool", 10.0, 0.5, seed, 0.90 + noise))  # beats diffres
     results = {r.claim.claim_id: r for r in report.check_claims(make_runs(rows), list(claims.values()))}
-    assert results["1"].verdict == stats.HOLDS
-    assert results["2"].verdict == stats.DOES_NOT_HOLD
-    assert results["3"].verdict == stats.NOT_RUN and "hop h < 10 ms" in results["3"].evidence
-    assert results["4"].verdict == stats.NOT_RUN
+    assert _verdicts(results["1"]) == [stats.HOLDS]
+    assert _verdicts(results["2"]) == [stats.REFUTED]  # avgpool is clearly better: refuted, not "inconclusive"
+    assert results["3"].not_run and "hop h < 10 ms" in results["3"].reading
+    assert results["4"].not_run
     comp = results["1"].comparisons.iloc[0]
     assert comp["mean_diff"] == pytest.approx(0.031) and comp["n_pairs"] == 3
     assert comp["ci95_low"] == pytest.approx(0.031 - 4.302652729749464 * 0.001 / np.sqrt(3))
@@ -44,9 +64,13 @@ def test_claim3_pairs_high_resolution_diffres_with_10ms_spec():
         rows.append(("t", "b", "diffres", 5.0, 0.5, seed, 0.79 + 0.01 * seed))  # slightly worse
         rows.append(("t", "b", "diffres", 5.0, 0.25, seed, 0.99))  # wrong δ for claim 3: ignored
     result = report.check_claims(make_runs(rows), [c for c in report.load_claims() if c.claim_id == "3"])[0]
-    assert result.verdict == stats.DOES_NOT_HOLD
     assert len(result.comparisons) == 1
     assert result.comparisons.iloc[0]["mean_diff"] == pytest.approx(-0.01)
+    # Non-inferiority: 1 point worse on every seed is exactly at the default margin (holds), worse beyond a
+    # half-point margin (refuted).
+    assert _verdicts(result) == [stats.HOLDS]
+    strict = report.check_claims(make_runs(rows), [c for c in report.load_claims() if c.claim_id == "3"], 0.005)[0]
+    assert _verdicts(strict) == [stats.REFUTED] and strict.margin == 0.005
 
 
 def test_pairs_are_matched_on_fold_and_seed():
@@ -80,7 +104,7 @@ def test_a_newly_registered_uniform_reduction_is_a_claim_2_baseline(throwaway_fr
     claim2 = [c for c in report.load_claims() if c.claim_id == "2"]
     result = report.check_claims(runs, claim2)[0]
     assert sorted(result.comparisons["control"]) == sorted(["avgpool @ 10 ms, δ=0.5", f"{name} @ 10 ms, δ=0.5"])
-    assert result.verdict == stats.HOLDS
+    assert _verdicts(result) == [stats.HOLDS, stats.HOLDS]
 
 
 def test_a_registered_ablation_of_the_resolution_encoding_is_claim_5b(throwaway_frontend):
@@ -88,16 +112,16 @@ def test_a_registered_ablation_of_the_resolution_encoding_is_claim_5b(throwaway_
     runs = _three_seeds(("diffres", 0.5, 0.83), (name, 0.5, 0.80), ("diffres-noenc", 0.5, 0.81))
     result = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "5b"])[0]
     assert sorted(result.comparisons["control"]) == sorted([f"{name} @ 10 ms, δ=0.5", "diffres-noenc @ 10 ms, δ=0.5"])
-    assert name in result.evidence and "diffres-noenc" in result.evidence
+    assert name in result.check and "diffres-noenc" in result.check
     claim2 = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "2"])[0]
-    assert claim2.verdict == stats.NOT_RUN  # an ablation is never a reducing baseline
+    assert claim2.not_run  # an ablation is never a reducing baseline
 
 
 def test_a_learnable_filterbank_is_claim_4(throwaway_frontend):
     name = throwaway_frontend("learnable filterbank")
     runs = _three_seeds(("diffres", 0.5, 0.83), (name, 0.5, 0.80))
     result = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "4"])[0]
-    assert result.verdict == stats.HOLDS
+    assert _verdicts(result) == [stats.HOLDS]
     assert result.comparisons["control"].tolist() == [f"{name} @ 10 ms, δ=0.5"]
 
 
@@ -110,7 +134,7 @@ def test_guide_loss_ablation_is_the_recipe_setting_of_diffres_itself():
                                "guide_loss_weight", "test_metric"]).assign(fold=report.NO_FOLD)
     runs = report.Runs(df, ("guide_loss_weight",), len(df), 0, 0)
     result = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "5a"])[0]
-    assert result.verdict == stats.HOLDS
+    assert _verdicts(result) == [stats.HOLDS]
     assert result.comparisons["control"].tolist() == ["diffres @ 10 ms, δ=0.5 (guide_loss_weight=0.0)"]
     assert result.comparisons["treatment"].tolist() == ["diffres @ 10 ms, δ=0.5 (guide_loss_weight=1.0)"]
 

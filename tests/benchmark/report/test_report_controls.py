@@ -1,0 +1,92 @@
+"""The controls: a positive control the suite detects, a negative control it falsely detects (the banner at
+the top of REPORT.md), and control tasks kept out of the claims."""
+
+import pandas as pd
+import pytest
+from report_helpers import Study, make_runs, registered_tasks
+
+from benchmark import report, stats
+from benchmark.report import controls as report_controls
+
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def controlled(tmp_path_factory):
+    with registered_tasks() as register:
+        positive, negative = register("positive"), register("negative")
+        tmp_path = tmp_path_factory.mktemp("controls")
+        yield positive, negative, _build(tmp_path, positive, negative)
+
+
+def _build(tmp_path, positive: str, negative: str):
+    s = Study(tmp_path, suite="controlled")
+    for seed in SEEDS:
+        wiggle = 0.003 * seed * seed
+        # Positive control: DiffRes far above both uniform reductions at δ = 0.75.
+        for fe, acc in (("diffres", 0.90), ("avgpool", 0.55), ("changehop", 0.50)):
+            s.log(positive, fe, 10.0, 0.75, seed, accuracy=acc + 0.01 * seed + (wiggle if fe != "diffres" else 0))
+        # Negative control: avgpool beats DiffRes by 10 points at δ = 0.5 (the suite "finds" a difference).
+        s.log(negative, "spec", 10.0, 0.0, seed, accuracy=0.70 + 0.01 * seed + wiggle)
+        s.log(negative, "diffres", 10.0, 0.5, seed, accuracy=0.70 + 0.01 * seed - wiggle)
+        s.log(negative, "avgpool", 10.0, 0.5, seed, accuracy=0.80 + 0.01 * seed)
+        # At δ = 0.75 the negative control promises nothing: not compared.
+        s.log(negative, "avgpool", 10.0, 0.75, seed, accuracy=0.20)
+        s.log(negative, "diffres", 10.0, 0.75, seed, accuracy=0.90)
+        # An ordinary task: the evidence for the claims.
+        s.log("toy-b", "diffres", 10.0, 0.5, seed, accuracy=0.83 + 0.01 * seed)
+        s.log("toy-b", "avgpool", 10.0, 0.5, seed, accuracy=0.74 + 0.01 * seed + wiggle)
+    return report.build_report("controlled", s.uri, tmp_path / "results", tmp_path / "reports")
+
+
+def test_positive_control_detected_and_negative_control_falsely_detected(controlled):
+    positive, negative, paths = controlled
+    text = paths.report.read_text()
+    section = text.split("## Does the suite detect what it should")[1].split("## The claims at a glance")[0]
+    lines = [line for line in section.splitlines() if line.startswith("- ")]
+    assert len(lines) == 2
+    pos = next(line for line in lines if positive in line)
+    neg = next(line for line in lines if negative in line)
+    assert "(positive control)" in pos and "**detected**: holds on 2 of 2 comparisons" in pos
+    assert "avgpool" in pos and "n=3" in pos  # the weakest comparison, with its numbers
+    assert "(negative control)" in neg and "**falsely detected**: 1 of 4 directions hold" in neg
+    assert "avgpool @ 10 ms, δ=0.5 − diffres @ 10 ms, δ=0.5: +0.1" in neg
+
+
+def test_a_failed_control_puts_a_banner_at_the_very_top(controlled):
+    positive, negative, paths = controlled
+    lines = paths.report.read_text().splitlines()
+    assert lines[0].startswith("# DiffRes benchmark report")
+    assert lines[2].startswith(f"**This suite failed its controls: negative control `{negative}` falsely detected")
+    assert positive not in lines[2]
+
+
+def test_controls_csv_and_control_tasks_are_no_evidence_for_the_claims(controlled):
+    positive, negative, paths = controlled
+    ctrl = pd.read_csv(paths.controls)
+    assert set(ctrl["task"]) == {positive, negative} and set(ctrl["test"]) == {stats.SUPERIORITY}
+    neg = ctrl[ctrl["task"] == negative]
+    assert len(neg) == 4  # (diffres vs avgpool, diffres vs spec) at δ = 0.5, both directions
+    assert neg.loc[neg["verdict"] == stats.HOLDS, ["treatment", "control"]].values.tolist() == [
+        ["avgpool @ 10 ms, δ=0.5", "diffres @ 10 ms, δ=0.5"]]
+    assert not neg["treatment"].str.contains("0.75").any()
+    claims = pd.read_csv(paths.comparisons)
+    assert set(claims["task"]) == {"toy-b"}  # the 10-point avgpool win on the negative control refutes nothing
+    assert "Control tasks are not evidence for the paper's claims" in paths.report.read_text()
+
+
+def test_positive_control_not_detected_when_one_uniform_reduction_keeps_up(throwaway_task):
+    positive = throwaway_task("positive")
+    runs = make_runs([(positive, "b", fe, 10.0, 0.75, seed, acc + 0.01 * seed + 0.002 * seed * (fe == "maxpool"))
+                      for seed in SEEDS for fe, acc in (("diffres", 0.9), ("avgpool", 0.5), ("maxpool", 0.9))])
+    [result] = report.check_controls(runs)
+    assert result.outcome == report_controls.NOT_DETECTED and result.failed
+    assert "holds on 1 of 2 comparisons" in result.text and "maxpool" in result.text
+
+
+def test_a_control_without_pairs_is_not_run_and_no_control_says_so(throwaway_task, study):
+    negative = throwaway_task("negative")
+    [result] = report.check_controls(make_runs([(negative, "b", "diffres", 10.0, 0.5, 0, 0.8)]))
+    assert result.not_run and not result.failed
+    assert report.check_controls(make_runs([("toy-b", "b", "diffres", 10.0, 0.5, 0, 0.8)])) == []
+    assert "No control task in this suite" in study[2].report.read_text()
