@@ -1,13 +1,15 @@
 """A run's checkpoint: where it lives, what it holds, how it is written, read back, and set aside.
 
     path = checkpoint_path(checkpoint_dir, cfg)          # <checkpoint_dir>/<config_hash>/last.pt
-    save_checkpoint(path, training_state(cfg, epoch, model, optimizer, scaler, loader_gen, augment_gen, ...))
+    save_checkpoint(path, training_state(cfg, epoch, model, optimizer, scaler, shuffle_gen, augment_gen, ...))
     state = load_checkpoint(path, cfg)                   # None: nothing usable (a bad file is set aside)
-    epoch, history, best = restore(state, model, optimizer, scaler, loader_gen, augment_gen)
+    epoch, history, best = restore(state, model, optimizer, scaler, shuffle_gen, augment_gen)
 
 The format (`CHECKPOINT_FORMAT`) is written and read here only: tensors and plain types, so it loads with
-`weights_only=True`. It carries every RNG state (torch, CUDA, the loader's and the augmentations'
-generators), so a resumed run on CPU ends with the numbers of an uninterrupted one.
+`weights_only=True`. It carries every RNG state (torch, CUDA, the shuffle's and the augmentations'
+generators; the shuffle's is stored under "loader", its name when a DataLoader drew from it), so a
+resumed run on CPU ends with the numbers of an uninterrupted one. Early stopping needs nothing more:
+`best["epoch"]` and the epochs done decide whether the run has already stopped.
 """
 
 from __future__ import annotations
@@ -35,13 +37,13 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike, cfg: RunConfig) -> Path:
 
 
 def training_state(cfg: RunConfig, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                   scaler: torch.amp.GradScaler, loader_gen: torch.Generator, augment_gen: torch.Generator,
+                   scaler: torch.amp.GradScaler, shuffle_gen: torch.Generator, augment_gen: torch.Generator,
                    history: list[dict[str, float]], best: Mapping[str, Any]) -> dict[str, Any]:
     """Everything needed to continue `cfg` after `epoch` epochs (the checkpoint's contents)."""
     return {"format": CHECKPOINT_FORMAT, "config_hash": cfg.config_hash, "config": cfg.to_params(),
             "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "rng": rng_state(loader_gen, augment_gen), "history": history, "best": best}
+            "rng": rng_state(shuffle_gen, augment_gen), "history": history, "best": best}
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -75,7 +77,7 @@ def load_checkpoint(path: Path, cfg: RunConfig) -> dict[str, Any] | None:
 
 
 def restore(state: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-            scaler: torch.amp.GradScaler, loader_gen: torch.Generator,
+            scaler: torch.amp.GradScaler, shuffle_gen: torch.Generator,
             augment_gen: torch.Generator) -> tuple[int, list[dict[str, float]], dict[str, Any]]:
     """Load a checkpoint's state into the model, optimizer, scaler and RNGs -> (epochs done, history, best).
 
@@ -86,7 +88,7 @@ def restore(state: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.O
     optimizer.load_state_dict(state["optimizer"])
     if state.get("scaler"):
         scaler.load_state_dict(state["scaler"])
-    restore_rng(state["rng"], loader_gen, augment_gen)
+    restore_rng(state["rng"], shuffle_gen, augment_gen)
     return int(state["epoch"]), list(state["history"]), dict(state["best"])
 
 
@@ -99,14 +101,14 @@ def set_aside(path: Path, err: BaseException) -> None:
         os.replace(path, bad)
 
 
-def rng_state(loader_gen: torch.Generator, augment_gen: torch.Generator) -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "loader": loader_gen.get_state(), "augment": augment_gen.get_state(),
+def rng_state(shuffle_gen: torch.Generator, augment_gen: torch.Generator) -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "loader": shuffle_gen.get_state(), "augment": augment_gen.get_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
-def restore_rng(state: Mapping[str, Any], loader_gen: torch.Generator, augment_gen: torch.Generator) -> None:
+def restore_rng(state: Mapping[str, Any], shuffle_gen: torch.Generator, augment_gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
-    loader_gen.set_state(state["loader"])
+    shuffle_gen.set_state(state["loader"])
     augment_gen.set_state(state["augment"])
     if torch.cuda.is_available() and state["cuda"]:
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -3,7 +3,8 @@
 `RunConfig` is the unit that Optuna samples, MLflow logs as params (`to_params`) and the report groups
 by; `config_hash` is a run's identity (a finished run with the same hash is never trained again).
 `RunConfig.for_task(task, **overrides)` starts from the task's training recipe (`benchmark.recipes`:
-`PAPER_RECIPES`, `QUICK_RECIPE`, `recipe_for`, and the schedule `lr_at_epoch`, all re-exported here).
+`PAPER_RECIPES`, `QUICK_RECIPE`, `recipe_for`, and the schedule `lr_at_epoch` / `lr_at_step`, all
+re-exported here).
 Validation asks the task registry for what depends on the task (its fold protocol, and a hop and window
 that are whole numbers of samples at its sample rate), with the same checks `tasks` applies itself.
 
@@ -13,7 +14,20 @@ Conventions:
   `spec` config always stores δ = 0 (a grid that crosses `spec` with several δ yields one identity).
 - `time_mask_ms` is a duration, converted to frames at the run's hop, so a 1 ms-hop run masks the
   same stretch of audio as a 10 ms-hop run (the paper's masks are frames at 10 ms: 192 -> 1920 ms).
-- `lr` decays by `lr_decay` from epoch `lr_decay_from`, every `lr_decay_every` epochs (`lr_at_epoch`).
+- `lr` decays by `lr_decay` from epoch `lr_decay_from`, every `lr_decay_every` epochs (`lr_at_epoch`);
+  `warmup_epochs` > 0 ramps it up linearly per optimiser step over the first epochs (`lr_at_step`).
+  `lr = 0` means no learning at all: a control for the run-health check (such a run must come out
+  `trained = 0`, see `benchmark.train`).
+- `patience`: None trains all `epochs`; k stops once k epochs in a row brought no new best val metric.
+  Either way the reported test metric is the one of the best-on-val epoch.
+
+Identity (`identity`, `to_json`, `config_hash`): the canonical JSON of the fields plus `CONFIG_VERSION`.
+A field added while `CONFIG_VERSION` is N declares `field(default=..., metadata={"since": N + 1})` and is
+left out of the JSON while it holds its default: configs that do not use it keep the hash they had
+before it existed (finished runs are still found, checkpoints still resume) and a config that sets it
+gets a new identity. So a new field's default must reproduce the old behaviour exactly. Bumping
+`CONFIG_VERSION` (a change of meaning: every identity changes anyway) makes the fields with `since` up
+to the new version ordinary members of the JSON. MLflow params (`to_params`) always carry every field.
 """
 
 from __future__ import annotations
@@ -23,13 +37,21 @@ import difflib
 import hashlib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from benchmark.recipes import PAPER_RECIPES, QUICK_RECIPE, lr_at_epoch, recipe_for  # noqa: F401  (re-exported)
+from benchmark.recipes import (  # noqa: F401  (re-exported)
+    PAPER_RECIPES,
+    QUICK_RECIPE,
+    lr_at_epoch,
+    lr_at_step,
+    recipe_for,
+)
 
 # Bump when the meaning of a field or the training code changes results for the same field values:
 # every run identity (config_hash) changes with it, so old finished runs are not reused by mistake.
+# Fields added later carry `metadata={"since": N}` (N > CONFIG_VERSION) and leave the identity while
+# they hold their default (see the module docstring).
 CONFIG_VERSION = "1"
 
 LOSSES = ("auto", "ce", "bce")  # auto: cross-entropy for single-label tasks, BCE for multi-label
@@ -74,6 +96,9 @@ class RunConfig:
     pretrained_weights: str | None = None  # local state_dict file for the backbone; no hub downloads
     max_train_clips: int | None = None  # tiny runs: a fixed subset of the training split
     max_eval_clips: int | None = None  # tiny runs: a fixed subset of val and test
+    # added under CONFIG_VERSION 1: out of the identity while they hold their default
+    patience: int | None = field(default=None, metadata={"since": 2})  # None: train all epochs
+    warmup_epochs: int = field(default=0, metadata={"since": 2})  # linear lr warm-up, per step
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -101,7 +126,8 @@ class RunConfig:
         _check(self.n_mels >= 1, "n_mels", self.n_mels, "an integer >= 1")
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
-        _check(math.isfinite(self.lr) and self.lr > 0, "lr", self.lr, "a learning rate > 0")
+        _check(math.isfinite(self.lr) and self.lr >= 0, "lr", self.lr,
+               "a learning rate >= 0 (0: no learning, a control for the run-health check)")
         for name in ("beta1", "beta2"):
             _check(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "a number in [0, 1)")
         _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
@@ -109,6 +135,10 @@ class RunConfig:
         _check(self.lr_decay_every >= 1, "lr_decay_every", self.lr_decay_every, "an integer >= 1 (epochs)")
         _check(self.lr_decay_from >= 0, "lr_decay_from", self.lr_decay_from, "an integer >= 0 (epoch)")
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        _check(self.patience is None or self.patience >= 1, "patience", self.patience,
+               "None (train all epochs) or an integer >= 1 (epochs without a new best val metric)")
+        _check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", self.warmup_epochs,
+               f"an integer in [0, epochs={self.epochs}) (at least one epoch at the full lr)")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
         _check(0 <= self.freq_mask <= self.n_mels, "freq_mask", self.freq_mask,
                f"an integer in [0, n_mels={self.n_mels}] (mel bins)")
@@ -135,8 +165,15 @@ class RunConfig:
         """Flat MLflow params: every field, None written as the string "None" (what MLflow stores)."""
         return {k: ("None" if v is None else v) for k, v in self.to_dict().items()}
 
+    def identity(self) -> dict[str, Any]:
+        """The fields that name this run: all of them, less those added after `CONFIG_VERSION` (field
+        metadata `since`) that hold their default."""
+        version = int(CONFIG_VERSION)
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.metadata.get("since", version) <= version or getattr(self, f.name) != f.default}
+
     def to_json(self) -> str:
-        return json.dumps({"config_version": CONFIG_VERSION, **self.to_dict()}, sort_keys=True,
+        return json.dumps({"config_version": CONFIG_VERSION, **self.identity()}, sort_keys=True,
                           separators=(",", ":"), ensure_ascii=True)
 
     @property

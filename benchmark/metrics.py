@@ -3,6 +3,10 @@
 Pure functions of `scores [N, C]` (class probabilities) and targets (`[N]` labels or `[N, C]` multi-hot);
 no model, no data loading. mAP is the mean of per-class average precision over the classes with at least
 one positive clip; AP matches sklearn's `average_precision_score` (tied scores form one threshold).
+
+Run health (did a run learn anything?): `chance_loss` is the task loss of predicting the training
+label prior, `chance_metric` the val metric of a constant predictor, and `is_trained` compares a run
+with both (thresholds `TRAINED_LOSS_RATIO`, `TRAINED_METRIC_MARGIN`); `run_health` gives all three.
 """
 
 from __future__ import annotations
@@ -65,3 +69,57 @@ def per_class_metric(label_kind: str, scores: Tensor, targets: Tensor,
         support = torch.bincount(targets, minlength=num_classes).tolist()
         return per_class_accuracy(scores, targets, num_classes), support
     return per_class_average_precision(scores, targets), (targets > 0.5).sum(0).tolist()
+
+
+# ------------------------------------------------------------------------------------------- health
+# A run that learnt anything moves its training loss far below the loss of predicting the label prior
+# (a model stuck at chance sits at ~1.0x, noise moves it by a few %): 0.8x leaves a wide gap on both
+# sides. The val metric must also beat a constant predictor by a tenth of the way to perfect, so a lucky
+# val split (or a class-imbalanced one) does not pass a run that only predicts the majority.
+TRAINED_LOSS_RATIO = 0.8
+TRAINED_METRIC_MARGIN = 0.1
+
+
+def class_prior(targets: Tensor, num_classes: int) -> Tensor:
+    """Share of clips per class [C]: labels [N] (single-label) or multi-hot [N, C] (multi-label)."""
+    if targets.dim() == 1:
+        return torch.bincount(targets, minlength=num_classes).double() / max(len(targets), 1)
+    return (targets > 0.5).double().mean(0)
+
+
+def chance_loss(loss_kind: str, train_targets: Tensor, num_classes: int) -> float:
+    """Task loss of always predicting the training label prior p: its entropy -sum p log p for
+    cross-entropy ("ce"; ln C for balanced classes), the mean binary entropy of the per-class priors
+    for BCE ("bce", single- or multi-label)."""
+    p = class_prior(train_targets, num_classes)
+    if loss_kind == "ce":
+        return float(-torch.special.xlogy(p, p).sum())
+    binary = -(torch.special.xlogy(p, p) + torch.special.xlogy(1 - p, 1 - p))
+    return float(binary.mean())
+
+
+def chance_metric(metric: str, val_targets: Tensor, num_classes: int) -> float:
+    """Val metric of the best constant predictor: the largest class share for accuracy; for mAP the
+    mean prevalence over the classes with a positive (a constant score's AP is the class prevalence)."""
+    p = class_prior(val_targets, num_classes)
+    if metric == "accuracy":
+        return float(p.max()) if len(val_targets) else float("nan")
+    present = p[p > 0]
+    return float(present.mean()) if len(present) else float("nan")
+
+
+def is_trained(final_train_loss: float, chance_loss_value: float, best_val_metric: float,
+               chance_metric_value: float) -> bool:
+    """final train loss < TRAINED_LOSS_RATIO x chance loss, and best val metric > chance metric +
+    TRAINED_METRIC_MARGIN x (1 - chance metric). NaN anywhere: False."""
+    return bool(final_train_loss < TRAINED_LOSS_RATIO * chance_loss_value
+                and best_val_metric > chance_metric_value + TRAINED_METRIC_MARGIN * (1 - chance_metric_value))
+
+
+def run_health(loss_kind: str, metric: str, train_targets: Tensor, val_targets: Tensor, num_classes: int,
+               final_train_loss: float, best_val_metric: float) -> dict[str, float]:
+    """A run's `chance_loss`, `chance_metric` and `trained` (1.0 / 0.0), as MLflow metrics."""
+    loss_at_chance = chance_loss(loss_kind, train_targets, num_classes)
+    metric_at_chance = chance_metric(metric, val_targets, num_classes)
+    verdict = is_trained(final_train_loss, loss_at_chance, best_val_metric, metric_at_chance)
+    return {"chance_loss": loss_at_chance, "chance_metric": metric_at_chance, "trained": float(verdict)}

@@ -8,6 +8,10 @@ is computed from its fields alone.
 
 Schedule: `lr` is multiplied by `lr_decay` once `lr_decay_from` epochs are done and again every
 `lr_decay_every` epochs (PSLA's MultiStepLR(range(from, 1000, every)) stepped after each epoch).
+Warm-up (`warmup_epochs` = w > 0): over the first w epochs, i.e. W = w x steps-per-epoch optimiser steps,
+the epoch's lr is scaled by (s + 1) / W at global step s, a linear ramp from lr / W to lr. Per step, not
+per epoch, since runs have few epochs; it starts at lr / W, not 0, because an Adam step at lr 0 still
+moves the moment estimates and is otherwise wasted.
 """
 
 from __future__ import annotations
@@ -63,3 +67,12 @@ def lr_at_epoch(cfg: RunConfig, epoch: int) -> float:
         return cfg.lr
     n_decays = (epoch - cfg.lr_decay_from) // cfg.lr_decay_every + 1
     return cfg.lr * cfg.lr_decay**n_decays
+
+
+def lr_at_step(cfg: RunConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Learning rate of optimiser step `step` (0-based, within `epoch`): `lr_at_epoch` times the linear
+    warm-up factor (s + 1) / W over the first W = warmup_epochs * steps_per_epoch steps."""
+    warmup_steps = cfg.warmup_epochs * steps_per_epoch
+    global_step = epoch * steps_per_epoch + step
+    factor = (global_step + 1) / warmup_steps if global_step < warmup_steps else 1.0
+    return lr_at_epoch(cfg, epoch) * factor

@@ -7,17 +7,28 @@ What one run does, top to bottom (and the order of this file):
 2. Load the task's features (`benchmark.data`); build the model and optimizer (`make_model`, `make_optimizer`).
 3. Resume from `<checkpoint_dir>/<config_hash>/last.pt` if it loads (`benchmark.checkpoint`), else set it aside.
 4. Each epoch: train (waveform mixup, SpecAugment, task loss + guide_loss_weight * front-end aux
-   loss), evaluate on val; when val improves, evaluate test too (the test number is the one at the best
-   val epoch; test never selects anything); checkpoint atomically; report to Optuna if a trial is given.
-5. Log compute figures, final metrics and artifacts; mark the MLflow run FINISHED.
+   loss; lr per step, `lr_at_step`), evaluate on val; when val improves, evaluate test too (the test
+   number is the one at the best val epoch; test never selects anything); checkpoint atomically; report
+   to Optuna if a trial is given. With `patience` = k, stop once k epochs brought no new best val.
+5. Log compute figures, final metrics, the run's health and artifacts; mark the MLflow run FINISHED.
+
+Run health (MLflow metrics, so the report can set apart runs that did not learn): `epochs_run`,
+`stopped_early` (1/0), `best_epoch`, `final_train_loss` (the last epoch's mean task loss, without the
+aux loss), `chance_loss` (the task loss of predicting the training label prior), `chance_metric` (the
+val metric of a constant predictor) and `trained` (1/0: `benchmark.metrics.is_trained`, i.e. the
+final train loss < 0.8 x chance loss and the best val metric > chance + 0.1 x (1 - chance)).
 
 Loss: cross-entropy for single-label tasks and BCE for multi-label ones (`loss="auto"`); the paper
 used BCE everywhere, available as `loss="bce"`. Metrics (`benchmark.metrics`): accuracy (single-label),
 mAP (multi-label, mean of per-class average precision over classes with at least one positive clip).
-Determinism: on CPU a run is a function of its config — seeded init, seeded generators for the
-shuffle and the augmentations, `num_workers=0`, deterministic algorithms — and a resumed run restores
-every RNG state, so it ends with the same numbers as an uninterrupted one. On CUDA, AMP (bf16 where
-supported, else fp16 with a GradScaler) and channels-last are used; results are then close, not equal.
+Determinism: on CPU a run is a function of its config and of torch's thread count (logged as the tag
+`torch_threads`; a different count may change the float summation order) — seeded init, seeded
+generators for the shuffle and the augmentations, deterministic algorithms — and a resumed run
+restores every RNG state, so it ends with the same numbers as an uninterrupted one, early stopping
+included. On CUDA, AMP (bf16 where supported, else fp16 with a GradScaler) and channels-last are used;
+results are then close, not equal.
+Data path: every split's clips are tensors in memory (`benchmark.data`); an epoch is a seeded
+permutation cut into batches, evaluation runs in large batches (`EVAL_FRAMES_PER_BATCH`).
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +46,6 @@ import timm
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmark import artifacts, tracking
@@ -49,8 +59,8 @@ from benchmark.checkpoint import (  # noqa: F401  (also re-exports the names tha
     training_state,
 )
 from benchmark.compute import describe_device, measure
-from benchmark.config import CONFIG_VERSION, RunConfig, lr_at_epoch
-from benchmark.data import TaskData, load_task_data
+from benchmark.config import CONFIG_VERSION, RunConfig, lr_at_step
+from benchmark.data import Split, TaskData, epoch_batches, load_task_data, n_batches
 from benchmark.metrics import (  # noqa: F401  (also re-exports the names that lived here)
     accuracy,
     average_precision,
@@ -58,13 +68,15 @@ from benchmark.metrics import (  # noqa: F401  (also re-exports the names that l
     per_class_accuracy,
     per_class_average_precision,
     per_class_metric,
+    run_health,
     task_metric,
 )
 from benchmark.model import Classifier, build_model
 
 log = logging.getLogger(__name__)
 
-N_EXAMPLES = 4  # val clips drawn in diffres_examples.png
+N_EXAMPLES = 2  # val clips in diffres_examples.npz/.png (the report draws 2; each costs ~1 s of drawing)
+EVAL_FRAMES_PER_BATCH = 2**16  # input frames per evaluation batch (no gradients: far more than training)
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,8 @@ class RunResult:
     reused: bool  # True: an identical finished run existed, nothing was trained
     config_hash: str = ""
     best_epoch: int = -1
+    trained: bool | None = None  # the run-health verdict (None: a reused run from before it was logged)
+    epochs_run: int | None = None  # fewer than cfg.epochs when early stopping ended the run
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -95,7 +109,9 @@ def run(cfg: RunConfig, *, tracking_uri: str, experiment: str, checkpoint_dir: s
         return RunResult(val_metric=metrics.get("val_metric", float("nan")),
                          test_metric=metrics.get("test_metric", float("nan")), run_id=found.info.run_id,
                          reused=True, config_hash=cfg.config_hash,
-                         best_epoch=int(metrics.get("best_epoch", -1)))
+                         best_epoch=int(metrics.get("best_epoch", -1)),
+                         trained=bool(metrics["trained"]) if "trained" in metrics else None,
+                         epochs_run=int(metrics["epochs_run"]) if "epochs_run" in metrics else None)
     device = pick_device(device)
     data = load_task_data(cfg, data_dir)
     with deterministic(device.type == "cpu"):
@@ -116,12 +132,9 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
         return model, make_optimizer(model, cfg)
 
     model, optimizer = fresh()
-    loader_gen = torch.Generator().manual_seed(cfg.seed)
+    shuffle_gen = torch.Generator().manual_seed(cfg.seed)
     augment_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    # a last batch of one clip breaks BatchNorm in training mode; drop it only in that case
-    drop_last = len(data.train) % cfg.batch_size == 1 and len(data.train) > 1
-    loader = DataLoader(data.train, batch_size=cfg.batch_size, shuffle=True, generator=loader_gen,
-                        num_workers=0, drop_last=drop_last, pin_memory=device.type == "cuda")
+    steps_per_epoch = n_batches(len(data.train), cfg.batch_size)
 
     start_epoch, history = 0, []
     best: dict[str, Any] = {"epoch": -1, "val": -math.inf, "test": math.nan, "per_class": [], "support": [],
@@ -130,12 +143,12 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
     state = load_checkpoint(path, cfg)
     if state is not None:
         try:
-            start_epoch, history, best = restore(state, model, optimizer, amp.scaler, loader_gen, augment_gen)
+            start_epoch, history, best = restore(state, model, optimizer, amp.scaler, shuffle_gen, augment_gen)
             log.info("resuming %s from %s after epoch %d", cfg.run_name, path, start_epoch)
         except Exception as err:  # noqa: BLE001 — a checkpoint that loads but does not fit: start again
             set_aside(path, err)
             model, optimizer = fresh()
-            loader_gen.manual_seed(cfg.seed)
+            shuffle_gen.manual_seed(cfg.seed)
             augment_gen.manual_seed(cfg.seed + 1)
 
     tracked = tracking.start_run(
@@ -143,7 +156,8 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
         tags={"config_hash": cfg.config_hash, "suite": experiment, "metric_name": spec.metric,
               "git_commit": tracking.git_commit(), "device": describe_device(device),
               "torch_version": torch.__version__, "timm_version": timm.__version__,
-              "config_version": CONFIG_VERSION, "resumed_from_epoch": start_epoch, **tags})
+              "config_version": CONFIG_VERSION, "resumed_from_epoch": start_epoch,
+              "torch_threads": torch.get_num_threads(), **tags})
     try:
         for record in history:  # a resumed run carries the curves of the attempts before it
             tracked.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
@@ -152,16 +166,20 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
         bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc=cfg.run_name,
                    unit="epoch", disable=not progress, leave=False)
         for epoch in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at_epoch(cfg, epoch)
-            record = {"epoch": epoch, "lr": lr_at_epoch(cfg, epoch),
-                      **train_one_epoch(model, loader, optimizer, amp, cfg, data, loss_kind, augment_gen, device)}
-            scores, targets = predict(model, data.val, cfg.batch_size, amp, device, spec.label_kind)
+            if stops_early(cfg, epoch, best["epoch"]):  # also a resumed run that had already stopped
+                break
+            batches = (data.train.batch(idx, waveforms=cfg.mixup_prob > 0)
+                       for idx in epoch_batches(len(data.train), cfg.batch_size, shuffle_gen))
+            record = {"epoch": epoch, "lr": lr_at_step(cfg, epoch, steps_per_epoch - 1, steps_per_epoch),  # last step
+                      **train_one_epoch(model, batches, optimizer, amp, cfg, data, loss_kind, augment_gen, device,
+                                        lr_at=lambda step, e=epoch: lr_at_step(cfg, e, step, steps_per_epoch))}
+            scores, targets = predict(model, data.val, eval_batch_size(cfg, data.t_in), amp, device,
+                                      spec.label_kind)
             record["val_metric_epoch"] = task_metric(spec.metric, scores, targets)
             if record["val_metric_epoch"] > best["val"]:
                 best = _evaluate_best(model, data, cfg, amp, device, epoch, record["val_metric_epoch"])
             history.append(record)
-            save_checkpoint(path, training_state(cfg, epoch + 1, model, optimizer, amp.scaler, loader_gen,
+            save_checkpoint(path, training_state(cfg, epoch + 1, model, optimizer, amp.scaler, shuffle_gen,
                                                  augment_gen, history, best))
             tracked.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_metric_epoch']:.3f}")
@@ -170,7 +188,7 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             if trial is not None:
                 _report_to_optuna(trial, record["val_metric_epoch"], epoch)
         bar.close()
-        _finish(tracked, cfg, data, model, device, best)
+        health = _finish(tracked, cfg, data, model, device, best, history, loss_kind)
     except BaseException as err:
         pruned = type(err).__name__ == "TrialPruned"
         with contextlib.suppress(Exception):
@@ -179,7 +197,8 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             tracked.finish("KILLED" if pruned or isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     return RunResult(val_metric=float(best["val"]), test_metric=float(best["test"]), run_id=tracked.run_id,
-                     reused=False, config_hash=cfg.config_hash, best_epoch=int(best["epoch"]))
+                     reused=False, config_hash=cfg.config_hash, best_epoch=int(best["epoch"]),
+                     trained=bool(health["trained"]), epochs_run=int(health["epochs_run"]))
 
 
 # ------------------------------------------------------------------------------------------- set-up
@@ -233,21 +252,37 @@ def make_model(cfg: RunConfig, num_classes: int, t_in: int, device: torch.device
 
 
 def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW with the recipe's lr, betas and weight decay (the lr is then set per epoch)."""
+    """Adam or AdamW with the recipe's lr, betas and weight decay (the lr is then set per step)."""
     optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     return optim_cls(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 
 
+def stops_early(cfg: RunConfig, epochs_done: int, best_epoch: int) -> bool:
+    """True once `cfg.patience` epochs in a row brought no new best val metric (never for patience None).
+    A function of the checkpointed state alone, so a resumed run stops where an uninterrupted one does."""
+    return cfg.patience is not None and epochs_done - 1 - best_epoch >= cfg.patience
+
+
+def eval_batch_size(cfg: RunConfig, t_in: int) -> int:
+    """Clips per evaluation batch: about EVAL_FRAMES_PER_BATCH input frames, never fewer than training's."""
+    return max(cfg.batch_size, EVAL_FRAMES_PER_BATCH // max(t_in, 1))
+
+
 # ---------------------------------------------------------------------------------------- one epoch
-def train_one_epoch(model: Classifier, loader: DataLoader, optimizer: torch.optim.Optimizer, amp: Amp,
-                    cfg: RunConfig, data: TaskData, loss_kind: str, augment_gen: torch.Generator,
-                    device: torch.device) -> dict[str, float]:
+def train_one_epoch(model: Classifier, batches: Iterable[Mapping[str, Tensor]], optimizer: torch.optim.Optimizer,
+                    amp: Amp, cfg: RunConfig, data: TaskData, loss_kind: str, augment_gen: torch.Generator,
+                    device: torch.device, *, lr_at: Callable[[int], float] | None = None) -> dict[str, float]:
+    """One pass over `batches` ({"logmel" [B, T, F], "target", and "waveform" [B, S] when mixup is on}:
+    `Split.batch`, or a DataLoader over a Split) -> mean losses. `lr_at(step)` sets each step's lr."""
     from tasks.augment import mixup, spec_augment
 
     model.train()
     totals = {"train_loss": 0.0, "train_task_loss": 0.0, "train_aux_loss": 0.0}
-    n_batches = 0
-    for batch in loader:
+    n_steps = 0
+    for step, batch in enumerate(batches):
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
         logmel, target = batch["logmel"], one_hot(batch["target"], data.spec.num_classes)  # [B,T,F], [B,C]
         if cfg.mixup_prob > 0 and float(torch.rand((), generator=augment_gen)) < cfg.mixup_prob:
             wave, target = mixup(batch["waveform"], target, cfg.mixup_alpha, augment_gen)
@@ -260,8 +295,8 @@ def train_one_epoch(model: Classifier, loader: DataLoader, optimizer: torch.opti
         totals["train_loss"] += float(loss)
         totals["train_task_loss"] += float(task)
         totals["train_aux_loss"] += float(aux)
-        n_batches += 1
-    return {k: v / max(n_batches, 1) for k, v in totals.items()}
+        n_steps += 1
+    return {k: v / max(n_steps, 1) for k, v in totals.items()}
 
 
 def train_step(model: Classifier, optimizer: torch.optim.Optimizer, amp: Amp, cfg: RunConfig, loss_kind: str,
@@ -297,25 +332,24 @@ def task_loss(kind: str, logits: Tensor, soft_target: Tensor) -> Tensor:
 
 # --------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def predict(model: Classifier, dataset: Dataset, batch_size: int, amp: Amp, device: torch.device,
+def predict(model: Classifier, split: Split, batch_size: int, amp: Amp, device: torch.device,
             label_kind: str) -> tuple[Tensor, Tensor]:
     """Class probabilities [N, C] (softmax or sigmoid) and targets of a whole split, in order."""
     model.eval()
-    scores, targets = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0):
+    scores = []
+    for idx in torch.arange(len(split)).split(batch_size):
         with amp.autocast():
-            logits, _ = model(batch["logmel"].to(device))
+            logits, _ = model(split.logmel(idx).to(device))
         logits = logits.float().cpu()
         scores.append(logits.softmax(1) if label_kind == "single" else logits.sigmoid())
-        targets.append(batch["target"])
-    return torch.cat(scores), torch.cat(targets)
+    return torch.cat(scores), split.targets
 
 
 def _evaluate_best(model: Classifier, data: TaskData, cfg: RunConfig, amp: Amp, device: torch.device,
                    epoch: int, val: float) -> dict[str, Any]:
     """Test metric, per-class test scores and front-end examples of a new best-on-val model."""
     spec = data.spec
-    scores, targets = predict(model, data.test, cfg.batch_size, amp, device, spec.label_kind)
+    scores, targets = predict(model, data.test, eval_batch_size(cfg, data.t_in), amp, device, spec.label_kind)
     per_class, support = per_class_metric(spec.label_kind, scores, targets, spec.num_classes)
     examples = frontend_examples(model, data.val, device) or {}
     return {"epoch": epoch, "val": val, "test": task_metric(spec.metric, scores, targets),
@@ -323,11 +357,10 @@ def _evaluate_best(model: Classifier, data: TaskData, cfg: RunConfig, amp: Amp, 
 
 
 @torch.no_grad()
-def frontend_examples(model: Classifier, dataset: Dataset, device: torch.device) -> dict[str, Tensor] | None:
+def frontend_examples(model: Classifier, split: Split, device: torch.device) -> dict[str, Tensor] | None:
     """mel / score / merged mel / resolution encoding of the first val clips, for front-ends with scores."""
     model.eval()
-    n = min(N_EXAMPLES, len(dataset))
-    mel = torch.stack([dataset[i]["logmel"] for i in range(n)])  # [N, T, F]
+    mel = split.logmel(torch.arange(min(N_EXAMPLES, len(split))))  # [N, T, F]
     out = model.frontend(mel.to(device))
     if out.score is None:
         return None
@@ -348,11 +381,17 @@ def _report_to_optuna(trial: Any, value: float, epoch: int) -> None:
 
 
 def _finish(tracked: tracking.TrackedRun, cfg: RunConfig, data: TaskData, model: Classifier,
-            device: torch.device, best: Mapping[str, Any]) -> None:
+            device: torch.device, best: Mapping[str, Any], history: list[dict[str, float]],
+            loss_kind: str) -> dict[str, float]:
     compute = measure(model, data.t_in, cfg.n_mels, extractor=data.extractor, n_samples=data.n_samples,
                       device=device)
+    final_loss = float(history[-1]["train_task_loss"]) if history else math.nan  # the task loss, no aux
+    health = {"epochs_run": len(history), "stopped_early": float(len(history) < cfg.epochs),
+              "best_epoch": best["epoch"], "final_train_loss": final_loss,
+              **run_health(loss_kind, data.spec.metric, data.train.targets, data.val.targets, data.spec.num_classes,
+                           final_loss, float(best["val"]))}
     tracked.set_tags({"latency_threads": compute.latency_threads, "latency_device": compute.latency_device})
-    tracked.log_metrics({"val_metric": best["val"], "test_metric": best["test"], "best_epoch": best["epoch"],
+    tracked.log_metrics({"val_metric": best["val"], "test_metric": best["test"], **health,
                          "n_train_clips": len(data.train), "n_val_clips": len(data.val),
                          "n_test_clips": len(data.test), **compute.metrics()})
     files = {artifacts.CONFIG_JSON: artifacts.config_json(cfg.to_dict(), cfg.config_hash, CONFIG_VERSION),
@@ -364,3 +403,4 @@ def _finish(tracked: tracking.TrackedRun, cfg: RunConfig, data: TaskData, model:
                                                 title=f"{cfg.run_name} (best val epoch {best['epoch']})"))
     tracked.log_artifacts(files)
     tracked.finish("FINISHED")
+    return health

@@ -206,7 +206,12 @@ def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoi
                  threads: int | None = None, log_file: Path | None = None,
                  data_dir: Path | None = None) -> subprocess.Popen:
     """Start `diffres-bench worker` as a child process; the storage URL travels in the environment (not
-    the command line, where `ps` would show a password)."""
+    the command line, where `ps` would show a password).
+
+    `threads`: the child's torch thread count, through OMP_NUM_THREADS / MKL_NUM_THREADS (torch reads
+    them at start). `run_study` gives each of its n local workers cpu_count // n threads, so they do not
+    oversubscribe the cores. CPU numbers are reproducible only at a fixed thread count (it can change
+    the order of float sums): every run logs its count as the MLflow tag `torch_threads`."""
     env = dict(os.environ, **{STORAGE_ENV: storage, TRACKING_URI_ENV: tracking_uri})
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))

@@ -1,7 +1,9 @@
-"""RunConfig: validation at construction, identity (hash), flat params, recipes, lr schedule."""
+"""RunConfig: validation at construction, identity (hash, and fields added later), flat params, recipes,
+lr schedule (decay and warm-up)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -15,6 +17,7 @@ from benchmark.config import (
     RunConfig,
     field_names,
     lr_at_epoch,
+    lr_at_step,
     recipe_for,
 )
 from diffres import list_frontends
@@ -41,7 +44,12 @@ def make(**kw) -> RunConfig:
         ({"backbone": "efficientnet_b22"}, "backbone", "efficientnet_b2"),
         ({"task": "esc-51"}, "task", "toy-transients"),
         ({"fold": 1}, "fold", "None"),
-        ({"lr": 0}, "lr", "> 0"),
+        ({"lr": -1e-3}, "lr", ">= 0 (0: no learning, a control for the run-health check)"),
+        ({"lr": float("nan")}, "lr", ">= 0"),
+        ({"patience": 0}, "patience", "None (train all epochs) or an integer >= 1"),
+        ({"patience": 1.5}, "patience", "int"),
+        ({"warmup_epochs": -1}, "warmup_epochs", "[0, epochs=6)"),
+        ({"warmup_epochs": 6}, "warmup_epochs", "at least one epoch at the full lr"),
         ({"beta1": 1.0}, "beta1", "[0, 1)"),
         ({"lr_decay": 0.0}, "lr_decay", "(0, 1]"),
         ({"epochs": 0}, "epochs", ">= 1"),
@@ -86,7 +94,8 @@ def test_hash_is_stable_and_changes_with_every_field():
     assert len(cfg.config_hash) == 12 and int(cfg.config_hash, 16) >= 0
     assert cfg.config_hash == make().config_hash
     changed = {"seed": 1, "reduction_rate": 0.75, "lr": 2e-3, "backbone": "resnet10t", "hop_ms": 5.0,
-               "mixup_prob": 0.5, "max_train_clips": 10, "guide_loss_weight": 0.0}
+               "mixup_prob": 0.5, "max_train_clips": 10, "guide_loss_weight": 0.0, "patience": 3,
+               "warmup_epochs": 1}
     hashes = {cfg.replace(**{k: v}).config_hash for k, v in changed.items()}
     assert cfg.config_hash not in hashes and len(hashes) == len(changed)
 
@@ -96,10 +105,42 @@ def test_equal_values_of_other_python_types_hash_equally():
     assert make(lr="1e-3", epochs="6").config_hash == make(lr=1e-3, epochs=6).config_hash
 
 
+LATER_FIELDS = {"patience": None, "warmup_epochs": 0}  # added under CONFIG_VERSION 1, with their defaults
+
+
 def test_canonical_json_carries_the_config_version():
     payload = json.loads(make().to_json())
     assert payload["config_version"] == CONFIG_VERSION
-    assert set(payload) == {"config_version", *field_names()}
+    assert set(payload) == {"config_version", *field_names()} - set(LATER_FIELDS)
+
+
+def test_fields_added_later_say_so_and_default_to_the_old_behaviour():
+    later = {f.name: f for f in dataclasses.fields(RunConfig) if "since" in f.metadata}
+    assert set(later) == set(LATER_FIELDS)
+    assert all(f.metadata["since"] > int(CONFIG_VERSION) for f in later.values())
+    assert {name: f.default for name, f in later.items()} == LATER_FIELDS
+
+
+def test_a_field_added_later_enters_the_identity_only_when_set():
+    cfg = make()
+    assert cfg.replace(**LATER_FIELDS).config_hash == cfg.config_hash
+    for name, value in (("patience", 2), ("warmup_epochs", 1)):
+        changed = cfg.replace(**{name: value})
+        assert changed.config_hash != cfg.config_hash
+        assert json.loads(changed.to_json())[name] == value
+        assert changed.identity() == {**cfg.identity(), name: value}
+    assert set(cfg.to_params()) == set(field_names())  # MLflow params always carry every field
+
+
+def test_params_of_a_run_logged_before_the_new_fields_give_its_identity_back():
+    """An MLflow run from before `patience` existed has no such param: the config it names is unchanged."""
+    cfg = RunConfig.for_task("esc50", fold=3)
+    old_params = {k: str(v) for k, v in cfg.to_params().items() if k not in LATER_FIELDS}
+    assert RunConfig.from_dict(old_params).config_hash == "dd68126be334" == cfg.config_hash
+
+
+def test_lr_zero_is_a_valid_no_learning_control():
+    assert make(lr=0).lr == 0.0 and lr_at_step(make(lr=0, warmup_epochs=2), 0, 0, 5) == 0.0
 
 
 def test_params_are_flat_and_round_trip_through_strings():
@@ -197,6 +238,22 @@ def test_paper_recipes_match_the_paper_table():
     assert esc.replace(hop_ms=1.0).time_mask_frames == 960
     with pytest.raises(KeyError, match="no recipe"):
         recipe_for("librispeech")
+
+
+def test_without_warm_up_every_step_of_an_epoch_has_the_epoch_lr():
+    cfg = make(lr_decay_from=2, lr_decay_every=1, epochs=6)
+    assert all(lr_at_step(cfg, e, s, 7) == lr_at_epoch(cfg, e) for e in range(cfg.epochs) for s in range(7))
+
+
+def test_warm_up_is_linear_per_step_then_the_decay_schedule():
+    cfg = make(lr=1e-3, warmup_epochs=2, lr_decay_from=1, lr_decay_every=1, lr_decay=0.5, epochs=6)
+    steps = 4  # W = 8 warm-up steps: the factor is (s + 1) / 8 at global step s
+    lrs = [lr_at_step(cfg, e, s, steps) for e in range(cfg.epochs) for s in range(steps)]
+    factors = [(g + 1) / 8 for g in range(8)] + [1.0] * 16
+    epochs = [g // steps for g in range(len(lrs))]
+    assert lrs == [pytest.approx(lr_at_epoch(cfg, e) * f, rel=1e-12) for e, f in zip(epochs, factors, strict=True)]
+    assert lrs[0] == pytest.approx(cfg.lr / 8) and lrs[7] == lr_at_epoch(cfg, 1)
+    assert lr_at_step(cfg, 2, 0, steps) == lr_at_epoch(cfg, 2)
 
 
 @pytest.mark.parametrize(("start", "every", "gamma"), [(10, 5, 0.5), (40, 5, 0.95), (0, 2, 0.85), (3, 1, 0.5)])

@@ -1,5 +1,6 @@
 """The task metrics on known numbers: AP as sklearn computes it (ties as one threshold), mAP over the
-classes with a positive, accuracy and the per-class forms the run's per_class.csv holds."""
+classes with a positive, accuracy and the per-class forms the run's per_class.csv holds; the run-health
+references (chance loss and metric) and the `trained` verdict."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ import pytest
 import torch
 
 from benchmark.metrics import (
+    TRAINED_LOSS_RATIO,
+    TRAINED_METRIC_MARGIN,
     accuracy,
     average_precision,
+    chance_loss,
+    chance_metric,
+    is_trained,
     mean_average_precision,
     per_class_accuracy,
     per_class_metric,
+    run_health,
     task_metric,
 )
+from benchmark.train import task_loss
 
 
 @pytest.mark.parametrize(
@@ -62,3 +70,55 @@ def test_per_class_metric_gives_scores_and_support():
     per_class, support = per_class_metric("multi", MULTI_SCORES, MULTI_TARGETS, 3)
     assert per_class[:2] == [pytest.approx(0.8333333333333333), 1.0] and math.isnan(per_class[2])
     assert support == [2, 2, 0]
+
+
+# ------------------------------------------------------------------------------------------- health
+def test_chance_loss_of_balanced_classes_is_ln_c():
+    labels = torch.arange(5).repeat(4)
+    assert chance_loss("ce", labels, 5) == pytest.approx(math.log(5), abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["ce", "bce"])
+def test_chance_loss_is_the_task_loss_of_predicting_the_prior(kind):
+    """The loss the trainer computes for logits that output the training prior, on the training labels."""
+    labels = torch.tensor([0, 0, 0, 1, 2, 2, 0, 1])
+    targets = torch.nn.functional.one_hot(labels, 4).float()
+    prior = targets.mean(0).clamp_min(1e-12)
+    logits = (prior.log() if kind == "ce" else torch.logit(prior.clamp_max(1 - 1e-6))).expand(8, 4)
+    expected = float(task_loss(kind, logits, targets))
+    assert chance_loss(kind, labels, 4) == pytest.approx(expected, abs=1e-6)  # task_loss runs in float32
+
+
+def test_chance_loss_of_multi_hot_targets_is_the_mean_binary_entropy():
+    multi = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]], dtype=torch.float)  # priors 1/2, 0, 1
+    assert chance_loss("bce", multi, 3) == pytest.approx(math.log(2) / 3, abs=1e-12)
+
+
+def test_chance_metric_is_what_a_constant_predictor_scores():
+    labels = torch.tensor([0, 1, 1, 1, 2])
+    assert chance_metric("accuracy", labels, 4) == pytest.approx(0.6)
+    constant = torch.full((5, 4), 0.25)
+    constant[:, 1] = 0.5  # always the majority class
+    assert accuracy(constant, labels) == pytest.approx(chance_metric("accuracy", labels, 4))
+    # mAP: a constant score's AP is the class prevalence (classes without a positive are left out)
+    assert chance_metric("mAP", MULTI_TARGETS, 3) == pytest.approx(0.5)
+    assert mean_average_precision(torch.full((4, 3), 0.3), MULTI_TARGETS) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("loss", "val", "expected"), [
+    (0.5, 0.9, True),
+    (TRAINED_LOSS_RATIO * 1.6, 0.9, False),  # the loss must fall below 0.8 x chance, not to it
+    (0.5, 0.2 + TRAINED_METRIC_MARGIN * 0.8, False),  # the metric must beat chance by the margin
+    (0.5, 0.2 + TRAINED_METRIC_MARGIN * 0.8 + 1e-9, True),
+    (math.nan, 0.9, False),
+    (0.5, math.nan, False),
+])
+def test_trained_needs_both_the_loss_and_the_metric_away_from_chance(loss, val, expected):
+    assert is_trained(loss, 1.6, val, 0.2) is expected
+
+
+def test_run_health_gives_the_three_metrics_the_report_reads():
+    labels = torch.arange(5).repeat(4)
+    health = run_health("ce", "accuracy", labels, labels[:10], 5, final_train_loss=0.2, best_val_metric=0.9)
+    assert health == {"chance_loss": pytest.approx(math.log(5)), "chance_metric": 0.2, "trained": 1.0}
+    assert run_health("ce", "accuracy", labels, labels, 5, math.log(5), 0.9)["trained"] == 0.0

@@ -1,8 +1,11 @@
 """The trainer end to end on the embedded task with a real MLflow store: reproducible, reused,
-resumable, robust to a corrupt checkpoint; plus its building blocks (optimizer, loss choice)."""
+resumable, robust to a corrupt checkpoint, early stopping (also across a resume), the run-health
+verdict on a run that learns and on one that cannot; plus its building blocks (optimizer, loss choice,
+the per-step lr)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -10,8 +13,9 @@ import torch
 from mlflow import MlflowClient
 
 from benchmark.checkpoint import checkpoint_path
-from benchmark.config import RunConfig
-from benchmark.train import choose_loss, make_optimizer, run
+from benchmark.config import RunConfig, lr_at_step
+from benchmark.data import epoch_batches, load_task_data
+from benchmark.train import Amp, choose_loss, make_model, make_optimizer, run, stops_early, train_one_epoch
 
 # ----------------------------------------------------------------------------------- building blocks
 
@@ -44,10 +48,44 @@ def test_names_split_out_of_the_trainer_are_still_importable_from_it():
             assert getattr(train, name) is getattr(module, name), name
 
 
+def test_stops_early_after_patience_epochs_without_a_new_best():
+    cfg = RunConfig(task="toy-transients", epochs=10, patience=2)
+    # best at epoch 3: epochs 4 and 5 bring nothing new -> stop before epoch 6
+    assert [stops_early(cfg, done, best_epoch=3) for done in range(4, 8)] == [False, False, True, True]
+    assert not stops_early(cfg, 0, best_epoch=-1) and not stops_early(cfg, 1, best_epoch=-1)
+    assert stops_early(cfg, 2, best_epoch=-1)  # a val metric that never counts (NaN) stops it too
+    assert not any(stops_early(cfg.replace(patience=None), done, 0) for done in range(10))
+
+
+def test_train_one_epoch_sets_the_lr_of_every_step(tiny_config):
+    cfg = tiny_config(frontend="avgpool", mixup_prob=0.0, max_train_clips=48, warmup_epochs=1)
+    data = load_task_data(cfg)
+    cpu = torch.device("cpu")
+    model = make_model(cfg, data.spec.num_classes, data.t_in, cpu)
+    optimizer = make_optimizer(model, cfg)
+    seen = []
+
+    def lr_at(step):
+        seen.append(lr_at_step(cfg, 0, step, 3))
+        return seen[-1]
+
+    gen = torch.Generator().manual_seed(0)
+    batches = (data.train.batch(idx) for idx in epoch_batches(len(data.train), cfg.batch_size, gen))
+    train_one_epoch(model, batches, optimizer, Amp(cpu, False), cfg, data, "ce", gen, cpu, lr_at=lr_at)
+    assert seen == [pytest.approx(cfg.lr / 3), pytest.approx(2 * cfg.lr / 3), cfg.lr]
+    assert optimizer.param_groups[0]["lr"] == cfg.lr
+
+
 # ------------------------------------------------------------------------------------------ training
 # 32 training clips, 32 val / test clips, 2 epochs, mixup and SpecAugment on: a few seconds on a CPU
 CFG = RunConfig.for_task("toy-transients", frontend="diffres", reduction_rate=0.5, epochs=2, batch_size=16,
                          max_train_clips=32, max_eval_clips=32, mixup_prob=0.5, lr_decay_from=1, lr_decay_every=1)
+
+
+# learns toy-transients reliably in a few seconds (val accuracy ~0.65 after 8 epochs, chance 0.2-0.3)
+TRAINABLE = RunConfig.for_task("toy-transients", frontend="avgpool", epochs=8, batch_size=16, max_train_clips=256,
+                               max_eval_clips=64, mixup_prob=0.0)
+HEALTH = {"epochs_run", "stopped_early", "best_epoch", "final_train_loss", "chance_loss", "chance_metric", "trained"}
 
 
 class Interrupt(RuntimeError):
@@ -82,6 +120,12 @@ def test_a_run_logs_the_schema_the_report_reads(reference):
     assert metrics["flops_frontend"] > 0 and metrics["flops_total"] == metrics["flops_frontend"] + metrics[
         "flops_backbone"]
     assert metrics["t_out"] == metrics["t_in"] // 2 and metrics["latency_ms"] > 0
+    assert HEALTH <= set(metrics)
+    assert (metrics["epochs_run"], metrics["stopped_early"], metrics["best_epoch"]) == (CFG.epochs, 0, res.best_epoch)
+    assert res.epochs_run == CFG.epochs and metrics["trained"] == float(res.trained)
+    assert metrics["final_train_loss"] == client.get_metric_history(res.run_id, "train_task_loss")[-1].value
+    assert 0 < metrics["chance_loss"] <= math.log(5) + 1e-9 and 0.2 <= metrics["chance_metric"] < 1
+    assert r.data.tags["torch_threads"] == str(torch.get_num_threads())
     curve = client.get_metric_history(res.run_id, "val_metric_epoch")
     assert [m.step for m in curve] == list(range(CFG.epochs))
     assert max(m.value for m in curve) == res.val_metric
@@ -104,6 +148,7 @@ def test_a_finished_config_is_found_and_not_trained_again(reference):
     again = train(CFG, root, on_epoch_end=lambda epoch, metrics: epochs_seen.append(epoch))
     assert again.reused and again.run_id == res.run_id and epochs_seen == []
     assert (again.val_metric, again.test_metric) == (res.val_metric, res.test_metric)
+    assert (again.trained, again.epochs_run, again.best_epoch) == (res.trained, res.epochs_run, res.best_epoch)
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     assert len(client.search_runs([client.get_experiment_by_name("test").experiment_id])) == 1
 
@@ -128,6 +173,73 @@ def test_a_run_killed_mid_way_resumes_to_the_same_result(reference, tmp_path):
     finished = client.get_run(resumed.run_id)
     assert finished.data.tags["resumed_from_epoch"] == "1"
     assert [m.step for m in client.get_metric_history(resumed.run_id, "val_metric_epoch")] == [0, 1]
+
+
+def test_a_finished_run_from_before_the_health_metrics_is_reused_without_them(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    old = client.create_run(client.create_experiment("test"), tags={"config_hash": CFG.config_hash})
+    client.log_metric(old.info.run_id, "val_metric", 0.5)
+    client.log_metric(old.info.run_id, "test_metric", 0.25)
+    client.set_terminated(old.info.run_id, "FINISHED")
+    res = train(CFG, tmp_path)
+    assert res.reused and (res.val_metric, res.test_metric) == (0.5, 0.25)
+    assert (res.trained, res.epochs_run, res.best_epoch) == (None, None, -1)
+
+
+def test_a_run_that_cannot_learn_is_marked_untrained(tmp_path):
+    """lr = 0, the control of the health check: the loss stays at chance, so trained = 0."""
+    res = train(CFG.replace(lr=0.0, frontend="avgpool", mixup_prob=0.0), tmp_path)
+    metrics = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(res.run_id).data.metrics
+    assert res.trained is False and metrics["trained"] == 0.0
+    assert metrics["final_train_loss"] > 0.9 * metrics["chance_loss"]
+
+
+def test_a_run_that_learns_is_marked_trained(tmp_path):
+    res = train(TRAINABLE, tmp_path)
+    metrics = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(res.run_id).data.metrics
+    assert res.trained is True and metrics["trained"] == 1.0 and res.epochs_run == TRAINABLE.epochs
+    assert metrics["final_train_loss"] < 0.8 * metrics["chance_loss"]
+    assert res.val_metric > metrics["chance_metric"] + 0.1 * (1 - metrics["chance_metric"])
+
+
+ES_CFG = TRAINABLE.replace(patience=1)  # toy-transients sits at chance for a few epochs: it stops early
+
+
+@pytest.fixture(scope="module")
+def early_stopped(tmp_path_factory):
+    root = tmp_path_factory.mktemp("early")
+    return root, train(ES_CFG, root)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_a_new_best(early_stopped):
+    root, res = early_stopped
+    assert res.epochs_run == res.best_epoch + 1 + ES_CFG.patience < ES_CFG.epochs
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    curve = [m.value for m in client.get_metric_history(res.run_id, "val_metric_epoch")]
+    assert len(curve) == res.epochs_run and max(curve) == res.val_metric == curve[res.best_epoch]
+    assert all(v <= res.val_metric for v in curve[res.best_epoch + 1:])
+    metrics = client.get_run(res.run_id).data.metrics
+    assert (metrics["stopped_early"], metrics["epochs_run"]) == (1.0, res.epochs_run)
+
+
+@pytest.mark.parametrize("kill_after", ["first", "last"])
+def test_an_early_stopped_run_killed_mid_way_stops_at_the_same_epoch(early_stopped, tmp_path, kill_after):
+    """Killed after its first epoch, or after the one that stops it (checkpoint written, run not finished):
+    the resumed run ends where the uninterrupted one did, with the same numbers."""
+    ref = early_stopped[1]
+    kill_at = 0 if kill_after == "first" else ref.epochs_run - 1
+
+    def die(epoch, metrics):
+        if epoch == kill_at:
+            raise Interrupt("killed")
+
+    with pytest.raises(Interrupt):
+        train(ES_CFG, tmp_path, on_epoch_end=die)
+    epochs_seen = []
+    resumed = train(ES_CFG, tmp_path, on_epoch_end=lambda epoch, metrics: epochs_seen.append(epoch))
+    assert epochs_seen == list(range(kill_at + 1, ref.epochs_run))
+    assert (resumed.val_metric, resumed.test_metric, resumed.best_epoch, resumed.epochs_run, resumed.trained) == (
+        ref.val_metric, ref.test_metric, ref.best_epoch, ref.epochs_run, ref.trained)
 
 
 def test_a_corrupt_checkpoint_restarts_cleanly(reference, tmp_path):
