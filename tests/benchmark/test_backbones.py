@@ -70,3 +70,18 @@ def test_the_model_tells_the_backbone_its_frame_length():
     assert scale(frontend="avgpool", hop_ms=10.0, reduction_rate=0.5) == 1
     with pytest.raises(ValueError, match="frame_ms"):
         timm.create_model("audiocnn_tiny", frame_ms=0.0)
+
+
+@pytest.mark.parametrize("f", [8, 7, 1])
+def test_frequency_max_pool_equals_torch_max_pool_in_values_and_gradients(f):
+    from benchmark.backbones import FreqMaxPool2
+
+    x = torch.randn(2, 3, 5, f)
+    x[0, 0, 0, :2] = 0.0  # a tie
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours, ref = FreqMaxPool2()(a), torch.nn.MaxPool2d((1, 2), ceil_mode=True)(b)
+    assert torch.equal(ours, ref)
+    g = torch.randn_like(ref)
+    ours.backward(g)
+    ref.backward(g)
+    assert torch.equal(a.grad, b.grad)
