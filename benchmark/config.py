@@ -18,7 +18,9 @@ Conventions:
   `warmup_epochs` > 0 ramps it up linearly per optimiser step over the first epochs (`lr_at_step`).
   `lr = 0` means no learning at all: a control for the run-health check (such a run must come out
   `trained = 0`, see `benchmark.train`).
-- `patience`: None trains all `epochs`; k stops once k epochs in a row brought no new best val metric.
+- `patience`: None trains all `epochs`; k stops once k epochs in a row brought no new best val metric,
+  but not before `min_epochs` epochs (a model that sits at chance for a while before it takes off,
+  as DiffRes does while its score network finds the events, is not at a plateau).
   Either way the reported test metric is the one of the best-on-val epoch.
 
 Identity (`identity`, `to_json`, `config_hash`): the canonical JSON of the fields plus `CONFIG_VERSION`.
@@ -99,6 +101,7 @@ class RunConfig:
     # added under CONFIG_VERSION 1: out of the identity while they hold their default
     patience: int | None = field(default=None, metadata={"since": 2})  # None: train all epochs
     warmup_epochs: int = field(default=0, metadata={"since": 2})  # linear lr warm-up, per step
+    min_epochs: int = field(default=0, metadata={"since": 2})  # early stopping waits for this many epochs
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -137,6 +140,8 @@ class RunConfig:
         _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
         _check(self.patience is None or self.patience >= 1, "patience", self.patience,
                "None (train all epochs) or an integer >= 1 (epochs without a new best val metric)")
+        _check(0 <= self.min_epochs <= self.epochs, "min_epochs", self.min_epochs,
+               f"an integer in [0, epochs={self.epochs}] (epochs before early stopping may end a run)")
         _check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", self.warmup_epochs,
                f"an integer in [0, epochs={self.epochs}) (at least one epoch at the full lr)")
         _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")

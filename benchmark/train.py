@@ -18,8 +18,8 @@ aux loss), `chance_loss` (the task loss of predicting the training label prior),
 val metric of a constant predictor) and `trained` (1/0: `benchmark.metrics.is_trained`, i.e. the
 final train loss < 0.8 x chance loss and the best val metric > chance + 0.1 x (1 - chance)).
 
-Loss: cross-entropy for single-label tasks and BCE for multi-label ones (`loss="auto"`); the paper
-used BCE everywhere, available as `loss="bce"`. Metrics (`benchmark.metrics`): accuracy (single-label),
+The step-level pieces (AMP, the loss choice, model and optimizer set-up, one step, one epoch,
+prediction) live in `benchmark.steps`. Metrics (`benchmark.metrics`): accuracy (single-label),
 mAP (multi-label, mean of per-class average precision over classes with at least one positive clip).
 Determinism: on CPU a run is a function of its config and of torch's thread count (logged as the tag
 `torch_threads`; a different count may change the float summation order) — seeded init, seeded
@@ -37,15 +37,14 @@ import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import timm
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from benchmark import artifacts, tracking
@@ -71,12 +70,26 @@ from benchmark.metrics import (  # noqa: F401  (also re-exports the names that l
     run_health,
     task_metric,
 )
-from benchmark.model import Classifier, build_model
+from benchmark.model import Classifier
+from benchmark.steps import (  # noqa: F401  (also re-exports the names that lived here)
+    EVAL_FRAMES_PER_BATCH,
+    Amp,
+    choose_loss,
+    deterministic,
+    eval_batch_size,
+    make_model,
+    make_optimizer,
+    one_hot,
+    pick_device,
+    predict,
+    task_loss,
+    train_one_epoch,
+    train_step,
+)
 
 log = logging.getLogger(__name__)
 
 N_EXAMPLES = 2  # val clips in diffres_examples.npz/.png (the report draws 2; each costs ~1 s of drawing)
-EVAL_FRAMES_PER_BATCH = 2**16  # input frames per evaluation batch (no gradients: far more than training)
 
 
 @dataclass(frozen=True)
@@ -202,147 +215,12 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
 
 
 # ------------------------------------------------------------------------------------------- set-up
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-@contextlib.contextmanager
-def deterministic(enabled: bool) -> Iterator[None]:
-    """Deterministic algorithms for the duration of a run, then the caller's setting again."""
-    before = torch.are_deterministic_algorithms_enabled()
-    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    if enabled:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before, warn_only=before_warn)
-
-
-class Amp:
-    """Autocast + GradScaler on CUDA (bf16 when supported: no scaler needed), nothing on CPU."""
-
-    def __init__(self, device: torch.device, enabled: bool):
-        self.enabled = enabled and device.type == "cuda"
-        self.dtype = torch.bfloat16 if self.enabled and torch.cuda.is_bf16_supported() else torch.float16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.enabled and self.dtype == torch.float16)
-
-    def autocast(self):
-        return torch.autocast("cuda", dtype=self.dtype) if self.enabled else contextlib.nullcontext()
-
-
-def choose_loss(cfg: RunConfig, label_kind: str) -> str:
-    """"ce" or "bce": `cfg.loss`, with "auto" meaning cross-entropy for single-label tasks."""
-    kind = cfg.loss if cfg.loss != "auto" else ("ce" if label_kind == "single" else "bce")
-    if kind == "ce" and label_kind != "single":
-        raise ValueError(f"RunConfig.loss='ce' needs a single-label task; {cfg.task!r} is multi-label "
-                         f"(use 'bce' or 'auto')")
-    return kind
-
-
-def make_model(cfg: RunConfig, num_classes: int, t_in: int, device: torch.device) -> Classifier:
-    """The run's model, initialised from `cfg.seed`, on `device` (channels-last on CUDA)."""
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg, num_classes=num_classes, t_in=t_in).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    return model
-
-
-def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW with the recipe's lr, betas and weight decay (the lr is then set per step)."""
-    optim_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return optim_cls(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
-
-
 def stops_early(cfg: RunConfig, epochs_done: int, best_epoch: int) -> bool:
-    """True once `cfg.patience` epochs in a row brought no new best val metric (never for patience None).
-    A function of the checkpointed state alone, so a resumed run stops where an uninterrupted one does."""
-    return cfg.patience is not None and epochs_done - 1 - best_epoch >= cfg.patience
-
-
-def eval_batch_size(cfg: RunConfig, t_in: int) -> int:
-    """Clips per evaluation batch: about EVAL_FRAMES_PER_BATCH input frames, never fewer than training's."""
-    return max(cfg.batch_size, EVAL_FRAMES_PER_BATCH // max(t_in, 1))
-
-
-# ---------------------------------------------------------------------------------------- one epoch
-def train_one_epoch(model: Classifier, batches: Iterable[Mapping[str, Tensor]], optimizer: torch.optim.Optimizer,
-                    amp: Amp, cfg: RunConfig, data: TaskData, loss_kind: str, augment_gen: torch.Generator,
-                    device: torch.device, *, lr_at: Callable[[int], float] | None = None) -> dict[str, float]:
-    """One pass over `batches` ({"logmel" [B, T, F], "target", and "waveform" [B, S] when mixup is on}:
-    `Split.batch`, or a DataLoader over a Split) -> mean losses. `lr_at(step)` sets each step's lr."""
-    from tasks.augment import mixup, spec_augment
-
-    model.train()
-    totals = {"train_loss": 0.0, "train_task_loss": 0.0, "train_aux_loss": 0.0}
-    n_steps = 0
-    for step, batch in enumerate(batches):
-        if lr_at is not None:
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-        logmel, target = batch["logmel"], one_hot(batch["target"], data.spec.num_classes)  # [B,T,F], [B,C]
-        if cfg.mixup_prob > 0 and float(torch.rand((), generator=augment_gen)) < cfg.mixup_prob:
-            wave, target = mixup(batch["waveform"], target, cfg.mixup_alpha, augment_gen)
-            with torch.no_grad():
-                logmel = data.extractor(wave)
-        if cfg.freq_mask > 0 or cfg.time_mask_frames > 0:
-            logmel = spec_augment(logmel, cfg.freq_mask, cfg.time_mask_frames, augment_gen)
-        logmel, target = logmel.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        loss, task, aux = train_step(model, optimizer, amp, cfg, loss_kind, logmel, target)
-        totals["train_loss"] += float(loss)
-        totals["train_task_loss"] += float(task)
-        totals["train_aux_loss"] += float(aux)
-        n_steps += 1
-    return {k: v / max(n_steps, 1) for k, v in totals.items()}
-
-
-def train_step(model: Classifier, optimizer: torch.optim.Optimizer, amp: Amp, cfg: RunConfig, loss_kind: str,
-               logmel: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """One optimiser step on a batch already on the device: logmel [B, T, F], target [B, C] (soft labels)
-    -> detached (loss, task loss, aux loss); the loss is task + guide_loss_weight * front-end aux loss."""
-    with amp.autocast():
-        logits, out = model(logmel)
-        task = task_loss(loss_kind, logits, target)
-        aux = out.aux_loss.float()
-        loss = task + cfg.guide_loss_weight * aux
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite training loss {float(loss)} in run {cfg.run_name} "
-                                 f"(task loss {float(task)}, aux loss {float(aux)})")
-    optimizer.zero_grad(set_to_none=True)
-    amp.scaler.scale(loss).backward()
-    amp.scaler.step(optimizer)
-    amp.scaler.update()
-    return loss.detach(), task.detach(), aux.detach()
-
-
-def one_hot(target: Tensor, num_classes: int) -> Tensor:
-    """Labels [B] -> one-hot [B, C]; a multi-hot [B, C] passes through (as float)."""
-    return F.one_hot(target, num_classes).float() if target.dim() == 1 else target.float()
-
-
-def task_loss(kind: str, logits: Tensor, soft_target: Tensor) -> Tensor:
-    logits = logits.float()
-    if kind == "ce":
-        return F.cross_entropy(logits, soft_target)  # probabilities as targets (mixup)
-    return F.binary_cross_entropy_with_logits(logits, soft_target)
-
-
-# --------------------------------------------------------------------------------------- evaluation
-@torch.no_grad()
-def predict(model: Classifier, split: Split, batch_size: int, amp: Amp, device: torch.device,
-            label_kind: str) -> tuple[Tensor, Tensor]:
-    """Class probabilities [N, C] (softmax or sigmoid) and targets of a whole split, in order."""
-    model.eval()
-    scores = []
-    for idx in torch.arange(len(split)).split(batch_size):
-        with amp.autocast():
-            logits, _ = model(split.logmel(idx).to(device))
-        logits = logits.float().cpu()
-        scores.append(logits.softmax(1) if label_kind == "single" else logits.sigmoid())
-    return torch.cat(scores), split.targets
+    """True once `cfg.patience` epochs in a row brought no new best val metric (never for patience None),
+    and never before `cfg.min_epochs` epochs are done. A function of the checkpointed state alone, so a
+    resumed run stops where an uninterrupted one does."""
+    return (cfg.patience is not None and epochs_done >= cfg.min_epochs
+            and epochs_done - 1 - best_epoch >= cfg.patience)
 
 
 def _evaluate_best(model: Classifier, data: TaskData, cfg: RunConfig, amp: Amp, device: torch.device,

@@ -31,7 +31,7 @@ from benchmark.config import RunConfig
 from benchmark.data import load_task_data
 from benchmark.paths import RESULTS_DIR
 from benchmark.recipes import QUICK_RECIPE, recipe_for
-from benchmark.train import Amp, choose_loss, make_model, make_optimizer, one_hot, train_one_epoch, train_step
+from benchmark.steps import Amp, choose_loss, make_model, make_optimizer, one_hot, train_one_epoch, train_step
 
 FRONTENDS = ["spec", "diffres", "avgpool", "maxpool", "avgmaxpool", "changehop", "convavgpool", "specpool",
              "pool3ch"]

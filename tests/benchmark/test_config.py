@@ -50,6 +50,8 @@ def make(**kw) -> RunConfig:
         ({"patience": 1.5}, "patience", "int"),
         ({"warmup_epochs": -1}, "warmup_epochs", "[0, epochs=6)"),
         ({"warmup_epochs": 6}, "warmup_epochs", "at least one epoch at the full lr"),
+        ({"min_epochs": 7}, "min_epochs", "[0, epochs=6]"),
+        ({"min_epochs": -1}, "min_epochs", "before early stopping"),
         ({"beta1": 1.0}, "beta1", "[0, 1)"),
         ({"lr_decay": 0.0}, "lr_decay", "(0, 1]"),
         ({"epochs": 0}, "epochs", ">= 1"),
@@ -105,7 +107,7 @@ def test_equal_values_of_other_python_types_hash_equally():
     assert make(lr="1e-3", epochs="6").config_hash == make(lr=1e-3, epochs=6).config_hash
 
 
-LATER_FIELDS = {"patience": None, "warmup_epochs": 0}  # added under CONFIG_VERSION 1, with their defaults
+LATER_FIELDS = {"patience": None, "warmup_epochs": 0, "min_epochs": 0}  # added under CONFIG_VERSION 1, with their defaults
 
 
 def test_canonical_json_carries_the_config_version():
@@ -124,7 +126,7 @@ def test_fields_added_later_say_so_and_default_to_the_old_behaviour():
 def test_a_field_added_later_enters_the_identity_only_when_set():
     cfg = make()
     assert cfg.replace(**LATER_FIELDS).config_hash == cfg.config_hash
-    for name, value in (("patience", 2), ("warmup_epochs", 1)):
+    for name, value in (("patience", 2), ("warmup_epochs", 1), ("min_epochs", 3)):
         changed = cfg.replace(**{name: value})
         assert changed.config_hash != cfg.config_hash
         assert json.loads(changed.to_json())[name] == value

@@ -55,6 +55,9 @@ def test_stops_early_after_patience_epochs_without_a_new_best():
     assert not stops_early(cfg, 0, best_epoch=-1) and not stops_early(cfg, 1, best_epoch=-1)
     assert stops_early(cfg, 2, best_epoch=-1)  # a val metric that never counts (NaN) stops it too
     assert not any(stops_early(cfg.replace(patience=None), done, 0) for done in range(10))
+    # min_epochs: a run still at chance (best epoch 0) is not stopped before 6 epochs are done
+    waits = cfg.replace(min_epochs=6)
+    assert [stops_early(waits, done, best_epoch=0) for done in range(3, 8)] == [False, False, False, True, True]
 
 
 def test_train_one_epoch_sets_the_lr_of_every_step(tiny_config):
