@@ -100,11 +100,15 @@ def train(cfg, root: Path, experiment: str = "test", **kw):
                checkpoint_dir=root / "ckpt", progress=False, **kw)
 
 
+def _trained_once(tmp_path_factory, name: str, cfg: RunConfig):
+    root = tmp_path_factory.mktemp(name)
+    return root, train(cfg, root)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """One uninterrupted run of CFG, shared by the tests that compare against it."""
-    root = tmp_path_factory.mktemp("reference")
-    return root, train(CFG, root)
+    return _trained_once(tmp_path_factory, "reference", CFG)
 
 
 def test_a_run_logs_the_schema_the_report_reads(reference):
@@ -210,8 +214,7 @@ ES_CFG = TRAINABLE.replace(patience=1)  # toy-transients sits at chance for a fe
 
 @pytest.fixture(scope="module")
 def early_stopped(tmp_path_factory):
-    root = tmp_path_factory.mktemp("early")
-    return root, train(ES_CFG, root)
+    return _trained_once(tmp_path_factory, "early", ES_CFG)
 
 
 def test_early_stopping_stops_after_patience_epochs_without_a_new_best(early_stopped):

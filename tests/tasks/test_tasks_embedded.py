@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 from tasks_helpers import small_embedded
@@ -28,13 +29,14 @@ def test_default_sizes_are_class_balanced():
         assert np.bincount(labels, minlength=5).tolist() == [5] * 5
 
 
-def test_clips_are_1p5s_16k_wav_and_go_through_the_parquet_path(private_cache):
-    spec = small_embedded("toy-rhythm", 10, 5, 5)
+@pytest.mark.parametrize("name, seconds", [("toy-rhythm", 1.5), ("toy-ctrl-sweeps", 3.0), ("toy-ctrl-texture", 1.0)])
+def test_clips_are_16k_wav_of_the_task_length_and_go_through_the_parquet_path(private_cache, name, seconds):
+    spec = small_embedded(name, 10, 5, 5)
     table, source_id = load_split(spec, "test")
     assert source_id == f"embedded:{spec.embedded.identity()}"
-    assert (private_cache / "embedded" / "toy-rhythm" / spec.embedded.identity() / "test.parquet").is_file()
+    assert (private_cache / "embedded" / name / spec.embedded.identity() / "test.parquet").is_file()
     wav, sr = sf.read(io.BytesIO(table[0]["audio"]["bytes"]))
-    assert sr == 16000 and wav.shape == (24000,) and np.abs(wav).max() <= 0.95 + 1e-4
+    assert sr == 16000 and wav.shape == (int(16000 * seconds),) and np.abs(wav).max() <= 0.95 + 1e-4
 
 
 def test_features_shapes_and_normalisation():
