@@ -21,16 +21,30 @@ def test_shipped_suites_load(name: str) -> None:
     assert len(set(suite.keys)) == len(suite.keys)
 
 
-def test_quick_suite_covers_every_frontend_rate_hop_and_seed() -> None:
+def test_toy_full_suite_covers_every_frontend_rate_hop_and_seed() -> None:
     from diffres import list_frontends
 
-    configs = load_suite("quick").configs
-    assert {c.task for c in configs} == {"toy-transients", "toy-rhythm"}
+    configs = load_suite("toy-full").configs
+    assert {c.task for c in configs} == {"toy-transients", "toy-rhythm", "toy-ctrl-sweeps", "toy-ctrl-texture"}
     assert {c.frontend for c in configs} == set(list_frontends())
     assert len({c.reduction_rate for c in configs if c.frontend != "spec"}) >= 3
     assert len({c.hop_ms for c in configs}) >= 2
-    assert len({c.seed for c in configs}) >= 3
     assert {c.reduction_rate for c in configs if c.frontend == "spec"} == {0.0}
+
+
+@pytest.mark.parametrize("name", ["quick", "toy-full"])
+def test_toy_suites_are_sized_to_decide(name) -> None:
+    """5 seeds everywhere, early stopping on every run, both controls, every family a claim reads."""
+    from diffres import frontend_info
+    from tasks import get_task
+
+    configs = load_suite(name).configs
+    assert {c.seed for c in configs} == {0, 1, 2, 3, 4}
+    assert all(c.patience is not None and c.epochs > 4 * c.patience for c in configs)
+    assert {get_task(c.task).control for c in configs} == {None, "positive", "negative"}
+    assert {frontend_info(c.frontend).family for c in configs} >= {"reference", "uniform reduction",
+                                                                   "learned resolution"}
+    assert any(c.hop_ms < 10 and c.frontend == "diffres" and c.reduction_rate == 1 - c.hop_ms / 10 for c in configs)
 
 
 def test_paper_suite_uses_the_paper_recipe() -> None:
