@@ -244,7 +244,7 @@ def _report(suite_arg: str, tracking_uri: str | None, results_dir: Path, reports
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)
     paths = build_report(suite.name, tracking_uri, results_dir=results_dir, reports_dir=reports_dir,
-                         margin=suite.margin)
+                         margin=suite.margin, points=[cfg.config_hash for cfg in suite.configs])
     print(f"report: {paths}")
     return paths
 

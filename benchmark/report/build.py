@@ -9,6 +9,7 @@ from ``markdown``. The non-inferiority margin is the suite YAML's ``margin`` (be
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,24 +82,39 @@ PLOTS = [
 
 def suite_margin(suite: str) -> tuple[float, str]:
     """The suite YAML's ``margin`` and where it came from; the default when no benchmark/suites/<suite>.yaml."""
-    path = SUITES_DIR / f"{suite}.yaml"
-    if not path.is_file():
-        return stats.DEFAULT_MARGIN, f"default `stats.DEFAULT_MARGIN`: no suite file {path.name} in benchmark/suites"
-    from benchmark.study.suites import load_suite
-
-    loaded = load_suite(path)
-    return loaded.margin, (f"key `margin` of benchmark/suites/{path.name}; {stats.DEFAULT_MARGIN:g} when the "
+    loaded = _suite_file(suite)
+    if loaded is None:
+        return stats.DEFAULT_MARGIN, f"default `stats.DEFAULT_MARGIN`: no suite file {suite}.yaml in benchmark/suites"
+    return loaded.margin, (f"key `margin` of benchmark/suites/{suite}.yaml; {stats.DEFAULT_MARGIN:g} when the "
                            "file sets none")
 
 
+def suite_points(suite: str) -> frozenset[str] | None:
+    """Config hashes of benchmark/suites/<suite>.yaml's points; None (read every run) without that file."""
+    loaded = _suite_file(suite)
+    return None if loaded is None else frozenset(cfg.config_hash for cfg in loaded.configs)
+
+
+def _suite_file(suite: str):
+    path = SUITES_DIR / f"{suite}.yaml"
+    if not path.is_file():
+        return None
+    from benchmark.study.suites import load_suite
+
+    return load_suite(path)
+
+
 def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
-                 reports_dir: Path = REPORTS_DIR, margin: float | None = None) -> ReportPaths:
+                 reports_dir: Path = REPORTS_DIR, margin: float | None = None,
+                 points: Collection[str] | None = None) -> ReportPaths:
     """Read suite's finished MLflow runs; write the CSVs, figures and REPORT.md. Trains nothing.
 
     ``margin``: the non-inferiority margin; None reads it from the suite YAML (``suite_margin``).
+    ``points``: config hashes of the suite's current points (runs of other points are set aside);
+    None reads them from the suite YAML when there is one (``suite_points``), else keeps every run.
     """
     margin, margin_source = suite_margin(suite) if margin is None else (float(margin), "given to build_report")
-    runs = load_runs(suite, tracking_uri)
+    runs = load_runs(suite, tracking_uri, suite_points(suite) if points is None else points)
     results = Path(results_dir) / suite
     report_dir = Path(reports_dir) / suite
     report_dir.mkdir(parents=True, exist_ok=True)

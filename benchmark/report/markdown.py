@@ -173,6 +173,7 @@ def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[Claim
            f"`config_hash` (latest run kept): {len(df)}; duplicates set aside (in runs.csv, `used` = false): "
            f"{runs.n_duplicates}",
            f"- runs ignored because their status is not FINISHED: {runs.n_not_finished}",
+           f"- finished runs of points no longer in the suite (set aside, not read): {runs.n_outside_suite}",
            f"- tasks: {', '.join(f'`{t}` ({m})' for t, m in lb.groupby('task')['metric'].first().items())}",
            f"- front-ends: {', '.join(sorted(df['frontend'].unique()))}",
            f"- input hops (ms): {', '.join(f'{h:g}' for h in sorted(df['hop_ms'].unique()))}; "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class Runs:
     n_not_finished: int
     superseded: pd.DataFrame | None = None
     varying: tuple[str, ...] = ()
+    n_outside_suite: int = 0  # finished runs of points the suite no longer has
 
 
 # ---------------------------------------------------------------------------------- front-end metadata
@@ -149,8 +151,12 @@ def _parse_fold(value) -> int:
     return NO_FOLD if text in ("", "None", "null", "nan") else int(float(text))
 
 
-def load_runs(suite: str, tracking_uri: str) -> Runs:
-    """Finished runs of experiment ``suite`` as a tidy frame, de-duplicated by the config_hash tag."""
+def load_runs(suite: str, tracking_uri: str, points: Collection[str] | None = None) -> Runs:
+    """Finished runs of experiment ``suite`` as a tidy frame, de-duplicated by the config_hash tag.
+
+    ``points``: the config hashes of the suite's current points; finished runs of any other hash
+    (points since removed or changed in the YAML) are set aside and counted, not read.
+    """
     with _tracking(tracking_uri):
         if mlflow.get_experiment_by_name(suite) is None:
             raise ReportDataError(f"no MLflow experiment named {suite!r} at {tracking_uri!r}; run the suite first")
@@ -185,6 +191,11 @@ def load_runs(suite: str, tracking_uri: str) -> Runs:
         if name in SETTING_PARAMS:
             df[f"param.{name}"] = raw[f"params.{name}"].fillna("").astype(str)
 
+    outside = ~df["config_hash"].isin(points) if points is not None else pd.Series(False, index=df.index)
+    df = df[~outside]
+    if df.empty:
+        raise ReportDataError(f"experiment {suite!r} at {tracking_uri!r} has no FINISHED run of the suite's "
+                              f"current points ({int(outside.sum())} of points no longer in the suite)")
     n_finished = len(df)
     df = df.sort_values(["config_hash", "start_time", "run_id"]).reset_index(drop=True)
     latest = ~df.duplicated("config_hash", keep="last")
@@ -203,7 +214,7 @@ def load_runs(suite: str, tracking_uri: str) -> Runs:
     superseded = df[~latest].sort_values(order).reset_index(drop=True)
     n_not_finished = int((every["status"] != "FINISHED").sum()) if not every.empty else 0
     return Runs(table, tuple(extra), n_finished, len(superseded), n_not_finished, superseded,
-                tuple(dict.fromkeys([*extra, *varying])))
+                tuple(dict.fromkeys([*extra, *varying])), int(outside.sum()))
 
 
 def download_examples(run_id: str, tracking_uri: str, dst: Path) -> dict[str, np.ndarray] | None:

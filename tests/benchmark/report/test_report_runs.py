@@ -62,3 +62,14 @@ def test_examples_without_the_schema_arrays_are_a_clear_error(study, tmp_path):
     with pytest.raises(report.ReportDataError, match=f"run {rid}: diffres_examples.npz has arrays \\['mel'\\]"):
         report_runs.download_examples(rid, s.uri, tmp_path / "dl")
     assert report_runs.download_examples(s.log("toy-b", "spec", 10.0, 0.0, 0), s.uri, tmp_path / "dl") is None
+
+
+def test_runs_of_points_no_longer_in_the_suite_are_set_aside_and_counted(study):
+    s, _, _ = study
+    every = report.load_runs(SUITE, s.uri)
+    kept = set(every.table["config_hash"].iloc[:3])
+    runs = report.load_runs(SUITE, s.uri, points=kept)
+    assert set(runs.table["config_hash"]) == kept
+    assert runs.n_outside_suite > 0 and runs.n_finished + runs.n_outside_suite == every.n_finished
+    with pytest.raises(report.ReportDataError, match="no FINISHED run of the suite's current points"):
+        report.load_runs(SUITE, s.uri, points=set())
