@@ -19,7 +19,7 @@ import pandas as pd
 from scipy import stats as _sps
 
 CONFIDENCE = 0.95
-# Equal results give a CI of exactly [0, 0]; float round-off must not turn that into "does not hold".
+# Equal results give a CI of exactly [0, 0]; float round-off must not move that across a threshold.
 ZERO_TOLERANCE = 1e-9
 
 HOLDS = "holds"
@@ -27,7 +27,6 @@ REFUTED = "refuted"
 INCONCLUSIVE = "inconclusive"
 VERDICTS = (HOLDS, REFUTED, INCONCLUSIVE)
 NOT_RUN = "not run"  # a comparison with fewer than 2 finite pairs; never counted as evidence
-DOES_NOT_HOLD = "does not hold"  # legacy ``verdict`` only
 
 SUPERIORITY = "superiority"
 NON_INFERIORITY = "non-inferiority"
@@ -94,22 +93,6 @@ class PairedDifference:
     n_pairs: int
     std_diff: float = math.nan  # needed by ``decide``; NaN makes the comparison "not run"
 
-    @property
-    def direction(self) -> str:
-        """'better' / 'worse' when the CI excludes 0, 'no clear difference' when it spans 0."""
-        if self.n_pairs < 2 or not math.isfinite(self.ci_low):
-            return "too few pairs"
-        if self.ci_low > ZERO_TOLERANCE:
-            return "better"
-        if self.ci_high < -ZERO_TOLERANCE:
-            return "worse"
-        return "no clear difference"
-
-    @property
-    def holds(self) -> bool:
-        """The report's rule: a comparison supports 'treatment >= control' iff the CI lies at/above 0."""
-        return self.n_pairs >= 2 and math.isfinite(self.ci_low) and self.ci_low >= -ZERO_TOLERANCE
-
 
 def paired_difference(treatment, control, confidence: float = CONFIDENCE) -> PairedDifference:
     """Paired difference of two equally long sequences (pair i = same task, seed, fold, backbone)."""
@@ -119,18 +102,6 @@ def paired_difference(treatment, control, confidence: float = CONFIDENCE) -> Pai
         raise ValueError(f"paired_difference needs equal lengths, got {t.shape} and {c.shape}")
     s = summarize(t - c, confidence)
     return PairedDifference(s.mean, s.ci_low, s.ci_high, s.n, s.std)
-
-
-def verdict(differences: list[PairedDifference]) -> str:
-    """Legacy claim verdict, superseded by ``decide`` + ``claim_summary`` (no margin, no multiplicity).
-
-    'not run' when no comparison has >= 2 pairs; 'holds' when every testable comparison holds
-    (CI of the difference at/above 0); otherwise 'does not hold'.
-    """
-    testable = [d for d in differences if d.n_pairs >= 2 and math.isfinite(d.ci_low)]
-    if not testable:
-        return NOT_RUN
-    return HOLDS if all(d.holds for d in testable) else DOES_NOT_HOLD
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
