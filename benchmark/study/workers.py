@@ -45,6 +45,8 @@ def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: 
     for name in names:
         study = optuna.create_study(study_name=name, storage=storage_obj, direction="maximize",
                                     load_if_exists=True)
+        if not suite.search and _grid_changed(study, suite.keys):
+            study = _archive_and_recreate(study, storage_obj)
         study.set_user_attr("suite_file", str(suite.path))
     ensure_experiment(tracking_uri, suite.name, tags={
         "suite": suite.name, "optuna_study": suite.name, "optuna_storage": mask_uri(storage),
@@ -52,6 +54,32 @@ def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: 
     logger.info("created study %s (%d points) in %s; MLflow experiment %r at %s", suite.name,
                 len(suite.keys), mask_uri(storage), suite.name, mask_uri(tracking_uri))
     return suite
+
+
+def _grid_changed(study: optuna.Study, keys: list[str]) -> bool:
+    """Whether the study's trials drew from another point set than the suite's (the suite was edited)."""
+    for trial in study.get_trials(deepcopy=False):
+        dist = trial.distributions.get(POINT)
+        if dist is not None:
+            return list(dist.choices) != list(keys)
+    return False
+
+
+def _archive_and_recreate(study: optuna.Study, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """An edited grid suite gets a fresh study under its name; the old one is kept as `<name>@<time>`.
+
+    Optuna fixes a categorical parameter's choices at its first trial, so the old study cannot draw the
+    new points. Nothing finished is lost: the runs are in MLflow, where a worker finds every unchanged
+    point by its config hash and does not train it again (its trial is marked `reused`). Edit a suite
+    only while no worker of the old point set runs: their trials are in the archived study.
+    """
+    name = study.study_name
+    archive = f"{name}@{time.strftime('%Y%m%dT%H%M%S')}"
+    optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=storage, to_study_name=archive)
+    optuna.delete_study(study_name=name, storage=storage)
+    logger.warning("suite %s: its points changed since the study was created; the old study is kept as %r "
+                   "and a new one starts (finished points are reused from MLflow, not retrained)", name, archive)
+    return optuna.create_study(study_name=name, storage=storage, direction="maximize")
 
 
 def worker(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,

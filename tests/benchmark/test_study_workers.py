@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from study_helpers import Recorder, tiny_suite, write_suite
+from study_helpers import TINY, Recorder, tiny_suite, write_suite
 
 from benchmark import study
 from benchmark.study import load_suite
@@ -110,3 +110,20 @@ def test_a_hub_suite_without_its_data_fails_before_any_trial(tmp_path: Path, mon
     with pytest.raises(TaskDataUnavailable, match=r"local copy .*data/esc50 has no files"):
         study.run_study(path, storage, f"sqlite:///{tmp_path / 'mlflow.db'}", n_workers=1, progress=False,
                         data_dir=tmp_path / "data")
+
+
+def test_an_edited_grid_suite_gets_a_fresh_study_and_keeps_the_old_one(tiny, tmp_path: Path) -> None:
+    suite, storage, tracking = tiny
+    first = Recorder()
+    assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=first).finished
+    # one point removed, one added: Optuna cannot widen the old study's `point` choices
+    edited = load_suite(write_suite(tmp_path, TINY.replace("seed: [0]\n    zip", "seed: [1]\n    zip")))
+    assert set(edited.keys) != set(suite.keys)
+    second = Recorder()
+    final = study.run_study(edited, storage, tracking, progress=False, n_workers=1, run_fn=second)
+    assert final.finished and final.failed == 0
+    assert sorted(_complete_keys(storage, "tiny")) == sorted(edited.keys)
+    names = [s.study_name for s in optuna.get_all_study_summaries(study.open_storage(storage))]
+    archived = [n for n in names if n.startswith("tiny@")]
+    assert len(archived) == 1
+    assert sorted(_complete_keys(storage, archived[0])) == sorted(suite.keys)
