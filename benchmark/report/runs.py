@@ -38,7 +38,7 @@ HEALTH_COLUMNS = ["trained", "epochs_run", "best_epoch", "final_train_loss", "ch
                   "stopped_early"]
 METRIC_COLUMNS = ["test_metric", "val_metric", "flops_frontend", "flops_backbone", "flops_total",
                   "params_frontend", "params_backbone", "params_total", "latency_ms", "t_in", "t_out",
-                  *HEALTH_COLUMNS]
+                  "train_aux_loss", *HEALTH_COLUMNS]  # train_aux_loss: the last epoch's (DiffRes: guide loss)
 TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "device", "torch_version", "timm_version"]
 
 # The registry's families (diffres.frontends.FAMILIES, spelled here so importing the report needs no

@@ -144,3 +144,16 @@ def test_unknown_front_ends_are_in_no_claim():
     for result in report.check_claims(runs, report.load_claims()):
         for column in ("treatment", "control"):
             assert not result.comparisons[column].str.startswith(("leaf", "diffres-noguide")).any()
+
+
+def test_claim_5a_not_run_says_why_when_the_guide_loss_never_acted():
+    rows = [("t", "b", fe, 10.0, rate, seed, 0.8 + 0.01 * seed) for seed in range(3)
+            for fe, rate in (("spec", 0.0), ("diffres", 0.5))]
+    runs = make_runs(rows)
+    table = runs.table.assign(train_aux_loss=np.where(runs.table["frontend"] == "diffres", 0.0, np.nan))
+    quiet = report.Runs(table, runs.extra_keys, len(table), 0, 0)
+    claim = [c for c in report.load_claims() if c.claim_id == "5a"]
+    result = report.check_claims(quiet, claim)[0]
+    assert result.not_run and "guide loss is 0.0 in the last epoch of all 3 DiffRes runs" in result.reading
+    acted = report.Runs(table.assign(train_aux_loss=0.02), runs.extra_keys, len(table), 0, 0)
+    assert "guide loss is 0.0" not in report.check_claims(acted, claim)[0].reading
