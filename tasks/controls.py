@@ -4,38 +4,43 @@ Both are stored and split exactly like the embedded toy tasks (`tasks.embedded`:
 `<cache>/embedded/<task>/<identity>/`, same seed -> same bytes, balanced classes, 600 / 200 / 200
 clips by default, 5 classes so chance = 0.2). They are named `toy-*` so the quick recipe applies.
 
-toy-ctrl-sweeps (positive control: learned resolution must win at δ >= 0.75)
------------------------------------------------------------------------------
-A 3 s clip (301 frames at a 10 ms hop) holds a steady coloured-noise floor and four sweeps at random
-times, at least 250 ms apart. A sweep is a 6-12 ms tone gliding on a log-frequency scale between
+toy-ctrl-sweeps (positive control: learned resolution must win at δ = 0.9)
+--------------------------------------------------------------------------
+A 2 s clip (201 frames at a 10 ms hop) of digital silence holds four sweeps at random times, at least
+250 ms apart. A sweep is a 8-15 ms tone (peak 0.3-1.0) gliding on a log-frequency scale between
 0.5-0.9 kHz and 3.5-6 kHz, under a symmetric (Hann) envelope; it is up or down. The label is the
 number of up-sweeps (0-4); which of the four go up is random. A down-sweep is exactly an up-sweep
 played backwards, so every class has the same energy and spectrum in distribution: the clip-level
 statistics that every reduction keeps say nothing about the label.
 
-Why every uniform reduction loses the label (log-mel: 25 ms Hann window, 10 ms hop):
+Every frame between the sweeps sits exactly at the log-mel's power floor (`tasks.features.LOG_FLOOR`):
+it is an *empty* frame (`diffres.functional.empty_frame_mask`), as a SpecAugment time mask makes it, so
+DiffRes's guide loss acts, as the paper built it to. (v1 of this task put the sweeps on a noise floor
+at δ = 0.75: no frame was empty, and DiffRes found the sweeps in only 3 of 5 seeds.)
+
+Why every uniform reduction loses the label at δ = 0.9 (log-mel: 25 ms Hann window, 10 ms hop):
 - One frame says nothing. Reversing a real signal in time leaves the magnitude of its spectrum
   unchanged, and the window is symmetric, so the frame of an up-sweep at offset τ from the frame
   centre equals the frame of the mirrored down-sweep at offset -τ. Onsets are uniform, so the two
   directions give the same distribution of single frames. The direction lives only in how the
-  spectrum moves across the 2-3 consecutive frames that a sweep reaches (low bands peak about one
-  frame before the high bands on an up-sweep).
-- changehop (δ = 0.75: one frame in 4, i.e. 40 ms apart; δ = 0.9: 100 ms apart): two kept frames
-  are further apart than a window plus a sweep (25 + 12 ms), so at most one kept frame sees each
-  sweep (and none sees it 1/3 of the time). That frame carries no direction (above).
-- avgpool / maxpool over 4 frames (δ = 0.75; 10 frames at δ = 0.9), per mel band: when the frames
-  a sweep reaches fall in one bin, the bin holds the mean / max of the same multiset of per-band
-  values for the up-sweep and for its mirrored down-sweep, so they are identical. Only when a bin
-  boundary cuts the sweep's 2-3 frames does the split between two bins reveal the direction: about
-  half of the sweeps at δ = 0.75, a fifth at δ = 0.9. The noise floor (15-30 dB under the sweeps)
-  hides the window's weak tails, which would otherwise widen a sweep's reach and leak more.
-  Max over 40 ms keeps each band's peak but not when it happened.
-- The label needs all four directions: a per-sweep leak of a half (a fifth) caps the best possible
-  clip accuracy after pooling at about 0.53 (0.34), against about 1.0 at full resolution (see the
-  `tests/tasks/test_tasks_controls.py` property test and the numbers in the module's git history).
-- DiffRes keeps it: four sweeps reach about 12 frames, far fewer than T' = 75 (δ = 0.75) or
-  30 (δ = 0.9) output frames, so it can give each of them an output frame of its own and merge the
-  noise floor. A learned filter before pooling (convavgpool) can also recover part of it.
+  spectrum moves across the 3 consecutive frames that a sweep lifts above the floor (low bands peak
+  about one frame before the high bands on an up-sweep).
+- changehop keeps one frame in 10 (100 ms apart): at most one kept frame sees each sweep, and that
+  frame carries no direction (above).
+- avgpool / maxpool over 10 frames, per mel band: when the 3 frames a sweep reaches fall in one bin,
+  the bin holds the mean / max of the same multiset of per-band values for the up-sweep and for its
+  mirrored down-sweep, so they are identical. Only when a bin boundary cuts those frames (about 2 in
+  10 sweeps) does the split between two bins reveal the direction. Max over 100 ms keeps each band's
+  peak but not when it happened.
+- The label needs all four directions, so the best possible clip accuracy after pooling is about 0.3
+  against 1.0 at full resolution (the `tests/tasks/test_tasks_controls.py` property test reads the
+  directions with a slope-sign reader: 1.0 at 10 ms; 0.27 / 0.28 / 0.23 after 10x average / max
+  pooling / keeping every 10th frame). At δ = 0.75 the same reader gets 0.67 / 0.62 after pooling:
+  4-frame bins cut half of the sweeps, and on silence even the faint window tails of a cut sweep show
+  its direction. That is why this control runs at δ = 0.9.
+- DiffRes keeps it: four sweeps reach about 12 frames, fewer than its T' = 20 output frames, so it can
+  give each of them frames of their own and merge the silence, which the guide loss marks as
+  unimportant.
 
 toy-ctrl-texture (negative control: no front-end may differ at δ <= 0.5)
 ------------------------------------------------------------------------
@@ -61,17 +66,18 @@ from tasks.cache import digest
 from tasks.embedded import SAMPLE_RATE, EmbeddedGenerator, _embedded_spec, _one_pole
 from tasks.registry import TaskSpec, register_task
 
-GENERATOR_VERSION = 1
-SWEEPS_SIZES = {"train": 1000, "val": 200, "test": 200}  # 600 training clips learn too slowly in a few epochs
+GENERATOR_VERSION = 2  # v2: sweeps on digital silence (v1: on a noise floor), 2 s, 600 train clips
+SWEEPS_SIZES = {"train": 600, "val": 200, "test": 200}
 TEXTURE_SIZES = {"train": 600, "val": 200, "test": 200}
 
-SWEEPS_CLIP_SECONDS = 3.0
+SWEEPS_CLIP_SECONDS = 2.0
 N_SWEEPS = 4  # label = number of up-sweeps, 0..N_SWEEPS
 SWEEP_MS = (8.0, 15.0)  # a window plus a sweep spans <= 40 ms: one kept frame in 4 sees it at most once
 SWEEP_LOW_HZ = (500.0, 900.0)
 SWEEP_HIGH_HZ = (3500.0, 6000.0)
 SWEEP_GAP_S = 0.25  # between onsets: no pooling bin (<= 100 ms at δ <= 0.9) holds two sweeps
 SWEEP_EDGE_S = 0.1
+SWEEP_LEVEL = (0.3, 1.0)  # peak amplitude, uniform
 
 TEXTURE_CLIP_SECONDS = 1.0
 TILTS_DB_PER_OCTAVE = (-6.0, -3.0, 0.0, 3.0, 6.0)
@@ -107,17 +113,11 @@ def sweep_layout(rng: np.random.Generator, label: int, clip_seconds: float) -> t
     return onsets, rng.permutation(np.arange(N_SWEEPS) < label)
 
 
-def noise_floor(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Stationary noise, white to brown-ish, with a standard deviation of 0.015-0.045 (sweeps peak at 0.3-1)."""
-    floor = _one_pole(rng.standard_normal(n), rng.uniform(0.0, 0.9))
-    return floor * (rng.uniform(0.015, 0.045) / floor.std())
-
-
 def render_sweeps(rng: np.random.Generator, onsets_s: np.ndarray, ups: np.ndarray, sr: int, n: int) -> np.ndarray:
-    """The noise floor plus one sweep (level 0.3-1.0) per onset; ups[i] says which way sweep i goes."""
-    clip = noise_floor(rng, n)
+    """Digital silence plus one sweep (peak level U(SWEEP_LEVEL)) per onset; ups[i] says which way sweep i goes."""
+    clip = np.zeros(n)
     for onset, up in zip(onsets_s, ups):
-        s = sweep(rng, bool(up), sr) * rng.uniform(0.3, 1.0)
+        s = sweep(rng, bool(up), sr) * rng.uniform(*SWEEP_LEVEL)
         i = int(onset * sr)
         clip[i : i + len(s)] += s
     return clip.astype(np.float32)

@@ -29,7 +29,7 @@ def test_default_sizes_are_class_balanced():
         assert np.bincount(labels, minlength=5).tolist() == [5] * 5
 
 
-@pytest.mark.parametrize("name, seconds", [("toy-rhythm", 1.5), ("toy-ctrl-sweeps", 3.0), ("toy-ctrl-texture", 1.0)])
+@pytest.mark.parametrize("name, seconds", [("toy-rhythm", 1.5), ("toy-ctrl-sweeps", 2.0), ("toy-ctrl-texture", 1.0)])
 def test_clips_are_16k_wav_of_the_task_length_and_go_through_the_parquet_path(private_cache, name, seconds):
     spec = small_embedded(name, 10, 5, 5)
     table, source_id = load_split(spec, "test")
