@@ -5,6 +5,9 @@ by; `config_hash` is a run's identity (a finished run with the same hash is neve
 `RunConfig.for_task(task, **overrides)` starts from the task's training recipe (`benchmark.recipes`:
 `PAPER_RECIPES`, `QUICK_RECIPE`, `recipe_for`, and the schedule `lr_at_epoch` / `lr_at_step`, all
 re-exported here).
+The paper's system beyond its recipe table (`pretrained`, `head`, `balanced_sampling`, `weight_averaging`,
+`batch_size_scales_with_rate`; modules `benchmark.pretrained`, `heads`, `sampling`, `averaging`) is a block
+of fields added under version 1; `for_task(task, recipe="paper")` sets them as the paper's code did.
 Validation asks the task registry for what depends on the task (its fold protocol, and a hop and window
 that are whole numbers of samples at its sample rate), with the same checks `tasks` applies itself.
 

@@ -28,7 +28,9 @@ restores every RNG state, so it ends with the same numbers as an uninterrupted o
 included. On CUDA, AMP (bf16 where supported, else fp16 with a GradScaler) and channels-last are used;
 results are then close, not equal.
 Data path: every split's clips are tensors in memory (`benchmark.data`); an epoch is a seeded
-permutation cut into batches, evaluation runs in large batches (`EVAL_FRAMES_PER_BATCH`).
+permutation cut into batches, or class-balanced draws (`benchmark.sampling`), evaluation runs in large
+batches (`EVAL_FRAMES_PER_BATCH`). With `weight_averaging` the end-of-epoch weights of its range are
+averaged (`benchmark.averaging`, kept in the checkpoint) and the averaged model is the run's result.
 """
 
 from __future__ import annotations
