@@ -91,6 +91,7 @@ class AudioCNN(nn.Module):
         self.stem = nn.Sequential(*layers)
         self.temporal = nn.Sequential(*[_conv1d(c, d) for d in dilations])
         self.num_features = 2 * c  # mean and max over time
+        self.feature_channels = c  # channels of forward_features (benchmark.heads pools these itself)
         self.drop_rate = drop_rate
         self.head_init_std = head_init_std
         self.num_classes = num_classes

@@ -38,12 +38,14 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike, cfg: RunConfig) -> Path:
 
 def training_state(cfg: RunConfig, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
                    scaler: torch.amp.GradScaler, shuffle_gen: torch.Generator, augment_gen: torch.Generator,
-                   history: list[dict[str, float]], best: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything needed to continue `cfg` after `epoch` epochs (the checkpoint's contents)."""
+                   history: list[dict[str, float]], best: Mapping[str, Any],
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything needed to continue `cfg` after `epoch` epochs (the checkpoint's contents). `extra`: more
+    entries of tensors and plain types (the weight average's running sum, `benchmark.averaging`)."""
     return {"format": CHECKPOINT_FORMAT, "config_hash": cfg.config_hash, "config": cfg.to_params(),
             "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "rng": rng_state(shuffle_gen, augment_gen), "history": history, "best": best}
+            "rng": rng_state(shuffle_gen, augment_gen), "history": history, "best": best, **(extra or {})}
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_dirs(report)
     report.set_defaults(func=_cmd_report)
 
+    plan = sub.add_parser("plan", help="what a suite will cost before it starts: points, downloads, disk, GPU-hours")
+    plan.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
+    plan.add_argument("--device", default=None,
+                      help="device name of a row of results/throughput.csv (default: the visible GPU, if any)")
+    plan.set_defaults(func=_cmd_plan)
+
     suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size")
     suites.set_defaults(func=_cmd_suites)
 
@@ -167,6 +173,7 @@ def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from benchmark import tracking
     from benchmark.config import RunConfig
+    from benchmark.pretrained import check_pretrained
     from benchmark.study import check_task_data
     from benchmark.train import run
     from tasks import get_task
@@ -175,6 +182,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = {k.removeprefix("cfg_"): v for k, v in vars(args).items() if k.startswith("cfg_")}
     cfg = RunConfig.for_task(args.task, **overrides)
     check_task_data([cfg.task], args.data_dir)  # before the MLflow store: creating it takes seconds
+    check_pretrained([cfg])
     tracking_uri = args.tracking_uri or default_tracking_uri()
     tracking.check_tracking_uri(tracking_uri)
     result = run(cfg, tracking_uri=tracking_uri, experiment=args.experiment,
@@ -186,6 +194,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
+    from benchmark.plan import plan_suite
+
+    print(plan_suite(args.suite), flush=True)  # what it will cost, before anything starts
     study = _studies(args.verbose)
     final = study.run_study(args.suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
                             checkpoint_dir=args.checkpoint_dir, heartbeat_interval=args.heartbeat_interval,
@@ -221,6 +232,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir)
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from benchmark.plan import plan_suite
+
+    print(plan_suite(args.suite, device=args.device))
     return 0
 
 

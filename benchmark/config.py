@@ -5,6 +5,9 @@ by; `config_hash` is a run's identity (a finished run with the same hash is neve
 `RunConfig.for_task(task, **overrides)` starts from the task's training recipe (`benchmark.recipes`:
 `PAPER_RECIPES`, `QUICK_RECIPE`, `recipe_for`, and the schedule `lr_at_epoch` / `lr_at_step`, all
 re-exported here).
+The paper's system beyond its recipe table (`pretrained`, `head`, `balanced_sampling`, `weight_averaging`,
+`batch_size_scales_with_rate`; modules `benchmark.pretrained`, `heads`, `sampling`, `averaging`) is a block
+of fields added under version 1; `for_task(task, recipe="paper")` sets them as the paper's code did.
 Validation asks the task registry for what depends on the task (its fold protocol, and a hop and window
 that are whole numbers of samples at its sample rate), with the same checks `tasks` applies itself.
 
@@ -39,11 +42,13 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from benchmark.recipes import (  # noqa: F401  (re-exported)
     PAPER_RECIPES,
+    PAPER_SYSTEM,
     QUICK_RECIPE,
     lr_at_epoch,
     lr_at_step,
@@ -102,6 +107,12 @@ class RunConfig:
     patience: int | None = field(default=None, metadata={"since": 2})  # None: train all epochs
     warmup_epochs: int = field(default=0, metadata={"since": 2})  # linear lr warm-up, per step
     min_epochs: int = field(default=0, metadata={"since": 2})  # early stopping waits for this many epochs
+    # the paper's system beyond its recipe table (issue 14; docs/benchmark.md, "The paper's system")
+    pretrained: str = field(default="none", metadata={"since": 2})  # none | imagenet | a weights file, via timm
+    head: str = field(default="linear", metadata={"since": 2})  # benchmark.heads: linear | attention
+    balanced_sampling: bool = field(default=False, metadata={"since": 2})  # inverse label frequency sampler
+    weight_averaging: str = field(default="none", metadata={"since": 2})  # none | "A-B": mean of epochs A..B
+    batch_size_scales_with_rate: bool = field(default=False, metadata={"since": 2})  # batch / (1 - δ)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -155,6 +166,28 @@ class RunConfig:
         for name in ("max_train_clips", "max_eval_clips"):
             value = getattr(self, name)
             _check(value is None or value >= 1, name, value, "None or an integer >= 1")
+        self._validate_system()
+
+    def _validate_system(self) -> None:
+        """The fields of the paper's system (pretrained init, head, sampling, weight averaging)."""
+        from benchmark.heads import list_heads
+        from benchmark.pretrained import pretrained_problem
+
+        _check(bool(self.pretrained.strip()), "pretrained", self.pretrained,
+               "'none', 'imagenet' or the path of a weights file for timm")
+        problem = pretrained_problem(self.backbone, self.pretrained)
+        _check(problem is None, "pretrained", self.pretrained, f"{problem}")
+        _check(self.pretrained == "none" or self.pretrained_weights is None, "pretrained", self.pretrained,
+               f"'none' when pretrained_weights={self.pretrained_weights!r} is set (one source of initial weights; "
+               f"a file goes through timm as pretrained=<path>)")
+        _check(self.head in list_heads(), "head", self.head, f"one of {list_heads()}")
+        epochs = self.averaged_epochs
+        _check(epochs is None or 1 <= epochs[0] <= epochs[1] <= self.epochs, "weight_averaging",
+               self.weight_averaging, f"'none' or 'A-B' with 1 <= A <= B <= epochs={self.epochs} (1-based epochs "
+               f"whose end-of-epoch weights are averaged, PSLA's wa_start / wa_end)")
+        _check(epochs is None or self.patience is None, "weight_averaging", self.weight_averaging,
+               f"'none' with patience={self.patience} (early stopping could end the run before epoch "
+               f"{epochs[0] if epochs else ''}: averaging reads a fixed epoch range)")
 
     # ------------------------------------------------------------------------------------ identity
     def replace(self, **changes: Any) -> RunConfig:
@@ -190,6 +223,17 @@ class RunConfig:
         return f"{self.task}/{self.frontend}/h{self.hop_ms}/d{self.reduction_rate}/s{self.seed}"
 
     @property
+    def averaged_epochs(self) -> tuple[int, int] | None:
+        """`weight_averaging` "A-B" as (A, B), 1-based inclusive; None for "none"."""
+        if self.weight_averaging == "none":
+            return None
+        match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", self.weight_averaging)
+        if match is None:
+            raise ConfigError(f"RunConfig.weight_averaging={self.weight_averaging!r}: expected 'none' or 'A-B' "
+                              f"(1-based epochs, e.g. '16-30')")
+        return int(match[1]), int(match[2])
+
+    @property
     def time_mask_frames(self) -> int:
         return int(round(self.time_mask_ms / self.hop_ms))
 
@@ -205,9 +249,11 @@ class RunConfig:
         return cls(**data)
 
     @classmethod
-    def for_task(cls, task: str, **overrides: Any) -> RunConfig:
-        """A config with the recipe of `recipe_for(task)`, then `overrides` on top."""
-        return cls.from_dict({"task": task, **recipe_for(task), **overrides})
+    def for_task(cls, task: str, *, recipe: str = "table", **overrides: Any) -> RunConfig:
+        """A config with the recipe of `recipe_for(task, recipe)`, then `overrides` on top. `recipe="table"`:
+        the paper's recipe table (the default; its configs keep their identities); "paper": the table plus
+        the rest of the paper's system (`PAPER_SYSTEM`: pretrained init, attention head, sampling, ...)."""
+        return cls.from_dict({"task": task, **recipe_for(task, recipe), **overrides})
 
 
 def field_names() -> list[str]:

@@ -2,9 +2,12 @@
 
 Sizes flow from the front-end: the backbone gets `in_chans = frontend.out_channels` and sees the
 front-end's `[B, C, T', F]` output as an image (time as height, mel bins as width).
-Backbones are created with `pretrained=False`; a local weights file may be loaded instead (never a hub
-download at run time). Keys whose shapes do not fit (the classifier head, a stem with other input
-channels) are adapted or left at their fresh initialisation, and the count is logged.
+The backbone's initial weights come from timm's own pretrained machinery (`RunConfig.pretrained`:
+none, imagenet or a file; `benchmark.pretrained`), and its head from `benchmark.heads` (`RunConfig.head`:
+timm's linear classifier or PSLA's attention pooling). The older `pretrained_weights` (a local state
+dict, loaded shape-tolerantly below; keys whose shapes do not fit, the classifier head or a stem with
+other input channels, are adapted or left at their fresh initialisation, and the count is logged) is kept
+for the configs that use it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from torch import Tensor, nn
 
 from benchmark.backbones import backbone_kwargs  # (importing it registers audiocnn_tiny in timm)
 from benchmark.config import RunConfig
+from benchmark.heads import get_head
+from benchmark.pretrained import timm_kwargs as pretrained_kwargs
 from diffres import FrontendOutput, create_frontend
 
 log = logging.getLogger(__name__)
@@ -42,11 +47,13 @@ def build_model(cfg: RunConfig, *, num_classes: int, t_in: int) -> Classifier:
         raise ValueError(f"frontend={cfg.frontend!r} at reduction_rate={cfg.reduction_rate} leaves T'={t_out} "
                          f"frames of T={t_in}; expected T' >= 1")
     frame_ms = cfg.hop_ms * t_in / t_out  # what one backbone input frame spans, on average
-    backbone = timm.create_model(cfg.backbone, pretrained=False, in_chans=frontend.out_channels,
-                                 num_classes=num_classes, **backbone_kwargs(cfg.backbone, frame_ms))
+    head = get_head(cfg.head)
+    body = timm.create_model(cfg.backbone, in_chans=frontend.out_channels,
+                             num_classes=num_classes if head.timm_classifier else 0,
+                             **pretrained_kwargs(cfg.pretrained), **backbone_kwargs(cfg.backbone, frame_ms))
     if cfg.pretrained_weights is not None:
-        load_backbone_weights(backbone, Path(cfg.pretrained_weights))
-    return Classifier(frontend, backbone)
+        load_backbone_weights(body, Path(cfg.pretrained_weights))
+    return Classifier(frontend, head.attach(body, num_classes))
 
 
 def load_backbone_weights(backbone: nn.Module, path: Path) -> None:

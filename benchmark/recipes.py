@@ -2,6 +2,8 @@
 
 `PAPER_RECIPES`: the PSLA-style recipes of the authors' code, one per task family (see
 ../shared/PAPER.md); `QUICK_RECIPE`: a small, fast default for the embedded offline tasks.
+`PAPER_SYSTEM`: the rest of the paper's system per family (pretrained init, attention head, BCE,
+balanced sampling, weight averaging), added by `recipe_for(task, "paper")`.
 `recipe_for(task)` picks one; `RunConfig.for_task(task, **overrides)` builds a config from it.
 A recipe is a dict of `RunConfig` fields, so it changes no run identity by itself: a config's hash
 is computed from its fields alone.
@@ -38,6 +40,21 @@ PAPER_RECIPES: dict[str, dict[str, Any]] = {
     "nsynth": dict(_PAPER_COMMON, lr=1e-4, epochs=20, lr_decay=0.85, lr_decay_every=5, lr_decay_from=10,
                    time_mask_ms=760.0, mixup_prob=0.5, batch_size=128),
 }
+# The rest of the paper's system, beyond the recipe table (the authors' PSLA fork, ../shared/PAPER.md):
+# ImageNet-pretrained EfficientNet-B2, PSLA's 4-head attention pooling, BCE for every task, class-balanced
+# sampling and weight averaging for AudioSet / FSD50K / NSynth, AudioSet's 1,000-step warm-up (~1 epoch of
+# its balanced train set at batch 24). Kept apart from PAPER_RECIPES so that `RunConfig.for_task(task)`
+# keeps the identities its finished runs have; `recipe_for(task, "paper")` adds it (suites:
+# `task_recipe: paper`). docs/fidelity.md says row by row what is the same and what deviates.
+_PSLA = dict(pretrained="imagenet", head="attention", loss="bce")
+PAPER_SYSTEM: dict[str, dict[str, Any]] = {
+    "audioset": dict(_PSLA, balanced_sampling=True, weight_averaging="16-30", warmup_epochs=1),
+    "fsd50k": dict(_PSLA, balanced_sampling=True, weight_averaging="21-40"),
+    "esc50": dict(_PSLA),
+    "speechcommands": dict(_PSLA),
+    "nsynth": dict(_PSLA, balanced_sampling=True, weight_averaging="11-20"),
+}
+RECIPES = ("table", "paper")  # recipe_for(task, recipe): the recipe table alone, or with PAPER_SYSTEM
 # Embedded toy tasks on a CPU: a small audio CNN from scratch (benchmark/backbones.py; ~8-10 s of one
 # CPU thread for 800 clips x 4 epochs at 10 ms), lr 3e-3 with no decay. The toy labels live in a click
 # cluster of 20-200 ms: no time masks (a mask over the cluster changes the label) and no mixup (a mix
@@ -48,13 +65,16 @@ QUICK_RECIPE: dict[str, Any] = dict(
     freq_mask=4, time_mask_ms=0.0, mixup_alpha=10.0, mixup_prob=0.0, guide_loss_weight=1.0)
 
 
-def recipe_for(task: str) -> dict[str, Any]:
+def recipe_for(task: str, recipe: str = "table") -> dict[str, Any]:
     """Recipe fields for `task`: the paper's for a hub task (matched by family name, e.g. "esc50",
-    "esc-50-fold", "nsynth-instrument"), `QUICK_RECIPE` for the embedded "toy-*" tasks."""
+    "esc-50-fold", "nsynth-instrument"), `QUICK_RECIPE` for the embedded "toy-*" tasks.
+    `recipe="paper"` adds `PAPER_SYSTEM` to a hub task's recipe (the toy tasks have no paper system)."""
+    if recipe not in RECIPES:
+        raise KeyError(f"recipe={recipe!r}: expected one of {list(RECIPES)}")
     key = re.sub(r"[^a-z0-9]", "", task.lower())
-    for family, recipe in PAPER_RECIPES.items():
+    for family, table in PAPER_RECIPES.items():
         if key.startswith(family):
-            return dict(recipe)
+            return dict(table, **(PAPER_SYSTEM[family] if recipe == "paper" else {}))
     if key.startswith("toy"):
         return dict(QUICK_RECIPE)
     raise KeyError(f"no recipe for task {task!r}: known families {sorted(PAPER_RECIPES)} and 'toy-*'; "

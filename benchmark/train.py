@@ -28,7 +28,9 @@ restores every RNG state, so it ends with the same numbers as an uninterrupted o
 included. On CUDA, AMP (bf16 where supported, else fp16 with a GradScaler) and channels-last are used;
 results are then close, not equal.
 Data path: every split's clips are tensors in memory (`benchmark.data`); an epoch is a seeded
-permutation cut into batches, evaluation runs in large batches (`EVAL_FRAMES_PER_BATCH`).
+permutation cut into batches, or class-balanced draws (`benchmark.sampling`), evaluation runs in large
+batches (`EVAL_FRAMES_PER_BATCH`). With `weight_averaging` the end-of-epoch weights of its range are
+averaged (`benchmark.averaging`, kept in the checkpoint) and the averaged model is the run's result.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from benchmark import artifacts, tracking
+from benchmark.averaging import make_averager
 from benchmark.checkpoint import (  # noqa: F401  (also re-exports the names that lived here)
     CHECKPOINT_FORMAT,
     checkpoint_path,
@@ -59,7 +62,7 @@ from benchmark.checkpoint import (  # noqa: F401  (also re-exports the names tha
 )
 from benchmark.compute import describe_device, measure
 from benchmark.config import CONFIG_VERSION, RunConfig, lr_at_step
-from benchmark.data import Split, TaskData, epoch_batches, load_task_data, n_batches
+from benchmark.data import Split, TaskData, load_task_data, n_batches
 from benchmark.metrics import (  # noqa: F401  (also re-exports the names that lived here)
     accuracy,
     average_precision,
@@ -71,6 +74,8 @@ from benchmark.metrics import (  # noqa: F401  (also re-exports the names that l
     task_metric,
 )
 from benchmark.model import Classifier
+from benchmark.pretrained import stem_adaptation
+from benchmark.sampling import train_batch_size, train_batches
 from benchmark.steps import (  # noqa: F401  (also re-exports the names that lived here)
     EVAL_FRAMES_PER_BATCH,
     Amp,
@@ -147,7 +152,8 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
     model, optimizer = fresh()
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
     augment_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    steps_per_epoch = n_batches(len(data.train), cfg.batch_size)
+    steps_per_epoch = n_batches(len(data.train), train_batch_size(cfg))
+    averager = make_averager(cfg)  # PSLA's weight averaging (None: the best-on-val epoch is the result)
 
     start_epoch, history = 0, []
     best: dict[str, Any] = {"epoch": -1, "val": -math.inf, "test": math.nan, "per_class": [], "support": [],
@@ -157,12 +163,15 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
     if state is not None:
         try:
             start_epoch, history, best = restore(state, model, optimizer, amp.scaler, shuffle_gen, augment_gen)
+            if averager is not None:
+                averager.load_state_dict(state["averaging"])
             log.info("resuming %s from %s after epoch %d", cfg.run_name, path, start_epoch)
         except Exception as err:  # noqa: BLE001 — a checkpoint that loads but does not fit: start again
             set_aside(path, err)
             model, optimizer = fresh()
             shuffle_gen.manual_seed(cfg.seed)
             augment_gen.manual_seed(cfg.seed + 1)
+            averager = make_averager(cfg)
 
     tracked = tracking.start_run(
         tracking_uri, experiment, run_name=cfg.run_name, params=cfg.to_params(),
@@ -170,7 +179,8 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
               "git_commit": tracking.git_commit(), "device": describe_device(device),
               "torch_version": torch.__version__, "timm_version": timm.__version__,
               "config_version": CONFIG_VERSION, "resumed_from_epoch": start_epoch,
-              "torch_threads": torch.get_num_threads(), **tags})
+              "torch_threads": torch.get_num_threads(),
+              "pretrained_stem": stem_adaptation(cfg.pretrained, model.frontend.out_channels), **tags})
     try:
         for record in history:  # a resumed run carries the curves of the attempts before it
             tracked.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
@@ -182,7 +192,7 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             if stops_early(cfg, epoch, best["epoch"]):  # also a resumed run that had already stopped
                 break
             batches = (data.train.batch(idx, waveforms=cfg.mixup_prob > 0)
-                       for idx in epoch_batches(len(data.train), cfg.batch_size, shuffle_gen))
+                       for idx in train_batches(cfg, data.train.targets, spec.num_classes, shuffle_gen))
             record = {"epoch": epoch, "lr": lr_at_step(cfg, epoch, steps_per_epoch - 1, steps_per_epoch),  # last step
                       **train_one_epoch(model, batches, optimizer, amp, cfg, data, loss_kind, augment_gen, device,
                                         lr_at=lambda step, e=epoch: lr_at_step(cfg, e, step, steps_per_epoch))}
@@ -192,8 +202,11 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             if record["val_metric_epoch"] > best["val"]:
                 best = _evaluate_best(model, data, cfg, amp, device, epoch, record["val_metric_epoch"])
             history.append(record)
+            if averager is not None:
+                averager.update(epoch, model)
             save_checkpoint(path, training_state(cfg, epoch + 1, model, optimizer, amp.scaler, shuffle_gen,
-                                                 augment_gen, history, best))
+                                                 augment_gen, history, best,
+                                                 {"averaging": averager.state_dict()} if averager else None))
             tracked.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_metric_epoch']:.3f}")
             if on_epoch_end is not None:
@@ -201,6 +214,14 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             if trial is not None:
                 _report_to_optuna(trial, record["val_metric_epoch"], epoch)
         bar.close()
+        if averager is not None:  # the averaged model is the run's result, as in the paper's code
+            tracked.log_metrics({"best_epoch_val_metric": best["val"], "best_epoch_test_metric": best["test"],
+                                 "averaged_epochs": averager.count})
+            model.load_state_dict(averager.averaged_state(model))
+            scores, targets = predict(model, data.val, eval_batch_size(cfg, data.t_in), amp, device,
+                                      spec.label_kind)
+            best = _evaluate_best(model, data, cfg, amp, device, best["epoch"],
+                                  task_metric(spec.metric, scores, targets))
         health = _finish(tracked, cfg, data, model, device, best, history, loss_kind)
     except BaseException as err:
         pruned = type(err).__name__ == "TrialPruned"

@@ -27,7 +27,7 @@ import numpy as np
 from tasks.audio import clip_error
 from tasks.audioset_classes import AUDIOSET_MIDS, AUDIOSET_NAMES
 from tasks.data import read_column, require_columns
-from tasks.registry import ParquetSource, TaskSpec, register_task
+from tasks.registry import ParquetSource, TaskSize, TaskSpec, register_task
 from tasks.splits import official_select, split_where, standard_multi, standard_single
 
 # ashraq/esc50: data/train-0000{0,1}-of-00002-*.parquet, one "train" split of 2,000 clips; columns
@@ -72,6 +72,21 @@ NSYNTH_FAMILIES = (
 )  # fmt: skip
 FSD50K_NUM_CLASSES = 200
 
+# Planning figures for `diffres-bench plan` (TaskSpec.size): clips per split as the selects below form them,
+# and the GB of the files the task reads. None was measured here (no hub access); each note says its source.
+_ESTIMATE = "estimated as clips x the WAV bytes of the stored format; not read from the hub"
+SIZES = {
+    "esc50": TaskSize(1200, 400, 400, 0.9, "2,000 clips of 5 s (400 per fold); " + _ESTIMATE + " (44.1 kHz 16-bit)"),
+    "speechcommands": TaskSize(84_848, 9_982, 4_890, 3.4, "split sizes of HF's v0.02 card before `_silence_` is "
+                               "dropped; " + _ESTIMATE + " (16 kHz 16-bit, 1 s)"),
+    "nsynth": TaskSize(289_205, 12_678, 4_096, 39.2, "NSynth's official split sizes; " + _ESTIMATE
+                       + " (16 kHz 16-bit, 4 s)"),
+    "audioset": TaskSize(16_817, 1_868, 17_142, 49.8, "agkphysics/AudioSet card: bal_train 18,685 clips "
+                         "(26.0 GB), eval 17,142 (23.8 GB); train / val = the 90 / 10 hold-out"),
+    "fsd50k": TaskSize(36_796, 4_170, 10_231, 30.0, "FSD50K's official dev train / dev val / eval sizes; GB "
+                       "approximate (the local copy's parquet of its Zenodo audio)"),
+}
+
 
 # ---------------------------------------------------------------- ESC-50 (5-fold cross-validation)
 def esc50_fold_roles(fold: int, folds: int = 5) -> dict[str, int | list[int]]:
@@ -100,7 +115,7 @@ def esc50() -> TaskSpec:
                  "report the mean over f=1..5",
         parquet=ParquetSource(ESC50_REPO, ESC50_REVISION, {"train": ("data/train-*.parquet",)},
                               note="hash from public references, not checked against the live hub"),
-        select=_esc50_select,
+        select=_esc50_select, size=SIZES["esc50"],
     )
 
 
@@ -129,6 +144,7 @@ def speechcommands() -> TaskSpec:
             note="hash from public references, not checked against the live hub",
         ),
         select=official_select({"train": "train", "val": "validation", "test": "test"}, _speechcommands_standardise),
+        size=SIZES["speechcommands"],
     )
 
 
@@ -151,6 +167,7 @@ def _nsynth_spec(name: str, label_col: str, class_names: tuple[str, ...]) -> Tas
             {"train": "train", "val": "validation", "test": "test"},
             lambda ds, split, spec: standard_single(ds, "id", label_col, spec, split),
         ),
+        size=SIZES["nsynth"],
     )
 
 
@@ -197,7 +214,7 @@ def audioset() -> TaskSpec:
             {"bal_train": ("data/bal_train/*.parquet",), "eval": ("data/eval/*.parquet",)},
             note="hash from public references, not checked against the live hub",
         ),
-        select=_audioset_select,
+        select=_audioset_select, size=SIZES["audioset"],
     )
 
 
@@ -234,6 +251,6 @@ def fsd50k() -> TaskSpec:
                  "vocabulary.csv (alphabetical); class_names are those indices",
         parquet=ParquetSource(None, "local", {"dev": ("dev/*.parquet",), "eval": ("eval/*.parquet",)},
                               note="no parquet+audio hub copy was verified"),
-        select=_fsd50k_select,
+        select=_fsd50k_select, size=SIZES["fsd50k"],
     )
 

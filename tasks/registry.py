@@ -52,6 +52,20 @@ class ParquetSource:
 
 
 @dataclass(frozen=True)
+class TaskSize:
+    """How big a hub task is, for `diffres-bench plan`: the clips of each split as this registry forms them
+    (for a k-fold task: of one fold) and the GB its hub (or local) copy takes on disk. `note` says where the
+    numbers come from: they are planning figures, not checked against the data (the loader counts the
+    clips it gets and never relies on these)."""
+
+    train: int
+    val: int
+    test: int
+    download_gb: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """Everything the runner needs to know about one task.
 
@@ -76,6 +90,7 @@ class TaskSpec:
     # A control task tests the benchmark itself (tasks/controls.py): "positive" where learned
     # resolution must beat uniform reduction, "negative" where no front-end may beat another.
     control: Literal["positive", "negative"] | None = None
+    size: TaskSize | None = field(default=None, compare=False)  # hub tasks: planning figures (`clips`)
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.num_classes:
@@ -95,6 +110,18 @@ class TaskSpec:
     @property
     def is_embedded(self) -> bool:
         return self.embedded is not None
+
+    def clips(self, split: str) -> int | None:
+        """Clips in `split` (train / val / test; one fold's): the generator's sizes for an embedded task, the
+        registry's planning figure (`size`) for a hub task, None when neither is known."""
+        if self.embedded is not None:
+            return dict(self.embedded.sizes)[split]
+        return getattr(self.size, split) if self.size is not None else None
+
+    @property
+    def download_gb(self) -> float:
+        """GB to download before the task can run: 0 for an embedded task (generated here)."""
+        return 0.0 if self.embedded is not None or self.size is None else self.size.download_gb
 
     def check_fold(self, fold: int | None) -> None:
         """k-fold tasks need fold in 1..k; other tasks take no fold."""

@@ -1,7 +1,8 @@
 """Suites: a suite YAML (`benchmark/suites/<name>.yaml`) becomes a validated list of run configs, and the
 data check that runs before anything is created or trained.
 
-- A suite is data: `base` RunConfig overrides (on top of each task's recipe with `task_recipe: true`), a
+- A suite is data: `base` RunConfig overrides (on top of each task's recipe with `task_recipe: true`, or
+  of the recipe and the rest of the paper's system with `task_recipe: paper`), a
   list of `grids` (axes -> value lists; `zip` lists axes that move together) and an optional `search`
   space with `n_trials`. The grids' union, deduplicated by config hash, is the suite's list of points.
 - `margin` (optional): the non-inferiority margin the report tests "equal or better" claims against, in
@@ -113,9 +114,10 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
             raise SuiteError(f"{path}: base: unknown RunConfig field {key!r}; known fields: {fields_}")
 
     task_recipe = data.get("task_recipe", False)
-    if not isinstance(task_recipe, bool):
+    if not isinstance(task_recipe, bool) and task_recipe != "paper":
         raise SuiteError(f"{path}: task_recipe={task_recipe!r}: expected true (start every point from its "
-                         f"task's recipe, RunConfig.for_task) or false")
+                         f"task's recipe, RunConfig.for_task), paper (the recipe and the rest of the paper's "
+                         f"system, RunConfig.for_task(task, recipe='paper')) or false")
 
     grids = data.get("grids")
     if not isinstance(grids, list) or not grids:
@@ -129,7 +131,8 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
             if "task" not in merged:
                 raise SuiteError(f"{where}: no task: give `task` in base or as an axis")
             try:
-                cfg = _build_recipe(**merged) if task_recipe else RunConfig.from_dict(merged)
+                cfg = (_build_recipe(recipe="paper" if task_recipe == "paper" else "table", **merged)
+                       if task_recipe else RunConfig.from_dict(merged))
             except (ValueError, KeyError, TypeError) as err:
                 shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
                 raise SuiteError(f"{where} point ({shown}): {error_message(err)}") from None
@@ -150,11 +153,11 @@ def _margin(value: Any, path: Path) -> float:
     return float(value)
 
 
-def _build_recipe(task: str, **overrides: Any) -> RunConfig:
+def _build_recipe(task: str, recipe: str, **overrides: Any) -> RunConfig:
     from tasks import get_task
 
     get_task(task)  # an unknown task is named before the recipe lookup
-    return RunConfig.for_task(task, **overrides)
+    return RunConfig.for_task(task, recipe=recipe, **overrides)
 
 
 def _expand_grid(grid: Any, where: str, fields_: list[str]) -> list[dict[str, Any]]:
@@ -234,9 +237,13 @@ def check_task_data(tasks: Iterable[str], data_dir: str | os.PathLike | None = N
 
 
 def check_data(suite: Suite, data_dir: str | os.PathLike | None = None) -> None:
-    """`check_task_data` for every task of the suite, instead of failing every point in turn; warn when a
-    suite of hub tasks is about to train on a CPU."""
+    """`check_task_data` for every task of the suite, and the pretrained weights of every point
+    (`benchmark.pretrained.check_pretrained`), instead of failing every point in turn; warn when a suite
+    of hub tasks is about to train on a CPU."""
+    from benchmark.pretrained import check_pretrained
+
     specs = check_task_data((cfg.task for cfg in suite.configs), data_dir)
+    check_pretrained(suite.configs)
     import torch
 
     hub = [spec.name for spec in specs if not spec.is_embedded]
