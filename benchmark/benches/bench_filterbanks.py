@@ -112,7 +112,9 @@ def table(batch: int, seconds: float, n_bands: int, threads: int):
     mel = df.loc[df["filterbank"] == "mel"].iloc[0]
     df["time_vs_mel"] = df["ms_per_clip"] / mel["ms_per_clip"]
     df["flops_vs_mel"] = df["mflops_per_clip"] / mel["mflops_per_clip"]
-    df["machine"] = f"{platform.machine()} {platform.processor() or ''}".strip()
+    from benchmark.compute import describe_device
+
+    df["machine"] = f"{describe_device('cpu').split(' (')[0]} ({threads} threads); {platform.platform()}"
     return df
 
 

@@ -160,4 +160,4 @@ class Filterbank(nn.Module):
             out = out[:, :t]
         elif out.shape[1] < t:
             out = F.pad(out.transpose(1, 2), (0, t - out.shape[1]), mode="replicate").transpose(1, 2)
-        return out
+        return out.contiguous()  # as the cached log-mel: reducers may view it (DiffRes's merge does)

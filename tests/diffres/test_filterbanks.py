@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from diffres import create_frontend
 from diffres.filterbanks import (
     check_waveform,
     create_filterbank,
@@ -62,6 +63,17 @@ def test_shape_and_frames_match_the_mel_grid(name, n_samples):
     expected_t = FeatureConfig(n_mels=40).num_frames(n_samples / SR)  # 1 + N // 160, the cached log-mel's T
     assert out.shape == (2, expected_t, 40) and fb.t_out(n_samples) == expected_t
     assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ALL)
+@pytest.mark.parametrize("reducer", ["spec", "avgpool", "changehop", "diffres"])
+def test_every_filterbank_feeds_every_kind_of_reducer(name, reducer):
+    fb = create_filterbank(name, n_bands=16).eval()
+    maps = fb(speechlike(3, 3200))  # [3, 21, 16]
+    assert maps.is_contiguous()
+    fe = create_frontend(reducer, in_t_dim=maps.shape[1], in_f_dim=16, reduction_rate=0.0 if reducer == "spec" else 0.5)
+    out = fe(maps).features
+    assert out.shape == (3, fe.out_channels, fe.t_out(21), 16) and torch.isfinite(out).all()
 
 
 def test_mel_is_the_cached_log_mel():
