@@ -16,10 +16,18 @@ What is counted (the same rules for every module, so front-ends and backbones ar
   check), abs (a sign bit), indexing, copies, reshapes, random numbers.
 Feature extraction (STFT + mel + log) is counted separately as `flops_features` when the task's
 extractor is given: a 1 ms hop costs about 10x the frames of a 10 ms hop before any front-end runs.
+
+The filterbank (waveform -> [B, T, F]) is counted as `flops_filterbank`: the extractor's STFT + mel + log
+for the cached `mel` path (= `flops_features`), the model's own learned filterbank otherwise (LEAF's
+stride-1 401-tap convolution costs about as much as a small CNN backbone on 1 s of audio).
+`flops_pipeline` = filterbank + front-end (reducer) + backbone is the cost of a clip from its waveform,
+the report's cost axis; `flops_total` (front-end + backbone) keeps its meaning for older runs.
+`latency_pipeline_ms` likewise times a clip from its waveform (extractor or filterbank, then the model).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import platform
 import statistics
@@ -149,10 +157,17 @@ class ComputeReport:
     latency_device: str
     t_in: int
     t_out: int
+    params_filterbank: int = 0  # a learned filterbank's parameters (0 for the cached mel)
+    flops_filterbank: int = 0  # waveform -> [T, F] per clip: the extractor's, or the learned filterbank's
+    latency_pipeline_ms: float = math.nan  # per clip from the waveform (extractor or filterbank + model)
 
     @property
     def params_total(self) -> int:
-        return self.params_frontend + self.params_backbone
+        return self.params_filterbank + self.params_frontend + self.params_backbone
+
+    @property
+    def flops_pipeline(self) -> int:
+        return self.flops_filterbank + self.flops_total
 
     @property
     def flops_total(self) -> int:
@@ -165,30 +180,48 @@ class ComputeReport:
             "params_total": self.params_total, "flops_frontend": self.flops_frontend,
             "flops_backbone": self.flops_backbone, "flops_total": self.flops_total,
             "flops_features": self.flops_features, "latency_ms": self.latency_ms,
-            "t_in": self.t_in, "t_out": self.t_out,
+            "t_in": self.t_in, "t_out": self.t_out, "params_filterbank": self.params_filterbank,
+            "flops_filterbank": self.flops_filterbank, "flops_pipeline": self.flops_pipeline,
+            "latency_pipeline_ms": self.latency_pipeline_ms,
         }
 
 
 def measure(model: nn.Module, t_in: int, n_mels: int, *, extractor: nn.Module | None = None,
             n_samples: int | None = None, device: torch.device | str = "cpu", repeats: int = 5) -> ComputeReport:
-    """Params, FLOPs and latency of a `Classifier` (front-end + backbone) for one clip of `t_in` frames.
+    """Params, FLOPs and latency of a `Classifier` (filterbank + front-end + backbone) for one clip of `t_in`
+    frames (`n_samples` samples; needed for a model with a learned filterbank, which reads waveforms).
 
     The model is put in eval mode for the measurement and restored afterwards.
     """
     device = torch.device(device)
     was_training = model.training
+    filterbank = getattr(model, "filterbank", None)
+    if filterbank is not None and not n_samples:
+        raise ValueError("measure: a model with a learned filterbank needs n_samples (the clip's waveform length)")
     model.eval()
     try:
-        x = torch.randn(1, t_in, n_mels, device=device)  # [1, T, F]
+        wave = 0.1 * torch.randn(1, n_samples, device=device) if n_samples else None  # [1, N]
+        flops_features = flops_filterbank = 0
+        if extractor is not None and wave is not None:
+            flops_features = count_flops(extractor, wave.cpu())
+        if filterbank is not None:
+            flops_filterbank = count_flops(filterbank, wave)
+            with torch.no_grad():
+                x = filterbank(wave)  # [1, T, F]
+        else:
+            flops_filterbank = flops_features
+            x = torch.randn(1, t_in, n_mels, device=device)  # [1, T, F]
         flops_frontend = count_flops(model.frontend, x)
         with torch.no_grad():
             features = model.frontend(x).features  # [1, C, T', F]
         flops_backbone = count_flops(model.backbone, features)
-        flops_features = 0
-        if extractor is not None and n_samples:
-            wave = torch.randn(1, n_samples)
-            flops_features = count_flops(extractor, wave)
-        latency = measure_latency(model, x, repeats=repeats)
+        latency = measure_latency(model, wave if filterbank is not None else x, repeats=repeats)
+        pipeline = math.nan
+        if filterbank is not None:
+            pipeline = latency
+        elif extractor is not None and wave is not None:
+            ext = copy.deepcopy(extractor).to(device)  # the task's own extractor stays where mixup uses it
+            pipeline = measure_latency(lambda w: model(ext(w)), wave, repeats=repeats)
     finally:
         model.train(was_training)
     return ComputeReport(
@@ -196,6 +229,8 @@ def measure(model: nn.Module, t_in: int, n_mels: int, *, extractor: nn.Module | 
         flops_frontend=flops_frontend, flops_backbone=flops_backbone, flops_features=flops_features,
         latency_ms=latency, latency_threads=torch.get_num_threads(), latency_device=describe_device(device),
         t_in=t_in, t_out=int(features.shape[2]),
+        params_filterbank=count_params(filterbank) if filterbank is not None else 0,
+        flops_filterbank=flops_filterbank, latency_pipeline_ms=pipeline,
     )
 
 

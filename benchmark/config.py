@@ -64,6 +64,7 @@ CONFIG_VERSION = "1"
 LOSSES = ("auto", "ce", "bce")  # auto: cross-entropy for single-label tasks, BCE for multi-label
 OPTIMIZERS = ("adam", "adamw")
 NO_REDUCTION_FRONTEND = "spec"
+DEFAULT_FILTERBANK = "mel"  # the cached log-mel; the other filterbanks are learned with the model
 
 
 class ConfigError(ValueError):
@@ -113,6 +114,9 @@ class RunConfig:
     balanced_sampling: bool = field(default=False, metadata={"since": 2})  # inverse label frequency sampler
     weight_averaging: str = field(default="none", metadata={"since": 2})  # none | "A-B": mean of epochs A..B
     batch_size_scales_with_rate: bool = field(default=False, metadata={"since": 2})  # batch / (1 - δ)
+    # --- filterbank: waveform -> [B, T, F] before the front-end (`diffres.filterbanks`);
+    # "mel" is the cached log-mel (the behaviour before the field existed), any other is learned per batch
+    filterbank: str = field(default="mel", metadata={"since": 2})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -126,6 +130,7 @@ class RunConfig:
         _check(bool(self.task.strip()), "task", self.task, "a task name (see `diffres-bench tasks list`)")
         spec = _check_task(self.task, self.fold)
         _check_frontend(self.frontend)
+        _check_filterbank(self.filterbank, spec)
         _check_backbone(self.backbone)
         _check(math.isfinite(self.hop_ms) and self.hop_ms > 0, "hop_ms", self.hop_ms, "a number > 0 (ms)")
         _check(math.isfinite(self.win_ms) and self.win_ms > 0, "win_ms", self.win_ms, "a number > 0 (ms)")
@@ -220,7 +225,8 @@ class RunConfig:
 
     @property
     def run_name(self) -> str:
-        return f"{self.task}/{self.frontend}/h{self.hop_ms}/d{self.reduction_rate}/s{self.seed}"
+        frontend = self.frontend if self.filterbank == DEFAULT_FILTERBANK else f"{self.filterbank}+{self.frontend}"
+        return f"{self.task}/{frontend}/h{self.hop_ms}/d{self.reduction_rate}/s{self.seed}"
 
     @property
     def averaged_epochs(self) -> tuple[int, int] | None:
@@ -326,6 +332,17 @@ def _check_frontend(frontend: str) -> None:
 
     names = list_frontends()
     _check(frontend in names, "frontend", frontend, f"one of {names}")
+
+
+def _check_filterbank(filterbank: str, spec: Any) -> None:
+    from diffres.filterbanks import filterbank_info, list_filterbanks
+
+    names = list_filterbanks()
+    _check(filterbank in names, "filterbank", filterbank, f"one of {names}")
+    if filterbank_info(filterbank).learnable:
+        _check(spec.sample_rate == 16000, "filterbank", filterbank,
+               f"'mel' for task {spec.name!r} at {spec.sample_rate} Hz (the learnable filterbanks are "
+               f"initialised for 16 kHz audio)")
 
 
 def _check_backbone(backbone: str) -> None:

@@ -112,10 +112,18 @@ def load_task_data(cfg: RunConfig, data_dir: str | os.PathLike | None = None) ->
         if len(fs) == 0:
             raise ValueError(f"task {cfg.task!r} (fold={cfg.fold}) has an empty {split} split")
     limit = {"train": cfg.max_train_clips, "val": cfg.max_eval_clips, "test": cfg.max_eval_clips}
-    splits = {s: Split(fs, fixed_indices(len(fs), limit[s]), waveforms=s == "train" and cfg.mixup_prob > 0)
+    splits = {s: Split(fs, fixed_indices(len(fs), limit[s]), waveforms=reads_waveforms(cfg, s))
               for s, fs in features.items()}
     return TaskData(spec=spec, extractor=features["train"].extractor, t_in=splits["train"].t_in,
                     n_samples=splits["train"].n_samples, **splits)
+
+
+def reads_waveforms(cfg: RunConfig, split: str) -> bool:
+    """Whether a run reads `split`'s waveforms: every split for a learned filterbank (its features are
+    computed per batch), the train split for waveform mixup."""
+    from benchmark.model import learned_filterbank
+
+    return learned_filterbank(cfg) or (split == "train" and cfg.mixup_prob > 0)
 
 
 def fixed_indices(n_clips: int, n: int | None) -> list[int]:

@@ -1,4 +1,9 @@
-"""The classifier of a run: a `diffres` front-end feeding a timm backbone.
+"""The classifier of a run: a `diffres` front-end feeding a timm backbone, behind a learnable filterbank
+when the run has one.
+
+Input: the cached log-mel `[B, T, F]` for `filterbank="mel"`; the waveform `[B, N]` otherwise, which the
+model's own filterbank (`diffres.filterbanks`, trained with it) turns into `[B, T, F]` on the same frame
+grid. SpecAugment then runs inside the forward, between filterbank and front-end (`augment`).
 
 Sizes flow from the front-end: the backbone gets `in_chans = frontend.out_channels` and sees the
 front-end's `[B, C, T', F]` output as an image (time as height, mel bins as width).
@@ -13,6 +18,7 @@ for the configs that use it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import timm
@@ -23,20 +29,32 @@ from benchmark.backbones import backbone_kwargs  # (importing it registers audio
 from benchmark.config import RunConfig
 from benchmark.heads import get_head
 from benchmark.pretrained import timm_kwargs as pretrained_kwargs
-from diffres import FrontendOutput, create_frontend
+from diffres import FrontendOutput, create_filterbank, create_frontend, filterbank_info
 
 log = logging.getLogger(__name__)
 
 
 class Classifier(nn.Module):
-    def __init__(self, frontend: nn.Module, backbone: nn.Module):
+    def __init__(self, frontend: nn.Module, backbone: nn.Module, filterbank: nn.Module | None = None):
         super().__init__()
         self.frontend = frontend
         self.backbone = backbone
+        self.filterbank = filterbank  # None: the input is the cached log-mel (no parameters, state dict unchanged)
 
-    def forward(self, logmel: Tensor) -> tuple[Tensor, FrontendOutput]:
-        out = self.frontend(logmel)  # [B, T, F] -> out.features [B, C, T', F]
+    def forward(self, x: Tensor, augment: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, FrontendOutput]:
+        """x: log-mel [B, T, F], or waveform [B, N] with a filterbank; `augment` (SpecAugment) maps the
+        filterbank's [B, T, F] before the front-end (the mel path augments before calling the model)."""
+        if self.filterbank is not None:
+            x = self.filterbank(x)  # [B, N] -> [B, T, F]
+            if augment is not None:
+                x = augment(x)
+        out = self.frontend(x)  # [B, T, F] -> out.features [B, C, T', F]
         return self.backbone(out.features), out  # logits [B, num_classes]
+
+
+def learned_filterbank(cfg: RunConfig) -> bool:
+    """True when `cfg`'s filterbank is trained with the model (its input is then the waveform)."""
+    return filterbank_info(cfg.filterbank).learnable
 
 
 def build_model(cfg: RunConfig, *, num_classes: int, t_in: int) -> Classifier:
@@ -53,7 +71,10 @@ def build_model(cfg: RunConfig, *, num_classes: int, t_in: int) -> Classifier:
                              **pretrained_kwargs(cfg.pretrained), **backbone_kwargs(cfg.backbone, frame_ms))
     if cfg.pretrained_weights is not None:
         load_backbone_weights(body, Path(cfg.pretrained_weights))
-    return Classifier(frontend, head.attach(body, num_classes))
+    filterbank = None  # built last: a mel run draws exactly the random numbers it drew before filterbanks
+    if learned_filterbank(cfg):
+        filterbank = create_filterbank(cfg.filterbank, n_bands=cfg.n_mels, win_ms=cfg.win_ms, hop_ms=cfg.hop_ms)
+    return Classifier(frontend, head.attach(body, num_classes), filterbank)
 
 
 def load_backbone_weights(backbone: nn.Module, path: Path) -> None:

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from benchmark.config import RunConfig
 from benchmark.data import Split, TaskData
-from benchmark.model import Classifier, build_model
+from benchmark.model import Classifier, build_model, learned_filterbank
 
 EVAL_FRAMES_PER_BATCH = 2**16  # input frames per evaluation batch (no gradients: far more than training)
 
@@ -81,16 +81,26 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
 
 
 def eval_batch_size(cfg: RunConfig, t_in: int) -> int:
-    """Clips per evaluation batch: about EVAL_FRAMES_PER_BATCH input frames, never fewer than training's."""
+    """Clips per evaluation batch: about EVAL_FRAMES_PER_BATCH input frames, never fewer than training's
+    (a learned filterbank's stride-1 convolution holds ~hop x more per clip: training's batch size)."""
+    if learned_filterbank(cfg):
+        return cfg.batch_size
     return max(cfg.batch_size, EVAL_FRAMES_PER_BATCH // max(t_in, 1))
+
+
+def model_input(model: Classifier, split: Split, idx: Tensor) -> Tensor:
+    """What `model` reads for clips `idx`: the waveforms [B, N] with a filterbank, else the log-mel [B, T, F]."""
+    return split.waveform(idx) if model.filterbank is not None else split.logmel(idx)
 
 
 # ---------------------------------------------------------------------------------------- one epoch
 def train_one_epoch(model: Classifier, batches: Iterable[Mapping[str, Tensor]], optimizer: torch.optim.Optimizer,
                     amp: Amp, cfg: RunConfig, data: TaskData, loss_kind: str, augment_gen: torch.Generator,
                     device: torch.device, *, lr_at: Callable[[int], float] | None = None) -> dict[str, float]:
-    """One pass over `batches` ({"logmel" [B, T, F], "target", and "waveform" [B, S] when mixup is on}:
-    `Split.batch`, or a DataLoader over a Split) -> mean losses. `lr_at(step)` sets each step's lr."""
+    """One pass over `batches` ({"logmel" [B, T, F], "target", and "waveform" [B, S] when mixup or a learned
+    filterbank needs it}: `Split.batch`, or a DataLoader over a Split) -> mean losses. `lr_at(step)` sets
+    each step's lr. With a learned filterbank the model reads the (mixed-up) waveform and SpecAugment runs
+    on the filterbank's output inside the forward; the random draws are the same, in the same order."""
     from tasks.augment import mixup, spec_augment
 
     model.train()
@@ -100,15 +110,26 @@ def train_one_epoch(model: Classifier, batches: Iterable[Mapping[str, Tensor]], 
         if lr_at is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
-        logmel, target = batch["logmel"], one_hot(batch["target"], data.spec.num_classes)  # [B,T,F], [B,C]
-        if cfg.mixup_prob > 0 and float(torch.rand((), generator=augment_gen)) < cfg.mixup_prob:
-            wave, target = mixup(batch["waveform"], target, cfg.mixup_alpha, augment_gen)
-            with torch.no_grad():
-                logmel = data.extractor(wave)
-        if cfg.freq_mask > 0 or cfg.time_mask_frames > 0:
-            logmel = spec_augment(logmel, cfg.freq_mask, cfg.time_mask_frames, augment_gen)
-        logmel, target = logmel.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        loss, task, aux = train_step(model, optimizer, amp, cfg, loss_kind, logmel, target)
+        target = one_hot(batch["target"], data.spec.num_classes)  # [B, C]
+        masks = cfg.freq_mask > 0 or cfg.time_mask_frames > 0
+        augment = None
+        if model.filterbank is not None:  # ---- a learned filterbank: waveform in, masks inside the forward
+            x = batch["waveform"]  # [B, N]
+            if cfg.mixup_prob > 0 and float(torch.rand((), generator=augment_gen)) < cfg.mixup_prob:
+                x, target = mixup(x, target, cfg.mixup_alpha, augment_gen)
+            if masks:
+                def augment(m: Tensor) -> Tensor:
+                    return spec_augment(m, cfg.freq_mask, cfg.time_mask_frames, augment_gen)
+        else:  # ------------------------------ the cached log-mel
+            x = batch["logmel"]  # [B, T, F]
+            if cfg.mixup_prob > 0 and float(torch.rand((), generator=augment_gen)) < cfg.mixup_prob:
+                wave, target = mixup(batch["waveform"], target, cfg.mixup_alpha, augment_gen)
+                with torch.no_grad():
+                    x = data.extractor(wave)
+            if masks:
+                x = spec_augment(x, cfg.freq_mask, cfg.time_mask_frames, augment_gen)
+        x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        loss, task, aux = train_step(model, optimizer, amp, cfg, loss_kind, x, target, augment=augment)
         totals["train_loss"] += float(loss)
         totals["train_task_loss"] += float(task)
         totals["train_aux_loss"] += float(aux)
@@ -117,11 +138,13 @@ def train_one_epoch(model: Classifier, batches: Iterable[Mapping[str, Tensor]], 
 
 
 def train_step(model: Classifier, optimizer: torch.optim.Optimizer, amp: Amp, cfg: RunConfig, loss_kind: str,
-               logmel: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """One optimiser step on a batch already on the device: logmel [B, T, F], target [B, C] (soft labels)
-    -> detached (loss, task loss, aux loss); the loss is task + guide_loss_weight * front-end aux loss."""
+               logmel: Tensor, target: Tensor, *,
+               augment: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """One optimiser step on a batch already on the device: logmel [B, T, F] (or the waveform [B, N] of a
+    learned filterbank, with its SpecAugment `augment`), target [B, C] (soft labels) -> detached (loss, task
+    loss, aux loss); the loss is task + guide_loss_weight * front-end aux loss."""
     with amp.autocast():
-        logits, out = model(logmel)
+        logits, out = model(logmel, augment=augment)
         task = task_loss(loss_kind, logits, target)
         aux = out.aux_loss.float()
         loss = task + cfg.guide_loss_weight * aux
@@ -156,7 +179,7 @@ def predict(model: Classifier, split: Split, batch_size: int, amp: Amp, device: 
     scores = []
     for idx in torch.arange(len(split)).split(batch_size):
         with amp.autocast():
-            logits, _ = model(split.logmel(idx).to(device))
+            logits, _ = model(model_input(model, split, idx).to(device))
         logits = logits.float().cpu()
         scores.append(logits.softmax(1) if label_kind == "single" else logits.sigmoid())
     return torch.cat(scores), split.targets

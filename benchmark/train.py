@@ -62,7 +62,7 @@ from benchmark.checkpoint import (  # noqa: F401  (also re-exports the names tha
 )
 from benchmark.compute import describe_device, measure
 from benchmark.config import CONFIG_VERSION, RunConfig, lr_at_step
-from benchmark.data import Split, TaskData, load_task_data, n_batches
+from benchmark.data import Split, TaskData, load_task_data, n_batches, reads_waveforms
 from benchmark.metrics import (  # noqa: F401  (also re-exports the names that lived here)
     accuracy,
     average_precision,
@@ -191,7 +191,7 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
         for epoch in bar:
             if stops_early(cfg, epoch, best["epoch"]):  # also a resumed run that had already stopped
                 break
-            batches = (data.train.batch(idx, waveforms=cfg.mixup_prob > 0)
+            batches = (data.train.batch(idx, waveforms=reads_waveforms(cfg, "train"))
                        for idx in train_batches(cfg, data.train.targets, spec.num_classes, shuffle_gen))
             record = {"epoch": epoch, "lr": lr_at_step(cfg, epoch, steps_per_epoch - 1, steps_per_epoch),  # last step
                       **train_one_epoch(model, batches, optimizer, amp, cfg, data, loss_kind, augment_gen, device,
@@ -259,7 +259,10 @@ def _evaluate_best(model: Classifier, data: TaskData, cfg: RunConfig, amp: Amp, 
 def frontend_examples(model: Classifier, split: Split, device: torch.device) -> dict[str, Tensor] | None:
     """mel / score / merged mel / resolution encoding of the first val clips, for front-ends with scores."""
     model.eval()
-    mel = split.logmel(torch.arange(min(N_EXAMPLES, len(split))))  # [N, T, F]
+    idx = torch.arange(min(N_EXAMPLES, len(split)))
+    mel = split.logmel(idx)  # [N, T, F]
+    if model.filterbank is not None:  # the learned filterbank's map is what the front-end merges
+        mel = model.filterbank(split.waveform(idx).to(device)).float().cpu()
     out = model.frontend(mel.to(device))
     if out.score is None:
         return None

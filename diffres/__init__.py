@@ -6,10 +6,13 @@
 
 Modules: ``functional`` (the maths, pure functions), ``merge`` (its autograd kernels), ``layers``
 (the score network), ``outputs`` (the result types), ``diffres`` (the module), ``frontends``
-(baselines and the registry). Depends on torch only.
+(baselines and the registry), ``filterbanks`` (waveform -> ``[B, T, F]``: mel, LEAF, EfficientLEAF,
+SincNet, TD-filterbanks, one registry). Depends on torch only; building ``leaf`` or ``sincnet`` imports
+speechbrain, ``mel`` torchaudio.
 """
 
 from diffres.diffres import DiffRes
+from diffres.filterbanks import FilterbankInfo, create_filterbank, filterbank_info, list_filterbanks
 from diffres.frontends import (
     FAMILIES,
     FrontendInfo,
@@ -25,10 +28,14 @@ __all__ = [
     "FAMILIES",
     "DiffRes",
     "DiffResOutput",
+    "FilterbankInfo",
     "FrontendInfo",
     "FrontendOutput",
+    "create_filterbank",
     "create_frontend",
+    "filterbank_info",
     "frontend_info",
+    "list_filterbanks",
     "list_frontends",
     "output_frames",
     "register_frontend",

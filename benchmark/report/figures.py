@@ -79,7 +79,7 @@ def _reference_name() -> str:
 
 
 def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ...] = ()) -> Path | None:
-    data = lb[np.isfinite(lb["flops_total"].astype(float)) & np.isfinite(lb["mean"])]
+    data = lb[np.isfinite(lb["flops_pipeline"].astype(float)) & np.isfinite(lb["mean"])]
     if data.empty:
         return None
     tasks = sorted(data["task"].unique())
@@ -93,10 +93,10 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
         present = sorted(rows["series"].unique())
         # points of equal compute are spread by at most ±4 % along x so their error bars stay apart
         spread = rows["series"].map({s: 1.0 + 0.08 * ((i + 0.5) / len(present) - 0.5) for i, s in enumerate(present)})
-        rows = rows.assign(x=rows["flops_total"].astype(float) / 1e6 * spread)
+        rows = rows.assign(x=rows["flops_pipeline"].astype(float) / 1e6 * spread)
         for (series, hop), g in rows.groupby(["series", "hop_ms"], sort=True):
             _errorbar(ax, g["x"], g, colors[series], marker=markers[hop], linestyle="none")
-        best = rows[stats.pareto_front(rows["flops_total"].astype(float), rows["mean"])].sort_values("x")
+        best = rows[stats.pareto_front(rows["flops_pipeline"].astype(float), rows["mean"])].sort_values("x")
         ax.step(best["x"], best["mean"], where="post", color="black", linestyle="--", linewidth=1.0, zorder=1)
         ax.scatter(best["x"], best["mean"], s=160, facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)
         ax.set_xscale("log")
@@ -104,7 +104,7 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(task)
-        ax.set_xlabel("total compute per clip (MFLOPs, forward, log scale)")
+        ax.set_xlabel("compute per clip from the waveform: filterbank + front-end + backbone (MFLOPs, log)")
         ax.set_ylabel(_metric_label(lb, task))
         ax.set_ylim(-0.02, 1.02)  # accuracy and mAP live in [0, 1]; CI bars past it are cut
     handles = [Line2D([], [], color=c, marker="o", linestyle="none", label=s) for s, c in colors.items()]

@@ -43,7 +43,7 @@ def _leaderboard_md(rows: pd.DataFrame, extra_keys: tuple[str, ...]) -> str:
     body = []
     for r in rows.to_dict("records"):
         ci = "" if not math.isfinite(r["ci95_low"]) else f" [{r['ci95_low']:.4f}, {r['ci95_high']:.4f}]"
-        flops = r["flops_total"]
+        flops = r["flops_pipeline"]
         params = r["params_total"]
         body.append([r["frontend"], f"{r['hop_ms']:g}", f"{r['reduction_rate']:g}", r["backbone"],
                      *[str(r[k]) for k in extra_keys], f"{r['mean']:.4f}{ci}", str(r["n"]),
@@ -198,8 +198,10 @@ def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[Claim
             "- Each row aggregates the runs of one task × backbone × front-end × input hop × δ over seeds "
             "(and folds): mean, sample std, 95 % confidence interval of the mean (Student t, n − 1 degrees "
             "of freedom), n runs. With n = 1 there is no interval.",
-            "- Compute is per clip, forward pass, front-end plus backbone (MFLOPs). *rel. cost* = total FLOPs "
-            f"/ total FLOPs of `{reference}` at {BASELINE_HOP_MS:g} ms, δ = 0 (same task and backbone). "
+            "- Compute is per clip from its waveform, forward pass: filterbank (the mel STFT, or a learnable "
+            "filterbank) plus front-end plus backbone (MFLOPs). *rel. cost* = that total "
+            f"/ the total of `{reference}` on the mel filterbank at {BASELINE_HOP_MS:g} ms, δ = 0 (same task and "
+            "backbone). "
             "Latency is the mean forward time per clip as logged by the runner.",
             "", "## Leaderboard", ""]
     for task in sorted(lb["task"].unique()):

@@ -38,7 +38,11 @@ HEALTH_COLUMNS = ["trained", "epochs_run", "best_epoch", "final_train_loss", "ch
                   "stopped_early"]
 METRIC_COLUMNS = ["test_metric", "val_metric", "flops_frontend", "flops_backbone", "flops_total",
                   "params_frontend", "params_backbone", "params_total", "latency_ms", "t_in", "t_out",
-                  "train_aux_loss", *HEALTH_COLUMNS]  # train_aux_loss: the last epoch's (DiffRes: guide loss)
+                  "train_aux_loss",  # the last epoch's (DiffRes: its guide loss)
+                  "flops_features", "flops_filterbank", "flops_pipeline", "params_filterbank", "latency_pipeline_ms",
+                  *HEALTH_COLUMNS]
+# The filterbank of a run (RunConfig.filterbank); runs logged before the field existed used the mel path.
+FILTERBANK, DEFAULT_FILTERBANK = "filterbank", "mel"
 TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "device", "torch_version", "timm_version"]
 
 # The registry's families (diffres.frontends.FAMILIES, spelled here so importing the report needs no
@@ -88,6 +92,28 @@ def frontend_metadata(frontend: pd.Series) -> pd.DataFrame:
             known[name] = (info.family, info.variant_of, info.ablates)
     rows = [known[name] for name in frontend]
     return pd.DataFrame(rows, index=frontend.index, columns=["family", "variant_of", "ablates"], dtype=object)
+
+
+def learnable_filterbank(df: pd.DataFrame) -> pd.Series:
+    """Per row: whether its filterbank (column ``filterbank``, ``mel`` when absent) is a learnable one of
+    ``diffres.filterbanks``; a name the registry does not know is not."""
+    from diffres.filterbanks import filterbank_info
+
+    names = df[FILTERBANK] if FILTERBANK in df.columns else pd.Series(DEFAULT_FILTERBANK, index=df.index)
+    known = {}
+    for name in names.unique():
+        try:
+            known[name] = filterbank_info(name).learnable
+        except KeyError:
+            known[name] = False
+    return names.map(known).astype(bool)
+
+
+def mel_filterbank(df: pd.DataFrame) -> pd.Series:
+    """Per row: whether it ran on the (cached) mel filterbank; every run from before the field did."""
+    if FILTERBANK not in df.columns:
+        return pd.Series(True, index=df.index)
+    return df[FILTERBANK].fillna(DEFAULT_FILTERBANK).replace("", DEFAULT_FILTERBANK) == DEFAULT_FILTERBANK
 
 
 def is_reference(frontend: pd.Series) -> pd.Series:
@@ -190,6 +216,15 @@ def load_runs(suite: str, tracking_uri: str, points: Collection[str] | None = No
     for name in params:
         if name in SETTING_PARAMS:
             df[f"param.{name}"] = raw[f"params.{name}"].fillna("").astype(str)
+    # The cost of a clip from its waveform (filterbank + front-end + backbone); runs logged before
+    # filterbanks were counted carry flops_features (their STFT) beside flops_total, the oldest neither.
+    df["flops_pipeline"] = df["flops_pipeline"].fillna(df["flops_features"] + df["flops_total"]).fillna(
+        df["flops_total"])
+    df["flops_filterbank"] = df["flops_filterbank"].fillna(df["flops_features"])
+    fb = f"param.{FILTERBANK}"
+    df[fb] = df[fb].replace("", DEFAULT_FILTERBANK) if fb in df.columns else DEFAULT_FILTERBANK
+    if FILTERBANK not in params:
+        params = sorted([*params, FILTERBANK])
 
     outside = ~df["config_hash"].isin(points) if points is not None else pd.Series(False, index=df.index)
     df = df[~outside]
@@ -200,12 +235,17 @@ def load_runs(suite: str, tracking_uri: str, points: Collection[str] | None = No
     df = df.sort_values(["config_hash", "start_time", "run_id"]).reset_index(drop=True)
     latest = ~df.duplicated("config_hash", keep="last")
     kept = df[latest]
+    # a setting that varies inside a group is a key; the filterbank is one as soon as the suite has two
+    # (LEAF + spec and SincNet + spec are different settings even where no mel + spec run shares their group)
     extra = [name for name in params if f"param.{name}" in df.columns
-             and kept.groupby(GROUP_KEYS)[f"param.{name}"].nunique(dropna=False).max() > 1]
+             and (kept.groupby(GROUP_KEYS)[f"param.{name}"].nunique(dropna=False).max() > 1
+                  or (name == FILTERBANK and kept[fb].nunique() > 1))]
     varying = [name for name in params if f"param.{name}" in df.columns and name not in df.columns
                and df[f"param.{name}"].nunique(dropna=False) > 1]
     for name in dict.fromkeys([*extra, *varying]):
         df[name] = df[f"param.{name}"]
+    if FILTERBANK not in df.columns:
+        df[FILTERBANK] = df[fb]  # claim 4 reads it
     if "param.guide_loss_weight" in df.columns and "guide_loss_weight" not in df.columns:
         df["guide_loss_weight"] = df["param.guide_loss_weight"]  # claim 5a reads the guide-loss ablation
     df = df.drop(columns=[c for c in df.columns if c.startswith("param.")])

@@ -109,7 +109,7 @@ def test_equal_values_of_other_python_types_hash_equally():
 
 LATER_FIELDS = {"patience": None, "warmup_epochs": 0, "min_epochs": 0,  # added under version 1, at their defaults
                 "pretrained": "none", "head": "linear", "balanced_sampling": False, "weight_averaging": "none",
-                "batch_size_scales_with_rate": False}
+                "batch_size_scales_with_rate": False, "filterbank": "mel"}
 
 
 def test_canonical_json_carries_the_config_version():

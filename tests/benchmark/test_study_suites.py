@@ -47,10 +47,26 @@ def test_toy_suites_are_sized_to_decide(name) -> None:
     assert any(c.hop_ms < 10 and c.frontend == "diffres" and c.reduction_rate == 1 - c.hop_ms / 10 for c in configs)
 
 
+def test_filterbanks_suite_is_claim_4_on_one_embedded_task() -> None:
+    from benchmark.model import learned_filterbank
+
+    configs = load_suite("filterbanks").configs
+    assert {c.task for c in configs} == {"toy-rhythm"} and {c.seed for c in configs} == {0, 1, 2}
+    assert {c.filterbank for c in configs if c.frontend == "spec"} == {"mel", "leaf", "efficientleaf", "sincnet",
+                                                                       "tdfbanks"}
+    assert any(c.frontend == "diffres" and c.filterbank == "mel" for c in configs)
+    assert all(c.patience is not None and c.max_train_clips <= 120 for c in configs if learned_filterbank(c))
+
+
 def test_paper_suite_uses_the_paper_recipe() -> None:
     configs = load_suite("paper").configs
     assert {c.task for c in configs} == {"audioset", "fsd50k", "esc50", "speechcommands", "nsynth-instrument"}
-    assert {c.backbone for c in configs} == {"efficientnet_b2"}
+    assert {c.backbone for c in configs} == {"efficientnet_b2", "efficientnet_b0"}
+    # claim 4's setting (LEAF's protocol): EfficientNet-B0, 40 bands, every filterbank with the spec reducer
+    b0 = [c for c in configs if c.backbone == "efficientnet_b0"]
+    assert {c.n_mels for c in b0} == {40} and {c.filterbank for c in b0 if c.frontend == "spec"} == {
+        "mel", "leaf", "efficientleaf", "sincnet", "tdfbanks"}
+    assert {c.filterbank for c in b0 if c.frontend == "diffres"} == {"mel"}
     assert {c.seed for c in configs} == {21195, 1234, 98736}
     assert {c.fold for c in configs if c.task == "esc50"} == {1, 2, 3, 4, 5}
     esc = next(c for c in configs if c.task == "esc50")

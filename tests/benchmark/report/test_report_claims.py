@@ -157,3 +157,21 @@ def test_claim_5a_not_run_says_why_when_the_guide_loss_never_acted():
     assert result.not_run and "guide loss is 0.0 in the last epoch of all 3 DiffRes runs" in result.reading
     acted = report.Runs(table.assign(train_aux_loss=0.02), runs.extra_keys, len(table), 0, 0)
     assert "guide loss is 0.0" not in report.check_claims(acted, claim)[0].reading
+
+
+def test_claim_4_is_diffres_on_mel_against_each_learnable_filterbank_with_spec():
+    rows = [("t", "b", fe, 10.0, rate, fb, seed, acc + 0.01 * seed + 0.002 * (seed * seed % 3))
+            for seed in range(3)
+            for fe, rate, fb, acc in (("diffres", 0.5, "mel", 0.83), ("spec", 0.0, "leaf", 0.78),
+                                      ("spec", 0.0, "sincnet", 0.90), ("spec", 0.0, "mel", 0.80),
+                                      ("diffres", 0.5, "leaf", 0.60))]
+    df = pd.DataFrame(rows, columns=["task", "backbone", "frontend", "hop_ms", "reduction_rate", "filterbank",
+                                     "seed", "test_metric"]).assign(fold=report.NO_FOLD)
+    runs = report.Runs(df, ("filterbank",), len(df), 0, 0)
+    result = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id == "4"])[0]
+    by_control = dict(zip(result.comparisons["control"], result.comparisons["verdict"]))
+    # the mel spec run is claim 1's reference, not a learnable front-end; DiffRes on LEAF is no treatment
+    assert by_control == {"spec @ 10 ms, δ=0 (filterbank=leaf)": stats.HOLDS,
+                          "spec @ 10 ms, δ=0 (filterbank=sincnet)": stats.REFUTED}
+    assert set(result.comparisons["treatment"]) == {"diffres @ 10 ms, δ=0.5 (filterbank=mel)"}
+    assert "leaf" in result.check or "learnable filterbank" in result.check

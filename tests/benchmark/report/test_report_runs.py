@@ -73,3 +73,21 @@ def test_runs_of_points_no_longer_in_the_suite_are_set_aside_and_counted(study):
     assert runs.n_outside_suite > 0 and runs.n_finished + runs.n_outside_suite == every.n_finished
     with pytest.raises(report.ReportDataError, match="no FINISHED run of the suite's current points"):
         report.load_runs(SUITE, s.uri, points=set())
+
+
+def test_filterbank_is_a_key_once_a_suite_has_two_and_old_runs_read_as_mel(study, tmp_path):
+    s = Study(tmp_path, suite="filterbanks", uri=study[0].uri)
+    for seed in (0, 1):
+        s.log("toy-b", "diffres", 10.0, 0.5, seed)  # logged before the field existed: mel
+        s.log("toy-b", "spec", 10.0, 0.0, seed, extra_params={"filterbank": "leaf"},
+              extra_metrics={"flops_features": 5e4, "flops_filterbank": 9e8, "flops_pipeline": 9e8 + 3e7})
+    runs = report.load_runs("filterbanks", s.uri)
+    assert runs.extra_keys == ("filterbank",)
+    table = runs.table.set_index(["frontend", "seed"])
+    assert table.loc[("diffres", 0), "filterbank"] == "mel" and table.loc[("spec", 1), "filterbank"] == "leaf"
+    # the clip's cost from its waveform; an old run without flops_pipeline counts what it logged
+    assert table.loc[("spec", 0), "flops_pipeline"] == 9e8 + 3e7
+    assert table.loc[("diffres", 0), "flops_pipeline"] == table.loc[("diffres", 0), "flops_total"]
+    assert report_runs.learnable_filterbank(runs.table).tolist() == (runs.table["filterbank"] == "leaf").tolist()
+    one = report.load_runs(SUITE, s.uri)  # a suite of mel runs only: no filterbank key
+    assert one.extra_keys == () and set(one.table["filterbank"]) == {"mel"}
