@@ -143,10 +143,10 @@ def fixed_subset(dataset: Dataset, n: int | None) -> Dataset:
 
 def n_batches(n_clips: int, batch_size: int) -> int:
     """Batches per epoch of `epoch_batches` (optimiser steps per epoch)."""
-    return -(-n_clips // batch_size) - _drops_last(n_clips, batch_size)
+    return -(-n_clips // batch_size) - drops_last(n_clips, batch_size)
 
 
-def _drops_last(n_clips: int, batch_size: int) -> bool:
+def drops_last(n_clips: int, batch_size: int) -> bool:
     return n_clips > 1 and n_clips % batch_size == 1
 
 
@@ -158,6 +158,6 @@ def epoch_batches(n_clips: int, batch_size: int, generator: torch.Generator) -> 
     torch.empty((), dtype=torch.int64).random_(generator=generator)  # DataLoader's workers' base seed
     batches = list(torch.randperm(n_clips, generator=generator).split(batch_size))
     torch.randperm(n_clips, generator=generator)  # RandomSampler's remainder: drawn (then emptied) every epoch
-    if _drops_last(n_clips, batch_size):
+    if drops_last(n_clips, batch_size):
         batches.pop()
     return batches

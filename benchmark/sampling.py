@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from benchmark.config import RunConfig
-from benchmark.data import _drops_last, epoch_batches
+from benchmark.data import drops_last, epoch_batches
 
 
 def train_batch_size(cfg: RunConfig) -> int:
@@ -53,7 +53,7 @@ def balanced_batches(weights: Tensor, batch_size: int, generator: torch.Generato
     n = len(weights)
     drawn = torch.multinomial(weights, n, replacement=True, generator=generator)
     batches = list(drawn.split(batch_size))
-    if _drops_last(n, batch_size):
+    if drops_last(n, batch_size):
         batches.pop()
     return batches
 

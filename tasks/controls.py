@@ -63,7 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tasks.cache import digest
-from tasks.embedded import SAMPLE_RATE, EmbeddedGenerator, _embedded_spec, _one_pole
+from tasks.embedded import SAMPLE_RATE, EmbeddedGenerator, embedded_spec
 from tasks.registry import TaskSpec, register_task
 
 GENERATOR_VERSION = 2  # v2: sweeps on digital silence (v1: on a noise floor), 2 s, 600 train clips
@@ -148,7 +148,7 @@ def texture_clip(rng: np.random.Generator, label: int, sr: int, n: int) -> np.nd
 
 # ------------------------------------------------------------------------------------ registry
 def _control_spec(gen: ControlGenerator, class_names: tuple[str, ...], what: str) -> TaskSpec:
-    spec = _embedded_spec(gen, class_names, what)
+    spec = embedded_spec(gen, class_names, what)
     sizes = dict(gen.sizes)
     return dataclasses.replace(
         spec, source=f"control generator (seed {gen.seed}, v{GENERATOR_VERSION}): {what}; "

@@ -169,7 +169,7 @@ class EmbeddedGenerator:
         return self.write(root)
 
 
-def _embedded_spec(gen: EmbeddedGenerator, class_names: tuple[str, ...], what: str) -> TaskSpec:
+def embedded_spec(gen: EmbeddedGenerator, class_names: tuple[str, ...], what: str) -> TaskSpec:
     sizes = dict(gen.sizes)
     return TaskSpec(
         name=gen.name, num_classes=gen.num_classes, class_names=class_names, label_kind="single",
@@ -187,10 +187,10 @@ def _embedded_spec(gen: EmbeddedGenerator, class_names: tuple[str, ...], what: s
 @register_task
 def toy_transients() -> TaskSpec:
     gen = EmbeddedGenerator("toy-transients", transients_clip, num_classes=5)
-    return _embedded_spec(gen, tuple(f"{k}_clicks" for k in range(1, 6)), "count of clicks 20-45 ms apart")
+    return embedded_spec(gen, tuple(f"{k}_clicks" for k in range(1, 6)), "count of clicks 20-45 ms apart")
 
 
 @register_task
 def toy_rhythm() -> TaskSpec:
     gen = EmbeddedGenerator("toy-rhythm", rhythm_clip, num_classes=len(RHYTHM_PATTERNS))
-    return _embedded_spec(gen, RHYTHM_PATTERNS, "order of short/long gaps in a 4-click rhythm")
+    return embedded_spec(gen, RHYTHM_PATTERNS, "order of short/long gaps in a 4-click rhythm")
