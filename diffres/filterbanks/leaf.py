@@ -17,6 +17,9 @@ speechbrain is imported when one is built, so ``import diffres`` needs torch onl
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -24,6 +27,26 @@ from diffres.filterbanks.gabor import MAX_FREQ_HZ, MIN_FREQ_HZ, odd
 from diffres.filterbanks.registry import Filterbank, register_filterbank
 
 PCEN_FLOOR = 1e-5  # LEAF clamps the pooled energies before PCEN
+
+
+def speechbrain_nnet() -> Any:
+    """``speechbrain.nnet`` with its CNN, normalization and pooling layers imported.
+
+    Importing speechbrain puts lazy placeholder modules into ``sys.modules`` (deprecated redirects and
+    optional integrations such as k2). Anything that walks ``sys.modules`` and reads ``__file__``
+    (hypothesis does, to collect constants) then triggers their imports, which raise ImportError for
+    integrations that are not installed. The placeholders never loaded are dropped from ``sys.modules``;
+    importing one of them by name still works, or fails with speechbrain's own message.
+    """
+    import speechbrain.nnet.CNN
+    import speechbrain.nnet.normalization
+    import speechbrain.nnet.pooling
+    from speechbrain.utils.importutils import LazyModule
+
+    for name, module in list(sys.modules.items()):
+        if isinstance(module, LazyModule) and module.lazy_module is None:
+            del sys.modules[name]
+    return speechbrain.nnet
 
 
 @register_filterbank("leaf", learnable=True, channels=80, normalisation="PCEN (learnable), no per-task statistics",
@@ -35,9 +58,9 @@ class Leaf(Filterbank):
     def __init__(self, n_bands: int, sample_rate: int = 16000, win_ms: float = 25.0, hop_ms: float = 10.0,
                  min_freq: float = MIN_FREQ_HZ, max_freq: float = MAX_FREQ_HZ, learnable_pcen: bool = True):
         super().__init__(n_bands, sample_rate, win_ms, hop_ms)
-        from speechbrain.nnet.CNN import GaborConv1d
-        from speechbrain.nnet.normalization import PCEN
-        from speechbrain.nnet.pooling import GaussianLowpassPooling
+        nnet = speechbrain_nnet()
+        GaborConv1d, PCEN, GaussianLowpassPooling = nnet.CNN.GaborConv1d, nnet.normalization.PCEN, \
+            nnet.pooling.GaussianLowpassPooling
 
         self.kernel_size = odd(self.win_length)
         self.gabor = GaborConv1d(2 * n_bands, kernel_size=self.kernel_size, stride=1, in_channels=1, padding="same",
@@ -65,7 +88,7 @@ class SincNet(Filterbank):
     def __init__(self, n_bands: int, sample_rate: int = 16000, win_ms: float = 25.0, hop_ms: float = 10.0,
                  negative_slope: float = 0.2):
         super().__init__(n_bands, sample_rate, win_ms, hop_ms)
-        from speechbrain.nnet.CNN import SincConv
+        SincConv = speechbrain_nnet().CNN.SincConv
 
         self.kernel_size = odd(self.win_length)
         self.sinc = SincConv(n_bands, kernel_size=self.kernel_size, in_channels=1, padding="same",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import make_tiny_config
 from mlflow import MlflowClient
 
 from benchmark.compute import measure
@@ -29,8 +28,8 @@ def test_filterbank_field_keeps_old_identities_and_validates():
         cfg.replace(filterbank="leff")
 
 
-def test_a_mel_model_has_no_filterbank_and_its_state_dict_is_unchanged():
-    cfg = make_tiny_config(frontend="avgpool", reduction_rate=0.5)
+def test_a_mel_model_has_no_filterbank_and_its_state_dict_is_unchanged(tiny_config):
+    cfg = tiny_config(frontend="avgpool", reduction_rate=0.5)
     model = make_model(cfg, num_classes=5, t_in=151, device=torch.device("cpu"))
     assert model.filterbank is None and not any(k.startswith("filterbank") for k in model.state_dict())
     leaf = make_model(cfg.replace(filterbank="leaf", n_mels=40), num_classes=5, t_in=151, device=torch.device("cpu"))
@@ -40,8 +39,8 @@ def test_a_mel_model_has_no_filterbank_and_its_state_dict_is_unchanged():
     assert all(torch.equal(a, b) for a, b in zip(mel40.backbone.parameters(), leaf.backbone.parameters()))
 
 
-def test_a_learned_filterbank_trains_with_the_model():
-    cfg = make_tiny_config(filterbank="efficientleaf", frontend="diffres", reduction_rate=0.5, **FB_RECIPE)
+def test_a_learned_filterbank_trains_with_the_model(tiny_config):
+    cfg = tiny_config(filterbank="efficientleaf", frontend="diffres", reduction_rate=0.5, **FB_RECIPE)
     data = load_task_data(cfg)
     assert data.val._waveform is not None  # every split keeps its waveforms: features are computed per batch
     model = make_model(cfg, data.spec.num_classes, data.t_in, torch.device("cpu"))
@@ -62,8 +61,8 @@ def test_a_learned_filterbank_trains_with_the_model():
     assert report.latency_pipeline_ms == report.latency_ms > 0
 
 
-def test_run_end_to_end_with_a_learned_filterbank(tmp_path):
-    cfg = make_tiny_config(filterbank="sincnet", frontend="spec", **FB_RECIPE)
+def test_run_end_to_end_with_a_learned_filterbank(tmp_path, tiny_config):
+    cfg = tiny_config(filterbank="sincnet", frontend="spec", **FB_RECIPE)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     res = run(cfg, tracking_uri=uri, experiment="fb", checkpoint_dir=tmp_path / "ckpt", progress=False)
     assert not res.reused and 0 <= res.test_metric <= 1
@@ -76,8 +75,8 @@ def test_run_end_to_end_with_a_learned_filterbank(tmp_path):
     assert again.reused and again.test_metric == res.test_metric
 
 
-def test_mel_runs_count_the_stft_in_the_pipeline(tmp_path):
-    cfg = make_tiny_config(frontend="avgpool", reduction_rate=0.5, **FB_RECIPE)
+def test_mel_runs_count_the_stft_in_the_pipeline(tmp_path, tiny_config):
+    cfg = tiny_config(frontend="avgpool", reduction_rate=0.5, **FB_RECIPE)
     data = load_task_data(cfg)
     model = make_model(cfg, data.spec.num_classes, data.t_in, torch.device("cpu"))
     report = measure(model, data.t_in, cfg.n_mels, extractor=data.extractor, n_samples=data.n_samples)

@@ -107,9 +107,10 @@ def test_gabor_filterbanks_start_near_the_log_mel(name):
 
 
 def test_gabor_init_is_leafs():
-    from speechbrain.nnet.CNN import GaborConv1d
+    from diffres.filterbanks.leaf import speechbrain_nnet
 
-    conv = GaborConv1d(80, kernel_size=401, stride=1, in_channels=1, sample_rate=SR, min_freq=60.0, max_freq=7800.0)
+    conv = speechbrain_nnet().CNN.GaborConv1d(80, kernel_size=401, stride=1, in_channels=1, sample_rate=SR,
+                                              min_freq=60.0, max_freq=7800.0)
     centres, sigmas = mel_gabor_params(40, SR)
     assert torch.allclose(conv.kernel[:, 0], centres) and torch.allclose(conv.kernel[:, 1], sigmas)
     assert bool((centres[1:] > centres[:-1]).all())  # sorted: efficientleaf groups by centre frequency
@@ -166,3 +167,15 @@ def test_efficientleaf_groups_land_on_one_grid_with_growing_strides():
     assert len(plan) == 8 and all(160 % stride == 0 for _, _, stride, _ in plan)
     strides = [s for _, _, s, _ in plan]
     assert strides == sorted(strides, reverse=True) and strides[0] > strides[-1]  # low bands: larger strides
+
+
+def test_speechbrain_leaves_no_lazy_placeholder_that_breaks_a_walk_over_sys_modules():
+    """hypothesis (and any tool) reads `__file__` of every module in sys.modules; speechbrain's unloaded
+    lazy placeholders would import optional integrations (k2) there and raise."""
+    import sys
+
+    from diffres.filterbanks.leaf import speechbrain_nnet
+
+    speechbrain_nnet()
+    for module in list(sys.modules.values()):
+        getattr(module, "__file__", None)
