@@ -204,10 +204,10 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
         health = _finish(tracked, cfg, data, model, device, best, history, loss_kind)
     except BaseException as err:
         pruned = type(err).__name__ == "TrialPruned"
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # best effort: the server may be the reason we are here
             if pruned:
                 tracked.set_tags({"pruned": "true"})
-            tracked.finish("KILLED" if pruned or isinstance(err, KeyboardInterrupt) else "FAILED")
+            tracked.abandon("KILLED" if pruned or isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     return RunResult(val_metric=float(best["val"]), test_metric=float(best["test"]), run_id=tracked.run_id,
                      reused=False, config_hash=cfg.config_hash, best_epoch=int(best["epoch"]),
