@@ -92,9 +92,13 @@ def _waiting(method):
     return call
 
 
+# the private methods that Optuna's _CachedStorage and fail_stale_trials call on the backend directly
+_PRIVATE_RETRIED = {"_create_new_trial", "_get_best_trial_id", "_get_trials", "_set_trial_param",
+                    "_get_stale_trial_ids"}
+
 for _name, _method in list(vars(optuna.storages.RDBStorage).items()):
     if callable(_method) and _name not in _NOT_RETRIED and (not _name.startswith("_")
-                                                            or _name == "_get_stale_trial_ids"):
+                                                            or _name in _PRIVATE_RETRIED):
         setattr(ResilientRDBStorage, _name, _waiting(_method))
 
 

@@ -18,7 +18,6 @@ from benchmark import study
 from benchmark.outages import OutageError
 from benchmark.study.objective import MAX_OUTAGE_RETRIES, Objective
 
-
 ONE_POINT = """
 name: one
 base: {task: toy-transients, epochs: 1, max_train_clips: 16, max_eval_clips: 16}
