@@ -134,6 +134,10 @@ def retry(call: Callable[[], T], *, transient: Callable[[BaseException], bool], 
 
 
 def first_line(err: BaseException) -> str:
+    """`Type: first line` of the root cause (Optuna wraps a refused connection in a StorageInternalError
+    that blames "invalid data"; the driver's error underneath says what happened), password masked."""
+    while err.__cause__ is not None:
+        err = err.__cause__
     text = str(err).strip().splitlines()
     return mask_uri(f"{type(err).__name__}: {text[0] if text else ''}")[:400]
 

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from benchmark import artifacts, study
 from benchmark.checkpoint import checkpoint_path, load_checkpoint
-from benchmark.outages import BACKOFF_MAX_ENV, TRACKING_RETRY_ENV, OutageError
+from benchmark.outages import BACKOFF_MAX_ENV, TRACKING_RETRY_ENV, Backoff, OutageError, retry, tracking_backoff
 from benchmark.report.runs import load_runs
 from benchmark.study import load_suite
 from benchmark.train import run
@@ -41,6 +41,38 @@ grids:
 def _short_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """Retry every second at most (not every 10 s): the tests wait less after a service is back."""
     monkeypatch.setenv(BACKOFF_MAX_ENV, "1")
+
+
+def test_retry_waits_out_transient_errors_and_gives_up_at_the_limit() -> None:
+    calls = []
+
+    def flaky() -> str:
+        calls.append(time.monotonic())
+        if len(calls) < 3:
+            raise ConnectionRefusedError("refused")
+        return "ok"
+
+    fast = Backoff(limit_s=5, max_s=0.1, first_s=0.01, limit_env="X_RETRY_S")
+    assert retry(flaky, transient=lambda e: isinstance(e, ConnectionError), backoff=fast, what="svc") == "ok"
+    assert len(calls) == 3
+    with pytest.raises(ValueError):  # not transient: raised at once, never retried
+        retry(lambda: int("x"), transient=lambda e: isinstance(e, ConnectionError), backoff=fast, what="svc")
+    def refused() -> None:
+        raise ConnectionRefusedError("refused")
+
+    start = time.monotonic()
+    with pytest.raises(OutageError, match=r"svc did not answer for \d+ s \(\d+ tries; limit 0.3 s, set by X_RETRY_S"):
+        retry(refused, transient=lambda e: isinstance(e, ConnectionError), what="svc",
+              backoff=Backoff(limit_s=0.3, max_s=0.05, first_s=0.01, limit_env="X_RETRY_S"))
+    assert 0.3 <= time.monotonic() - start < 2
+
+
+def test_the_limits_come_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv(TRACKING_RETRY_ENV, "7.5")
+    assert tracking_backoff().limit_s == 7.5 and tracking_backoff().max_s == 1
+    monkeypatch.setenv(TRACKING_RETRY_ENV, "soon")
+    with pytest.raises(ValueError, match=f"{TRACKING_RETRY_ENV}='soon': expected a number of seconds"):
+        tracking_backoff()
 
 
 def _runs(tracking_uri: str, experiment: str) -> list:
