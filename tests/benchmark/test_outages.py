@@ -28,7 +28,7 @@ DOWN_S = 5.0  # plus the ~20 s the server takes to start again here: an outage o
 
 SUITE = """
 name: {name}
-base: {{task: toy-transients, epochs: 3, batch_size: 16, max_train_clips: 32, max_eval_clips: 32,
+base: {{task: toy-transients, epochs: 5, batch_size: 16, max_train_clips: 32, max_eval_clips: 32,
         backbone: audiocnn_tiny}}
 grids:
   - frontend: [spec]
@@ -181,8 +181,11 @@ def test_a_database_restart_mid_study_loses_nothing(tmp_path, postgres) -> None:
     try:
         optuna_study = optuna.load_study(study_name="dbrestart", storage=study.open_storage(storage))
         deadline = time.monotonic() + 180
-        while not optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            assert time.monotonic() < deadline, "no trial started"
+        # both workers past their start (a worker that cannot open the storage at start fails fast, by
+        # design) and a trial running: the outage meets workers mid-study
+        while not (all(log.exists() and " joins " in log.read_text() for log in logs)
+                   and optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))):
+            assert time.monotonic() < deadline, "the workers did not start a trial"
             time.sleep(0.2)
         postgres.halt()  # mid-trial: heartbeats and the end of the trial meet a database that is gone
         time.sleep(3.0)
