@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from benchmark.config import RunConfig
+from benchmark.outages import disk_error, is_disk_error
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +50,37 @@ def training_state(cfg: RunConfig, epoch: int, model: nn.Module, optimizer: torc
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write to a temporary file and rename: a crash mid-write never leaves a half checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write to a temporary file, flush it to disk, and rename: a crash, a full disk or an unwritable
+    directory mid-write never leaves a half checkpoint, and the last good one stays where it was.
+
+    A full or unwritable directory raises `DiskError` naming the path (the run fails with that message
+    rather than training on without a checkpoint it could resume from).
+    """
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as out:
+            torch.save(state, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # torch.save reports a failed write as RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        cause = err if isinstance(err, OSError) else _os_error(err)
+        if cause is None or not is_disk_error(cause):
+            raise
+        raise disk_error(cause, "the checkpoint", path, "free space there or pass another --checkpoint-dir "
+                         "(the last good checkpoint is kept)") from err
+
+
+def _os_error(err: BaseException) -> OSError | None:
+    """The OSError behind torch.save's RuntimeError ("... file write failed"), if any."""
+    while err is not None:
+        if isinstance(err, OSError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def load_checkpoint(path: Path, cfg: RunConfig) -> dict[str, Any] | None:

@@ -4,7 +4,8 @@ Each command imports what it needs when it runs: `--help` and `report` do not lo
 whose data is missing is named before any MLflow store is opened.
 
 Exit codes: 0 success; 1 a study ended with failed or unfinished points; 2 bad input (unknown name,
-malformed suite, value out of range, unreachable server); 130 interrupted.
+malformed suite, value out of range, unreachable server, a full or unwritable checkpoint or cache
+directory); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmark.outages import DiskError
 from benchmark.paths import (
     CHECKPOINTS_DIR,
     REPORTS_DIR,
@@ -26,7 +28,7 @@ from benchmark.paths import (
     default_tracking_uri,
 )
 
-_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ConnectionError)
+_USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ConnectionError, DiskError)
 
 
 def main(argv: list[str] | None = None) -> int:

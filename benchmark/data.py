@@ -10,6 +10,7 @@ settings from the config, applies `max_train_clips` / `max_eval_clips`, and hold
 as one tensor when it fits (`IN_MEMORY_BYTES`), so a batch is one index into it instead of a DataLoader
 collating per-clip dicts. Larger splits (hub tasks at fine hops) are read per batch from the feature
 cache. Either way the numbers are the same: the cache normalises each clip on its own.
+A feature cache that is full or cannot be written raises `DiskError` naming the cache directory.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 
 from benchmark.config import RunConfig
+from benchmark.outages import DiskError, disk_error, is_disk_error
 
 IN_MEMORY_BYTES = 2 * 1024**3  # per split: log-mels (plus waveforms when mixup needs them) held as tensors
 _READ_CLIPS = 256  # clips per read from the feature cache when a split is loaded into memory
@@ -106,8 +108,16 @@ def load_task_data(cfg: RunConfig, data_dir: str | os.PathLike | None = None) ->
     spec = get_task(cfg.task)
     feature_cfg = FeatureConfig(sample_rate=spec.sample_rate, n_mels=cfg.n_mels, win_ms=cfg.win_ms,
                                 hop_ms=cfg.hop_ms)
-    features = {s: load_features(cfg.task, s, feature_cfg, fold=cfg.fold, data_dir=data_dir)
-                for s in ("train", "val", "test")}
+    try:
+        features = {s: load_features(cfg.task, s, feature_cfg, fold=cfg.fold, data_dir=data_dir)
+                    for s in ("train", "val", "test")}
+    except OSError as err:
+        if not is_disk_error(err) or isinstance(err, DiskError):
+            raise
+        from tasks.cache import CACHE_DIR_ENV, cache_dir
+
+        raise disk_error(err, "the feature cache", cache_dir(),
+                         f"free space there or set {CACHE_DIR_ENV} to a writable directory") from err
     for split, fs in features.items():
         if len(fs) == 0:
             raise ValueError(f"task {cfg.task!r} (fold={cfg.fold}) has an empty {split} split")

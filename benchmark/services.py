@@ -6,14 +6,19 @@ cluster for the Optuna storage and an `mlflow server` for tracking. Both bind 12
 
 PostgreSQL refuses to run as root: as root, the cluster is created and run as the `postgres` system user
 (Debian's `postgresql` package creates it) in a directory it owns.
+
+Outages are made with `halt()` and `start()` (same port, same data): the outage tests and the soak
+(`benchmark/benches/soak.py`) stop a service mid-study and bring it back; `stop()` ends it for good.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -52,6 +57,7 @@ class PostgresServer:
     user: str
     password: str
     _as_user: list[str] = field(default_factory=list)
+    options: str = ""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg2://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
@@ -67,6 +73,17 @@ class PostgresServer:
             cur.execute(f'CREATE DATABASE "{name}"')
         conn.close()
         return self.url(name)
+
+    def halt(self, mode: str = "fast") -> None:
+        """Shut the server down, keeping its data (`fast`: as for an upgrade, open sessions are cut)."""
+        _run([*self._as_user, postgres_bin("pg_ctl"), "-D", str(self.data_dir), "-m", mode, "-w", "-t", "60",
+              "stop"], "pg_ctl stop")
+
+    def start(self) -> None:
+        """Start the halted server again on the same port, with the same data."""
+        log = self.data_dir.parent / "postgres.log"
+        _run([*self._as_user, postgres_bin("pg_ctl"), "-D", str(self.data_dir), "-o", self.options, "-l",
+              str(log), "-w", "-t", "60", "start"], "pg_ctl start", log=log)
 
     def stop(self) -> None:
         subprocess.run([*self._as_user, postgres_bin("pg_ctl"), "-D", str(self.data_dir), "-m", "immediate",
@@ -99,9 +116,9 @@ def start_postgres(host: str = "127.0.0.1", port: int | None = None, user: str =
           "--auth=scram-sha-256", "-E", "UTF8", "--no-sync"], "initdb")
     pwfile.unlink()
     options = f"-h {host} -p {port} -k {base} -c fsync=off -c max_connections=100"
-    _run([*as_user, postgres_bin("pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "postgres.log"),
-          "-w", "-t", "60", "start"], "pg_ctl start", log=base / "postgres.log")
-    return PostgresServer(data, host, port, user, password, as_user)
+    server = PostgresServer(data, host, port, user, password, as_user, options)
+    server.start()
+    return server
 
 
 @dataclass
@@ -110,19 +127,34 @@ class MlflowServer:
     host: str
     port: int
     root: Path
+    cmd: list[str] = field(default_factory=list)
+    timeout_s: float = 120.0
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop the server, keeping its store and artefacts (`start` brings it back on the same port)."""
+        self.stop()
+
+    def start(self) -> None:
+        """Start the halted server again (same port, same store); waits until /health answers."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            raise ServiceError(f"mlflow server on {self.url} is still running")
+        self.proc = _launch_mlflow(self.cmd, self.root)
+        _wait_healthy(self)
+
+    def stop(self) -> None:
+        """Terminate the server and its workers (it runs in its own process group)."""
+        if self.proc.poll() is None:
+            _signal_group(self.proc, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                _signal_group(self.proc, signal.SIGKILL)
                 self.proc.wait()
+        _signal_group(self.proc, signal.SIGKILL)  # a worker process left behind by its parent
 
     def __enter__(self) -> MlflowServer:
         return self
@@ -142,24 +174,39 @@ def start_mlflow_server(root: Path, host: str = "127.0.0.1", port: int | None = 
     cmd = [str(mlflow_exe) if mlflow_exe.exists() else "mlflow", "server", "--host", host, "--port", str(port),
            "--backend-store-uri", backend_store_uri, "--artifacts-destination", str(root / "artifacts"),
            "--workers", "1"]
+    server = MlflowServer(_launch_mlflow(cmd, root), host, port, root, cmd, timeout_s)
+    _wait_healthy(server)
+    return server
+
+
+def _launch_mlflow(cmd: list[str], root: Path) -> subprocess.Popen:
     env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
-    log = open(root / "mlflow-server.log", "ab")  # noqa: SIM115 (the server writes to it until stopped)
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root)
-    log.close()
-    server = MlflowServer(proc, host, port, root)
-    deadline = time.monotonic() + timeout_s
+    with open(root / "mlflow-server.log", "ab") as log:  # the server keeps its own handle
+        # its own process group: stop() ends the server's worker processes with it
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+                                start_new_session=True)
+
+
+def _wait_healthy(server: MlflowServer) -> None:
+    root, proc = server.root, server.proc
+    deadline = time.monotonic() + server.timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise ServiceError(f"mlflow server exited with {proc.returncode}; see {root / 'mlflow-server.log'}")
         try:
             with urllib.request.urlopen(f"{server.url}/health", timeout=2) as response:
                 if response.status == 200:
-                    return server
+                    return
         except OSError:
             time.sleep(0.5)
     server.stop()
-    raise ServiceError(f"mlflow server did not answer on {server.url} within {timeout_s:.0f} s; "
+    raise ServiceError(f"mlflow server did not answer on {server.url} within {server.timeout_s:.0f} s; "
                        f"see {root / 'mlflow-server.log'}")
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
 
 
 def _run(cmd: list[str], what: str, log: Path | None = None) -> None:

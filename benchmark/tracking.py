@@ -12,10 +12,20 @@ The client API (`MlflowClient`, no global active run) keeps concurrent workers i
 Before a study or run starts, `check_tracking_uri` fails within seconds on a server that does not answer,
 and `ensure_experiment` creates the suite's experiment once (tagged with its study).
 Passwords in URIs are masked (`mask_uri`) in every param, tag and error message.
+
+A tracking server that goes away mid-run costs no training (`benchmark.outages` has the limits):
+`TrackedRun` keeps the calls it cannot make, in order, and sends them when the server answers again, so
+the epochs go on; `finish` waits for the server (bounded backoff) before it marks the run FINISHED, last,
+so a run is FINISHED only with everything in it. Retried calls are idempotent (same metric timestamps,
+same params, tags overwritten, artefacts overwritten). The look-ups before a run (`find_finished_run`,
+the experiment) wait too. MLflow's own HTTP retries (7 by default, ~4 min per call) are cut to 2 unless
+`MLFLOW_HTTP_REQUEST_MAX_RETRIES` is set, so that one limit, ours, governs how long a call may wait.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import subprocess
@@ -23,28 +33,30 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # our own retry (outages.retry) governs
 
+import requests  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Metric, Param, Run, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 
+from benchmark.outages import (  # noqa: E402  (UnreachableError, mask_uri: re-exported, they lived here)
+    Backoff,
+    UnreachableError,
+    first_line,
+    mask_uri,
+    retry,
+    tracking_backoff,
+)
 from benchmark.paths import REPO_ROOT  # noqa: E402
 
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)(?P<password>[^@\s]*)@")
-
-
-def mask_uri(uri: str) -> str:
-    """`postgresql://user:secret@host/db` -> `postgresql://user:***@host/db` (for logs and params)."""
-    return _PASSWORD.sub(lambda m: f"{m['head']}***@", str(uri))
-
-
-class UnreachableError(ConnectionError):
-    """An Optuna storage or MLflow tracking server does not answer."""
+log = logging.getLogger(__name__)
 
 
 def client_for(tracking_uri: str) -> MlflowClient:
@@ -109,17 +121,41 @@ def ensure_experiment(tracking_uri: str, name: str, tags: Mapping[str, str] | No
     return experiment_id
 
 
+def is_unreachable(err: BaseException) -> bool:
+    """True when an MLflow call failed because the server did not answer (refused, reset, timed out, or
+    "try later"), not because the request was wrong: only those are retried."""
+    if isinstance(err, (ConnectionError, TimeoutError, requests.ConnectionError, requests.Timeout)):
+        return True
+    if isinstance(err, MlflowException):
+        message = str(err.message)
+        if message.startswith("API request to ") and ("failed with exception" in message
+                                                       or "failed with timeout exception" in message):
+            return True  # mlflow.utils.rest_utils wraps connection errors this way
+        return err.error_code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED")
+    return False
+
+
+def _patiently(call, tracking_uri: str, backoff: Backoff | None = None):
+    return retry(call, transient=is_unreachable, backoff=backoff or tracking_backoff(),
+                 what=f"MLflow tracking server {mask_uri(tracking_uri)}")
+
+
 def find_finished_run(tracking_uri: str, experiment: str, config_hash: str) -> Run | None:
-    """The latest FINISHED run of `config_hash` in `experiment`, or None."""
+    """The latest FINISHED run of `config_hash` in `experiment`, or None (waits for a server that is down,
+    up to the tracking retry limit: before a run nothing is lost by waiting)."""
     client = client_for(tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'",
-        max_results=1, order_by=["attributes.end_time DESC"])
-    return runs[0] if runs else None
+
+    def latest() -> Run | None:
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return None
+        runs = client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'",
+            max_results=1, order_by=["attributes.end_time DESC"])
+        return runs[0] if runs else None
+
+    return _patiently(latest, tracking_uri)
 
 
 def git_commit() -> str:
@@ -135,38 +171,108 @@ def git_commit() -> str:
 
 
 class TrackedRun:
-    """One MLflow run being written; `finish` marks it FINISHED, FAILED or KILLED."""
+    """One MLflow run being written; `finish` marks it FINISHED, `abandon` FAILED or KILLED.
 
-    def __init__(self, tracking_uri: str, run_id: str):
+    Every call is queued and sent in order. One the server does not answer stays queued with those
+    after it, and the caller goes on (training does not wait on the tracking server); the next call
+    sends the backlog. While the server is down a send is tried at most every `backoff.max_s`, so a
+    host that does not answer (connect time-outs) does not slow every epoch. `finish` waits, with
+    backoff up to `backoff.limit_s`, until everything is sent, the FINISHED mark last; past the limit
+    it raises `OutageError` and the run is not FINISHED (the caller's checkpoint lets a retry finish it).
+    The run itself is created by the first call that gets through (`run_id` is None until then).
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str, *, run_name: str, params: Mapping[str, object],
+                 tags: Mapping[str, object], backoff: Backoff | None = None):
+        self.tracking_uri = tracking_uri
         self.client = client_for(tracking_uri)
-        self.run_id = run_id
+        self.backoff = backoff or tracking_backoff()
+        self.run_id: str | None = None
+        self._pending: deque[Callable[[], None]] = deque()
+        self._down_since: float | None = None
+        self._next_try = 0.0
+        run_tags = {k: str(v) for k, v in tags.items()}
+        masked = [Param(k, mask_uri(str(v))) for k, v in params.items()]
+
+        def create() -> None:
+            experiment_id = get_or_create_experiment(tracking_uri, experiment)
+            self.run_id = self.client.create_run(experiment_id, tags=run_tags, run_name=run_name).info.run_id
+
+        self._queue(create)
+        self._queue(lambda: self.client.log_batch(self.run_id, params=masked))
+
+    @property
+    def pending(self) -> int:
+        """Calls not yet sent (0: the server has everything logged so far)."""
+        return len(self._pending)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        now = int(time.time() * 1000)
+        now = int(time.time() * 1000)  # fixed here, so a resent batch is the same rows, not new ones
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
-        self.client.log_batch(self.run_id, metrics=batch)
+        self._queue(lambda: self.client.log_batch(self.run_id, metrics=batch))
 
     def set_tags(self, tags: Mapping[str, object]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        batch = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._queue(lambda: self.client.log_batch(self.run_id, tags=batch))
 
     def log_artifacts(self, files: Mapping[str, bytes]) -> None:
-        """Write each `name -> bytes` to a temporary folder and upload it at the artifact root."""
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, data in files.items():
-                path = Path(tmp) / name
-                path.write_bytes(data)
-                self.client.log_artifact(self.run_id, str(path))
+        """Upload each `name -> bytes` at the artifact root (through a temporary folder)."""
+        files = dict(files)
+
+        def upload() -> None:
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, data in files.items():
+                    path = Path(tmp) / name
+                    path.write_bytes(data)
+                    self.client.log_artifact(self.run_id, str(path))
+
+        self._queue(upload)
 
     def finish(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status)
+        """Send everything, then the end mark; waits for a server that is down (`OutageError` past the limit)."""
+        self._pending.append(lambda: self.client.set_terminated(self.run_id, status))
+        _patiently(self._send, self.tracking_uri, self.backoff)
+        self._down_since = None
+
+    def abandon(self, status: str = "FAILED") -> None:
+        """Best effort, no waiting: mark the run FAILED / KILLED if the server takes it now."""
+        self._pending.append(lambda: self.client.set_terminated(self.run_id, status))
+        with contextlib.suppress(Exception):
+            self._send()
+
+    def flush(self) -> bool:
+        """Send what the server takes now, without waiting; True when nothing is left to send."""
+        if self._down_since is not None and time.monotonic() < self._next_try:
+            return False
+        try:
+            self._send()
+        except Exception as err:
+            if not is_unreachable(err):
+                raise
+            self._next_try = time.monotonic() + self.backoff.max_s
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.warning("MLflow tracking server %s does not answer (%s); %d call(s) kept, training goes on",
+                            mask_uri(self.tracking_uri), first_line(err), len(self._pending))
+            return False
+        if self._down_since is not None:
+            log.warning("MLflow tracking server %s answers again after %.0f s; kept calls sent",
+                        mask_uri(self.tracking_uri), time.monotonic() - self._down_since)
+            self._down_since = None
+        return True
+
+    def _queue(self, call: Callable[[], None]) -> None:
+        self._pending.append(call)
+        self.flush()
+
+    def _send(self) -> None:
+        while self._pending:
+            self._pending[0]()
+            self._pending.popleft()
 
 
 def start_run(tracking_uri: str, experiment: str, *, run_name: str, params: Mapping[str, object],
               tags: Mapping[str, object]) -> TrackedRun:
-    """A new RUNNING run with its params and tags (values of params are masked if they hold URIs)."""
-    experiment_id = get_or_create_experiment(tracking_uri, experiment)
-    client = client_for(tracking_uri)
-    run = client.create_run(experiment_id, tags={k: str(v) for k, v in tags.items()}, run_name=run_name)
-    client.log_batch(run.info.run_id, params=[Param(k, mask_uri(str(v))) for k, v in params.items()])
-    return TrackedRun(tracking_uri, run.info.run_id)
-
+    """A new RUNNING run with its params and tags (values of params are masked if they hold URIs); while
+    the server is down, the run is created as soon as it answers again."""
+    return TrackedRun(tracking_uri, experiment, run_name=run_name, params=params, tags=tags)

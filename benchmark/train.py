@@ -11,6 +11,9 @@ What one run does, top to bottom (and the order of this file):
    number is the one at the best val epoch; test never selects anything); checkpoint atomically; report
    to Optuna if a trial is given. With `patience` = k, stop once k epochs brought no new best val.
 5. Log compute figures, final metrics, the run's health and artifacts; mark the MLflow run FINISHED.
+   A tracking server that is down does not stop the epochs (`tracking.TrackedRun` keeps the calls);
+   step 5 waits for it up to `DIFFRES_BENCH_TRACKING_RETRY_S`, then fails with `OutageError`, the
+   checkpoint of the finished epochs kept, so a retry only logs (`benchmark.outages`).
 
 Run health (MLflow metrics, so the report can set apart runs that did not learn): `epochs_run`,
 `stopped_early` (1/0), `best_epoch`, `final_train_loss` (the last epoch's mean task loss, without the
@@ -225,10 +228,10 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
         health = _finish(tracked, cfg, data, model, device, best, history, loss_kind)
     except BaseException as err:
         pruned = type(err).__name__ == "TrialPruned"
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # best effort: the server may be the reason we are here
             if pruned:
                 tracked.set_tags({"pruned": "true"})
-            tracked.finish("KILLED" if pruned or isinstance(err, KeyboardInterrupt) else "FAILED")
+            tracked.abandon("KILLED" if pruned or isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     return RunResult(val_metric=float(best["val"]), test_metric=float(best["test"]), run_id=tracked.run_id,
                      reused=False, config_hash=cfg.config_hash, best_epoch=int(best["epoch"]),

@@ -186,12 +186,15 @@ def load_runs(suite: str, tracking_uri: str, points: Collection[str] | None = No
     with _tracking(tracking_uri):
         if mlflow.get_experiment_by_name(suite) is None:
             raise ReportDataError(f"no MLflow experiment named {suite!r} at {tracking_uri!r}; run the suite first")
-        raw = mlflow.search_runs(experiment_names=[suite], filter_string="attributes.status = 'FINISHED'")
+        # One query, one snapshot: workers may be writing runs meanwhile; only the FINISHED ones are read
+        # (a run is marked FINISHED last, after its metrics and artefacts), the others only counted.
         every = mlflow.search_runs(experiment_names=[suite])
+    raw = every[every["status"] == "FINISHED"].reset_index(drop=True) if not every.empty else every
     if raw.empty:
         raise ReportDataError(f"experiment {suite!r} at {tracking_uri!r} has no FINISHED runs")
     for key in GROUP_KEYS + PAIR_KEYS:
-        if f"params.{key}" not in raw.columns:
+        column = f"params.{key}"
+        if column not in raw.columns or (raw[column].isna() & (key != "fold")).any():
             raise ReportDataError(f"MLflow runs of {suite!r} lack the param {key!r} (expected cfg.to_params())")
     if "metrics.test_metric" not in raw.columns:
         raise ReportDataError(f"MLflow runs of {suite!r} lack the metric 'test_metric'")

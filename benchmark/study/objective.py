@@ -7,6 +7,9 @@ whose worker died.
 - RDB storages have heartbeats: Optuna fails stale trials and `RetryHeartbeatStaleTrialCallback` re-queues
   them. Journal files have none, so a RUNNING trial whose worker process (same host) is gone is failed
   and re-queued here. On start a worker re-queues the points whose trials all failed.
+- A trial that failed because a shared service stayed down past its retry limit (`OutageError`, see
+  `benchmark.outages`) is marked `outage` and re-queued at once by `RetryAfterOutage`, up to
+  `MAX_OUTAGE_RETRIES` times a point; the new trial resumes from the checkpoint the old one left.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from benchmark.config import RunConfig
+from benchmark.outages import OutageError, first_line
 from benchmark.study.states import POINT, grid_states, trial_key
 from benchmark.study.suites import Suite
 
 logger = logging.getLogger(__name__)
 
+MAX_OUTAGE_RETRIES = 3  # per point, as RetryHeartbeatStaleTrialCallback(max_retry=3) for dead workers
 RunFn = Callable[..., Any]  # benchmark.train.run's signature: (cfg, *, tracking_uri, experiment, ...)
 
 
@@ -77,10 +82,14 @@ class Objective:
                 trial.set_user_attr("duplicate_of", other)
                 raise optuna.TrialPruned(f"point {cfg.config_hash} is taken by trial {other}")
         logger.info("trial %d: %s (%s)", trial.number, cfg.run_name, cfg.config_hash)
-        result = self.run_fn(cfg, tracking_uri=self.tracking_uri, experiment=self.suite.name,
-                             checkpoint_dir=self.checkpoint_dir,
-                             trial=trial if self.config is not None else None, progress=self.run_progress,
-                             data_dir=self.data_dir)
+        try:
+            result = self.run_fn(cfg, tracking_uri=self.tracking_uri, experiment=self.suite.name,
+                                 checkpoint_dir=self.checkpoint_dir,
+                                 trial=trial if self.config is not None else None, progress=self.run_progress,
+                                 data_dir=self.data_dir)
+        except OutageError as err:
+            trial.set_user_attr("outage", first_line(err))  # RetryAfterOutage re-queues it
+            raise
         trial.set_user_attr("run_id", result.run_id)
         trial.set_user_attr("test_metric", float(result.test_metric))
         trial.set_user_attr("reused", bool(result.reused))
@@ -96,6 +105,26 @@ def _first_claim(trial: optuna.Trial, key: str) -> int | None:
         if other.state == TrialState.COMPLETE or (other.datetime_start, other.number) < first:
             return other.number
     return None
+
+
+class RetryAfterOutage:
+    """`study.optimize` callback: a trial failed by an outage (user attr `outage`) gets a WAITING copy,
+    as `RetryHeartbeatStaleTrialCallback` does for a dead worker's trial, at most `max_retry` times."""
+
+    def __init__(self, max_retry: int = MAX_OUTAGE_RETRIES) -> None:
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.state != TrialState.FAIL or "outage" not in trial.user_attrs:
+            return
+        retries = len(trial.system_attrs.get("retry_history", []))
+        if retries >= self.max_retry:
+            logger.warning("trial %d failed by an outage (%s); %d retries done, not re-queued", trial.number,
+                           trial.user_attrs["outage"], retries)
+            return
+        logger.warning("trial %d failed by an outage (%s); re-queued (retry %d of %d)", trial.number,
+                       trial.user_attrs["outage"], retries + 1, self.max_retry)
+        _requeue(study, trial)
 
 
 # ------------------------------------------------------------------------------- dead-trial recovery

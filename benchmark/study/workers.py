@@ -23,7 +23,14 @@ import optuna
 from optuna.trial import TrialState
 
 from benchmark.paths import CHECKPOINTS_DIR, STORAGE_ENV, TRACKING_URI_ENV, default_storage, default_tracking_uri
-from benchmark.study.objective import Objective, RunFn, default_run, recover, requeue_failed_points
+from benchmark.study.objective import (
+    Objective,
+    RetryAfterOutage,
+    RunFn,
+    default_run,
+    recover,
+    requeue_failed_points,
+)
 from benchmark.study.states import FINISHED_SEARCH, POINT, StudyStatus, grid_states, status, status_in
 from benchmark.study.storage import open_storage
 from benchmark.study.suites import Suite, check_data, load_suite
@@ -123,7 +130,7 @@ def _grid_loop(suite: Suite, storage: optuna.storages.BaseStorage, objective: Ob
         recover(study)
         states = list(grid_states(study, keys).values())
         if "left" in states or "waiting" in states:
-            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+            _optimize_one(study, objective)
         elif "running" in states:
             time.sleep(poll_seconds)
         else:
@@ -153,10 +160,22 @@ def _search_loop(suite: Suite, storage: optuna.storages.BaseStorage, objective: 
             if finished + running >= suite.n_trials:
                 time.sleep(poll_seconds)
                 continue
-            study.optimize(point_objective, n_trials=1, catch=(Exception,), gc_after_trial=True)
+            _optimize_one(study, point_objective)
             failures += study.get_trials(deepcopy=False)[-1].state == TrialState.FAIL
         if bar is not None:
             _update(bar, status_in(suite, storage).done)
+
+
+def _optimize_one(study: optuna.Study, objective: Objective) -> None:
+    """One trial. A trial that Optuna failed as stale while it was in fact alive (its heartbeats lapsed
+    for longer than the grace period, e.g. a database outage) cannot be told its result; its run is in
+    MLflow, and its re-queued copy finds it there (`reused`) instead of training it again."""
+    try:
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=True,
+                       callbacks=[RetryAfterOutage()])
+    except optuna.exceptions.UpdateFinishedTrialError as err:
+        logger.warning("a trial of this worker was failed as stale while it ran (%s); its re-queued copy "
+                       "reuses its finished run", err)
 
 
 def _bar(progress: bool, suite: Suite, current: StudyStatus) -> Any:

@@ -1,13 +1,16 @@
-"""Shared helpers for the benchmark tests: tiny configs on the embedded task, a real MLflow store."""
+"""Shared helpers for the benchmark tests: tiny configs on the embedded task, a real MLflow store, and
+real services on loopback (a PostgreSQL cluster, an `mlflow server`) for the scale-out and outage tests."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from benchmark.config import RunConfig
+from benchmark.services import MlflowServer, PostgresServer, start_mlflow_server, start_postgres
 
 TINY_TASK = "toy-transients"
 
@@ -40,3 +43,19 @@ def _few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# The services live here, in tests/benchmark/, not in a tests/conftest.py: a conftest in tests/ would put
+# tests/ on sys.path, where tests/diffres and tests/benchmark shadow the real packages as namespace packages.
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (run as the `postgres` user when tests run as root)."""
+    with start_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """`mlflow server` on 127.0.0.1 with a SQLite store and served artifacts in a temporary directory."""
+    with start_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
+        yield server

@@ -1,7 +1,10 @@
 """Checkpoints: written atomically, read back only for their own config, set aside when unusable, and a
-restored state continues the RNG streams where they stopped."""
+restored state continues the RNG streams where they stopped; a full or unwritable directory fails with
+its path named and the last good checkpoint intact."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -15,6 +18,7 @@ from benchmark.checkpoint import (
     training_state,
 )
 from benchmark.config import RunConfig
+from benchmark.outages import DiskError
 
 CFG = RunConfig(task="toy-transients")
 
@@ -75,3 +79,31 @@ def test_an_unreadable_file_is_set_aside(tmp_path, content):
 def test_no_file_is_no_checkpoint(tmp_path):
     assert load_checkpoint(checkpoint_path(tmp_path, CFG), CFG) is None
     assert not (tmp_path / CFG.config_hash).exists()
+
+
+def _save(path, epoch: int) -> None:
+    model, optimizer, scaler, loader_gen, augment_gen = _parts(seed=0)
+    best = {"epoch": 0, "val": 0.5, "test": 0.25, "per_class": [0.5], "support": [2], "examples": {}}
+    save_checkpoint(path, training_state(CFG, epoch, model, optimizer, scaler, loader_gen, augment_gen, [], best))
+
+
+def test_a_full_disk_names_the_path_and_keeps_the_last_good_checkpoint(tmp_path):
+    path = checkpoint_path(tmp_path, CFG)
+    _save(path, epoch=1)
+    # the next write lands on /dev/full: the kernel answers ENOSPC, as a full disk does
+    (path.parent / f"last.pt.tmp{os.getpid()}").symlink_to("/dev/full")
+    with pytest.raises(DiskError, match="No space left on device") as err:
+        _save(path, epoch=2)
+    assert str(path) in str(err.value) and "ENOSPC" in str(err.value)
+    assert load_checkpoint(path, CFG)["epoch"] == 1  # the last good checkpoint, intact
+    assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # the failed temporary file is gone
+
+
+def test_an_unwritable_checkpoint_dir_names_the_path(tmp_path):
+    blocker = tmp_path / "ckpt"
+    blocker.write_text("a file where the checkpoint directory should be")
+    path = checkpoint_path(blocker, CFG)
+    with pytest.raises(DiskError, match="cannot write the checkpoint") as err:
+        _save(path, epoch=1)
+    assert str(path) in str(err.value) and "--checkpoint-dir" in str(err.value)
+    assert blocker.read_text().startswith("a file")

@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from benchmark.data import Split, epoch_batches, fixed_subset, load_task_data, n_batches
+from benchmark.outages import DiskError
 
 
 def test_fixed_subset_is_fixed_sorted_and_whole_when_large_enough():
@@ -63,3 +64,12 @@ def test_epoch_batches_are_the_dataloaders_and_leave_its_generator_state(n_clips
         assert [b.tolist() for b in batches] == [b.tolist() for b in loader]
         assert torch.equal(ours.get_state(), theirs.get_state())
         assert len(batches) == n_batches(n_clips, batch_size)
+
+
+def test_an_unwritable_feature_cache_names_the_cache_dir(tiny_config, tmp_path, monkeypatch):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("DIFFRES_CACHE_DIR", str(blocker))
+    with pytest.raises(DiskError, match="cannot write the feature cache") as err:
+        load_task_data(tiny_config(seed=3))
+    assert str(blocker) in str(err.value) and "DIFFRES_CACHE_DIR" in str(err.value)

@@ -10,16 +10,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from benchmark import study
-from benchmark.services import MlflowServer, PostgresServer, start_mlflow_server, start_postgres
 from benchmark.study import load_suite
 
 SUITE = """
@@ -34,22 +31,6 @@ grids:
     reduction_rate: [0.5]
     seed: [0, 1]
 """
-
-
-# The services live here, not in a tests/conftest.py: a conftest in tests/ would put tests/ on sys.path,
-# where tests/diffres and tests/benchmark shadow the real packages as namespace packages.
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (run as the `postgres` user when tests run as root)."""
-    with start_postgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """`mlflow server` on 127.0.0.1 with a SQLite store and served artifacts in a temporary directory."""
-    with start_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
-        yield server
 
 
 def _suite(tmp_path: Path, name: str) -> Path:
