@@ -104,7 +104,7 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(task)
-        ax.set_xlabel("compute per clip from the waveform: filterbank + front-end + backbone (MFLOPs, log)")
+        ax.set_xlabel("MFLOPs per clip from the waveform (log)")
         ax.set_ylabel(_metric_label(lb, task))
         ax.set_ylim(-0.02, 1.02)  # accuracy and mAP live in [0, 1]; CI bars past it are cut
     handles = [Line2D([], [], color=c, marker="o", linestyle="none", label=s) for s, c in colors.items()]
@@ -113,7 +113,7 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
     handles += [Line2D([], [], color="black", linestyle="--", marker="o", markerfacecolor="none",
                        markersize=10, label="Pareto front")]
     fig.legend(handles=handles, loc="outside right upper", title="front-end / input hop")
-    fig.suptitle("Accuracy vs compute (mean ± 95 % CI over seeds/folds)")
+    fig.suptitle("Accuracy vs compute: filterbank + front-end + backbone per clip (mean ± 95 % CI over seeds/folds)")
     return _save(fig, path)
 
 
