@@ -23,6 +23,7 @@ from benchmark.report.controls import CONTROL_COLUMNS, check_controls
 from benchmark.report.figures import (
     plot_accuracy_vs_flops,
     plot_accuracy_vs_hop,
+    plot_accuracy_vs_latency,
     plot_accuracy_vs_rate,
     plot_diffres_examples,
 )
@@ -73,6 +74,9 @@ PLOTS = [
     ("Accuracy vs compute per task (Pareto front marked; points of equal compute spread ≤ 4 % "
      "sideways)", "accuracy_vs_flops.png", plot_accuracy_vs_flops,
      "no run logged flops_total"),
+    ("Accuracy vs measured latency per clip from the waveform (batch 1, the run's threads; a learnable "
+     "filterbank's cost as it runs, beside its FLOPs)", "accuracy_vs_latency.png", plot_accuracy_vs_latency,
+     "no run logged latency_pipeline_ms"),
     ("Accuracy vs reduction rate δ per front-end", "accuracy_vs_reduction_rate.png", plot_accuracy_vs_rate,
      "fewer than two reduction rates at the reference hop"),
     ("Accuracy vs input hop size (tasks with ≥ 2 hops)", "accuracy_vs_hop.png", plot_accuracy_vs_hop,

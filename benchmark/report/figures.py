@@ -79,7 +79,26 @@ def _reference_name() -> str:
 
 
 def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ...] = ()) -> Path | None:
-    data = lb[np.isfinite(lb["flops_pipeline"].astype(float)) & np.isfinite(lb["mean"])]
+    """Accuracy against FLOPs per clip from the waveform (filterbank + front-end + backbone)."""
+    return _plot_accuracy_vs_cost(lb, path, extra_keys, "flops_pipeline", 1e-6,
+                                  "MFLOPs per clip from the waveform (log)",
+                                  "Accuracy vs compute: filterbank + front-end + backbone per clip")
+
+
+def plot_accuracy_vs_latency(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ...] = ()) -> Path | None:
+    """Accuracy against the measured latency of one clip from its waveform (`latency_pipeline_ms`: one
+    forward pass, batch 1, at the run's thread count), the cost a learnable filterbank's FLOPs understate
+    or overstate."""
+    return _plot_accuracy_vs_cost(lb, path, extra_keys, "latency_pipeline_ms", 1.0,
+                                  "measured ms per clip from the waveform (log)",
+                                  "Accuracy vs measured latency per clip, batch 1, as each run logged it")
+
+
+def _plot_accuracy_vs_cost(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ...], column: str, scale: float,
+                           xlabel: str, title: str) -> Path | None:
+    if column not in lb.columns:
+        return None
+    data = lb[np.isfinite(lb[column].astype(float)) & np.isfinite(lb["mean"])]
     if data.empty:
         return None
     tasks = sorted(data["task"].unique())
@@ -93,10 +112,10 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
         present = sorted(rows["series"].unique())
         # points of equal compute are spread by at most ±4 % along x so their error bars stay apart
         spread = rows["series"].map({s: 1.0 + 0.08 * ((i + 0.5) / len(present) - 0.5) for i, s in enumerate(present)})
-        rows = rows.assign(x=rows["flops_pipeline"].astype(float) / 1e6 * spread)
+        rows = rows.assign(x=rows[column].astype(float) * scale * spread)
         for (series, hop), g in rows.groupby(["series", "hop_ms"], sort=True):
             _errorbar(ax, g["x"], g, colors[series], marker=markers[hop], linestyle="none")
-        best = rows[stats.pareto_front(rows["flops_pipeline"].astype(float), rows["mean"])].sort_values("x")
+        best = rows[stats.pareto_front(rows[column].astype(float), rows["mean"])].sort_values("x")
         ax.step(best["x"], best["mean"], where="post", color="black", linestyle="--", linewidth=1.0, zorder=1)
         ax.scatter(best["x"], best["mean"], s=160, facecolors="none", edgecolors="black", linewidths=1.2, zorder=3)
         ax.set_xscale("log")
@@ -104,7 +123,7 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(task)
-        ax.set_xlabel("MFLOPs per clip from the waveform (log)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(_metric_label(lb, task))
         ax.set_ylim(-0.02, 1.02)  # accuracy and mAP live in [0, 1]; CI bars past it are cut
     handles = [Line2D([], [], color=c, marker="o", linestyle="none", label=s) for s, c in colors.items()]
@@ -113,7 +132,7 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
     handles += [Line2D([], [], color="black", linestyle="--", marker="o", markerfacecolor="none",
                        markersize=10, label="Pareto front")]
     fig.legend(handles=handles, loc="outside right upper", title="front-end / input hop")
-    fig.suptitle("Accuracy vs compute: filterbank + front-end + backbone per clip (mean ± 95 % CI over seeds/folds)")
+    fig.suptitle(f"{title} (mean ± 95 % CI over seeds/folds)")
     return _save(fig, path)
 
 

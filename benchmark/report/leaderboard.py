@@ -24,7 +24,7 @@ LEADERBOARD_VALUE_COLUMNS = ["metric", "mean", "std", "ci95_low", "ci95_high", "
                              "flops_filterbank", "flops_frontend", "flops_backbone", "flops_total",
                              "flops_pipeline", "relative_cost",
                              "params_frontend", "params_backbone", "params_total", "latency_ms",
-                             "t_in", "t_out"]
+                             "latency_pipeline_ms", "t_in", "t_out"]
 FLOAT_FORMAT = "%.6g"
 
 
@@ -45,7 +45,8 @@ def leaderboard(runs: Runs) -> pd.DataFrame:
         flops_total=("flops_total", "mean"), flops_filterbank=("flops_filterbank", "mean"),
         flops_pipeline=("flops_pipeline", "mean"), params_frontend=("params_frontend", "mean"),
         params_backbone=("params_backbone", "mean"), params_total=("params_total", "mean"),
-        latency_ms=("latency_ms", "mean"), t_in=("t_in", "first"), t_out=("t_out", "first"),
+        latency_ms=("latency_ms", "mean"), latency_pipeline_ms=("latency_pipeline_ms", "mean"),
+        t_in=("t_in", "first"), t_out=("t_out", "first"),
     ).reset_index()
     table = summary.merge(costs, on=keys, how="left")
     base = table[is_reference(table["frontend"]) & np.isclose(table["hop_ms"], BASELINE_HOP_MS)

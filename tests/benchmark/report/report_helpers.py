@@ -67,6 +67,7 @@ class Study:
                    "flops_backbone": 1e5 * t_out, "flops_total": fe_flops + 1e5 * t_out,
                    "params_frontend": 82000.0 if frontend == "diffres" else 0.0, "params_backbone": 5e5,
                    "params_total": 5e5 + (82000.0 if frontend == "diffres" else 0.0), "latency_ms": 3.5,
+                   "latency_pipeline_ms": 4.0 + (1.0 if frontend == "diffres" else 0.0),
                    "t_in": float(t_in), "t_out": float(t_out), **(extra_metrics or {})}
         tags = {"config_hash": _config_hash(params), "suite": self.suite, "metric_name": "accuracy",
                 "git_commit": "abc1234", "device": "cpu", "torch_version": "2.14.1", "timm_version": "1.0.0"}

@@ -24,7 +24,8 @@ def test_outputs_exist_with_columns(study):
     assert all(p.parent == out / "results" / SUITE for p in (paths.claims_summary, paths.controls, paths.runs))
     assert pd.read_csv(out / "results" / SUITE / "toy-b.csv")["task"].eq("toy-b").all()
     names = {p.name for p in paths.figures}
-    assert names == {"accuracy_vs_flops.png", "accuracy_vs_reduction_rate.png", "accuracy_vs_hop.png",
+    assert names == {"accuracy_vs_flops.png", "accuracy_vs_latency.png", "accuracy_vs_reduction_rate.png",
+                     "accuracy_vs_hop.png",
                      "diffres_examples_toy-a.png", "diffres_examples_toy-b.png"}
     for p in paths.figures:
         assert p.stat().st_size > 10_000
