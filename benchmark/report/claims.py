@@ -28,6 +28,7 @@ from benchmark import stats
 from benchmark.paths import PAPER_DIR
 from benchmark.report.health import is_untrained
 from benchmark.report.runs import (
+    FILTERBANK,
     GROUP_KEYS,
     LEARNABLE_FILTERBANK,
     LEARNED_RESOLUTION,
@@ -163,6 +164,12 @@ class ClaimCheck:
     test: str  # the comparison in words
     needs: str  # the runs it needs, said when it is "not run"
     explain: Callable[[pd.DataFrame], str] | None = None  # "not run": what the suite's runs say about why
+    # The suite's extra setting keys (Runs.extra_keys) a pair may differ in: the one the claim is about.
+    # Every other extra key (a filterbank, a min_epochs, ...) must be equal, like `match`.
+    across: tuple[str, ...] = ()
+
+    def match_in(self, extra_keys: tuple[str, ...]) -> list[str]:
+        return self.match + [k for k in extra_keys if k not in self.across and k not in self.match]
 
 
 def claim_checks() -> dict[str, ClaimCheck]:
@@ -197,13 +204,15 @@ def claim_checks() -> dict[str, ClaimCheck]:
             lambda d: full_diffres(d) & mel_filterbank(d), learnable_front_end, ["task", "backbone"],
             f"{diffres} on the mel filterbank (every δ, hop) minus each learnable filterbank with the {ref} "
             f"reducer (δ = 0), same backbone and seeds",
-            f"runs of a learnable filterbank ({learnable}) with the {ref} reducer; none are in this suite"),
+            f"runs of a learnable filterbank ({learnable}) with the {ref} reducer; none are in this suite",
+            across=(FILTERBANK,)),
         "5a": ClaimCheck(
             full_diffres, _ablation(GUIDE_LOSS), same,
             f"{diffres} minus {diffres} without guide loss (guide_loss_weight = 0"
             + (f" or front-end {no_guide}" if no_guide else "") + ") at the same hop and δ",
             "a no-guide-loss ablation (guide_loss_weight = 0"
-            + (f" or a {no_guide} front-end" if no_guide else "") + ")", explain=_guide_loss_note),
+            + (f" or a {no_guide} front-end" if no_guide else "") + ")", explain=_guide_loss_note,
+            across=("guide_loss_weight",)),
         "5b": ClaimCheck(
             full_diffres, _ablation(RESOLUTION_ENCODING), same,
             f"{diffres} minus {diffres} without resolution encoding ({no_enc}) at the same hop and δ",
@@ -259,7 +268,8 @@ def check_claims(runs: Runs, claims: list[Claim], margin: float = stats.DEFAULT_
         if check is None:
             comps, words, needs = pd.DataFrame(columns=PAIR_TABLE_COLUMNS), "no check", "a check for this claim id"
         else:
-            comps = compare(runs, check.treatment(df) & evidence, check.control(df) & evidence, check.match)
+            comps = compare(runs, check.treatment(df) & evidence, check.control(df) & evidence,
+                            check.match_in(runs.extra_keys))
             words, needs = check.test, check.needs
         decided = decide_table(comps, claim.test, margin)[COMPARISON_COLUMNS[1:]]
         summary = summary_of(decided)

@@ -175,3 +175,21 @@ def test_claim_4_is_diffres_on_mel_against_each_learnable_filterbank_with_spec()
                           "spec @ 10 ms, δ=0 (filterbank=sincnet)": stats.REFUTED}
     assert set(result.comparisons["treatment"]) == {"diffres @ 10 ms, δ=0.5 (filterbank=mel)"}
     assert "leaf" in result.check or "learnable filterbank" in result.check
+
+
+def test_claims_other_than_4_pair_runs_on_the_same_filterbank():
+    """Claim 1 compares DiffRes on a filterbank with the spectrogram on the same filterbank; only claim 4
+    pairs across filterbanks."""
+    rows = [("t", "b", fe, 10.0, rate, fb, seed, acc + 0.01 * seed + 0.002 * (seed * seed % 3))
+            for seed in range(3)
+            for fe, rate, fb, acc in (("diffres", 0.5, "mel", 0.83), ("spec", 0.0, "mel", 0.80),
+                                      ("diffres", 0.5, "leaf", 0.70), ("spec", 0.0, "leaf", 0.78))]
+    df = pd.DataFrame(rows, columns=["task", "backbone", "frontend", "hop_ms", "reduction_rate", "filterbank",
+                                     "seed", "test_metric"]).assign(fold=report.NO_FOLD)
+    runs = report.Runs(df, ("filterbank",), len(df), 0, 0)
+    claims = [c for c in report.load_claims() if c.claim_id in ("1", "4")]
+    one, four = report.check_claims(runs, claims)
+    assert sorted(zip(one.comparisons["treatment"], one.comparisons["control"])) == [
+        ("diffres @ 10 ms, δ=0.5 (filterbank=leaf)", "spec @ 10 ms, δ=0 (filterbank=leaf)"),
+        ("diffres @ 10 ms, δ=0.5 (filterbank=mel)", "spec @ 10 ms, δ=0 (filterbank=mel)")]
+    assert four.comparisons["control"].tolist() == ["spec @ 10 ms, δ=0 (filterbank=leaf)"]
