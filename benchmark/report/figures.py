@@ -26,7 +26,8 @@ from benchmark.report.runs import REFERENCE, is_reference, registered_frontends
 def _palette(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> dict[str, tuple]:
     """One colour per series over the whole leaderboard, so a front-end keeps its colour in every figure."""
     series = lb.assign(series=_series(lb, extra_keys))
-    spec = sorted(series.loc[is_reference(series["frontend"]), "series"].unique())
+    plain = ~series["series"].str.contains(" · ", regex=False)  # the reference itself, not on another filterbank
+    spec = sorted(series.loc[is_reference(series["frontend"]) & plain, "series"].unique())
     others = sorted(set(series["series"]) - set(spec))
     base = [c for i, c in enumerate(sns.color_palette("tab10")) if i != 7]  # tab10's grey is kept for spec
     colors = base if len(others) <= len(base) else sns.color_palette("tab20", len(others))
@@ -35,17 +36,47 @@ def _palette(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> dict[str, tuple]:
     return palette
 
 
+SHOWN_KEYS = ("filterbank", "guide_loss_weight")  # extra keys a series names outright; the rest make a recipe
+
+
+def _unusual(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> dict[str, pd.Series]:
+    """Per extra key, its value on the rows where it differs from its most common value ("" elsewhere)."""
+    out = {}
+    for k in extra_keys:
+        values = lb[k].astype(str)
+        out[k] = values.where(values != values.mode().iloc[0], "")
+    return out
+
+
+def _recipes(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> tuple[pd.Series, dict[str, str]]:
+    """Rows whose extra keys beyond SHOWN_KEYS differ from the usual values get a short recipe name
+    ("recipe B", "recipe C", ...; "" for the usual one) and the mapping name -> settings, for a caption."""
+    unusual = _unusual(lb, tuple(k for k in extra_keys if k not in SHOWN_KEYS))
+    text = pd.Series("", index=lb.index)
+    for k, v in unusual.items():
+        text = text.where(v == "", text + np.where(text == "", "", ", ") + f"{k}=" + v)
+    names = {t: f"recipe {chr(ord('B') + i)}" for i, t in enumerate(sorted(set(text) - {""}))}
+    return text.map(lambda t: names.get(t, "")), {name: t for t, name in names.items()}
+
+
 def _series(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> pd.Series:
-    """A line's name: front-end, plus backbone when it varies, plus an extra key only on the rows where
-    it differs from its usual value (e.g. "diffres · guide_loss_weight=0.0" beside plain "diffres")."""
+    """A line's name: front-end, plus backbone when it varies, plus `filterbank` / `guide_loss_weight`
+    where they differ from their usual value (e.g. "diffres · guide_loss_weight=0.0" beside plain
+    "diffres"), plus a short recipe name where other settings differ (see `_recipes`)."""
     label = lb["frontend"].astype(str)
     if lb["backbone"].nunique() > 1:
         label = label + " · " + lb["backbone"].astype(str)
-    for k in extra_keys:
-        values = lb[k].astype(str)
-        unusual = values != values.mode().iloc[0]
-        label = label.where(~unusual, label + f" · {k}=" + values)
-    return label
+    for k, v in _unusual(lb, tuple(k for k in extra_keys if k in SHOWN_KEYS)).items():
+        label = label.where(v == "", label + f" · {k}=" + v)
+    recipe, _ = _recipes(lb, extra_keys)
+    return label.where(recipe == "", label + " · " + recipe)
+
+
+def _caption(fig: Figure, lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> None:
+    """Under the figure: what each recipe name of the legend stands for."""
+    _, names = _recipes(lb, extra_keys)
+    if names:
+        fig.supxlabel("; ".join(f"{name}: {settings}" for name, settings in names.items()), fontsize=8)
 
 
 def _metric_label(lb: pd.DataFrame, task: str) -> str:
@@ -82,7 +113,7 @@ def plot_accuracy_vs_flops(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
     """Accuracy against FLOPs per clip from the waveform (filterbank + front-end + backbone)."""
     return _plot_accuracy_vs_cost(lb, path, extra_keys, "flops_pipeline", 1e-6,
                                   "MFLOPs per clip from the waveform (log)",
-                                  "Accuracy vs compute: filterbank + front-end + backbone per clip")
+                                  "Accuracy vs FLOPs per clip")
 
 
 def plot_accuracy_vs_latency(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ...] = ()) -> Path | None:
@@ -91,7 +122,7 @@ def plot_accuracy_vs_latency(lb: pd.DataFrame, path: Path, extra_keys: tuple[str
     or overstate."""
     return _plot_accuracy_vs_cost(lb, path, extra_keys, "latency_pipeline_ms", 1.0,
                                   "measured ms per clip from the waveform (log)",
-                                  "Accuracy vs measured latency per clip, batch 1, as each run logged it")
+                                  "Accuracy vs measured latency per clip (batch 1)")
 
 
 def _plot_accuracy_vs_cost(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ...], column: str, scale: float,
@@ -133,6 +164,7 @@ def _plot_accuracy_vs_cost(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
                        markersize=10, label="Pareto front")]
     fig.legend(handles=handles, loc="outside right upper", title="front-end / input hop")
     fig.suptitle(f"{title} (mean ± 95 % CI over seeds/folds)")
+    _caption(fig, lb, extra_keys)
     return _save(fig, path)
 
 
@@ -178,6 +210,7 @@ def plot_accuracy_vs_rate(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, .
         ax.set_xticks(sorted(rows["reduction_rate"].unique()))
     fig.legend(handles=_legend_handles(data, colors), loc="outside right upper", title="front-end")
     fig.suptitle(f"Reduction-rate ablation (mean ± 95 % CI; dotted line: {_reference_name()}, no reduction)")
+    _caption(fig, lb, extra_keys)
     return _save(fig, path)
 
 
@@ -220,6 +253,7 @@ def plot_accuracy_vs_hop(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, ..
     fig.legend(handles=_legend_handles(shown_data, colors), loc="outside lower center", title="front-end",
                ncols=min(len(shown), 5))
     fig.suptitle(f"Accuracy vs input hop size (mean ± 95 % CI; dotted: {_reference_name()}, no reduction)")
+    _caption(fig, lb, extra_keys)
     return _save(fig, path)
 
 
