@@ -51,11 +51,19 @@ def test_filterbanks_suite_is_claim_4_on_one_embedded_task() -> None:
     from benchmark.model import learned_filterbank
 
     configs = load_suite("filterbanks").configs
-    assert {c.task for c in configs} == {"toy-rhythm"} and {c.seed for c in configs} == {0, 1, 2}
-    assert {c.filterbank for c in configs if c.frontend == "spec"} == {"mel", "leaf", "efficientleaf", "sincnet",
-                                                                       "tdfbanks"}
-    assert any(c.frontend == "diffres" and c.filterbank == "mel" for c in configs)
-    assert all(c.patience is not None and c.max_train_clips <= 120 for c in configs if learned_filterbank(c))
+    assert {c.task for c in configs} == {"toy-rhythm"}
+    sized = [c for c in configs if c.max_train_clips == 120]  # the one-hour sizing: every filterbank, 3 seeds
+    assert {c.seed for c in sized} == {0, 1, 2}
+    assert {c.filterbank for c in sized if c.frontend == "spec"} == {"mel", "leaf", "efficientleaf", "sincnet",
+                                                                     "tdfbanks"}
+    assert any(c.frontend == "diffres" and c.filterbank == "mel" for c in sized)
+    # the quick recipe, 5 seeds: only the cheap learnable filterbank, beside DiffRes and spec on mel
+    quick = [c for c in configs if c.max_train_clips != 120]
+    assert {c.seed for c in quick} == {0, 1, 2, 3, 4}
+    assert {c.filterbank for c in quick if learned_filterbank(c)} == {"efficientleaf"}
+    assert {(c.frontend, c.filterbank) for c in quick} == {("spec", "mel"), ("spec", "efficientleaf"),
+                                                           ("diffres", "mel")}
+    assert all(c.patience is not None for c in configs)
 
 
 def test_paper_suite_uses_the_paper_recipe() -> None:
