@@ -32,8 +32,9 @@ import math
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor, nn
@@ -236,16 +237,22 @@ def measure(model: nn.Module, t_in: int, n_mels: int, *, extractor: nn.Module | 
 
 def measure_latency(model: nn.Module, x: Tensor, *, repeats: int = 5, warmup: int = 1) -> float:
     """Median wall time (ms) of `model(x)` under no_grad; CUDA is synchronised around each call."""
-    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
-    times = []
     with torch.no_grad():
-        for i in range(warmup + repeats):
-            sync()
-            start = time.perf_counter()
-            model(x)
-            sync()
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000.0)
+        return median_seconds(partial(model, x), x.device, repeats=repeats, warmup=warmup) * 1000.0
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device | str, *, repeats: int, warmup: int = 1) -> float:
+    """Median wall time (s) of `fn()` over `repeats` calls after `warmup` untimed ones (allocations, cuDNN
+    autotuning); CUDA is synchronised around each call. The benches time training steps with it."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    times = []
+    for i in range(warmup + repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
     return float(statistics.median(times))
 
 

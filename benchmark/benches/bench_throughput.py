@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import statistics
-import time
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from benchmark.compute import count_flops, describe_device
+from benchmark.compute import count_flops, describe_device, median_seconds
 from benchmark.config import RunConfig
 from benchmark.plan import THROUGHPUT_CSV
 from benchmark.steps import Amp, choose_loss, make_model, make_optimizer, one_hot, train_step
@@ -48,15 +47,9 @@ def bench(task: str, fold: int | None, frontend: str, delta: float, steps: int, 
     x = torch.randn(cfg.batch_size, t_in, cfg.n_mels, device=device)  # [B, T, F]
     y = one_hot(torch.randint(0, spec.num_classes, (cfg.batch_size,)), spec.num_classes).to(device)
     model.train()
-    times = []
-    for i in range(steps + 1):  # the first step warms up (allocations, cuDNN autotuning)
-        _sync(device)
-        start = time.perf_counter()
-        train_step(model, optimizer, amp, cfg, loss_kind, x, y)
-        _sync(device)
-        if i >= 1:
-            times.append(time.perf_counter() - start)
-    clips_per_s = cfg.batch_size / statistics.median(times)
+    step_s = median_seconds(partial(train_step, model, optimizer, amp, cfg, loss_kind, x, y), device,
+                            repeats=steps, warmup=1)  # the first step warms up (allocations, cuDNN autotuning)
+    clips_per_s = cfg.batch_size / step_s
     return {"device": describe_device(device), "task": task, "backbone": cfg.backbone, "head": cfg.head,
             "frontend": frontend, "reduction_rate": cfg.reduction_rate, "t_in": t_in,
             "t_out": model.frontend.t_out(t_in), "n_mels": cfg.n_mels, "batch_size": cfg.batch_size,
@@ -64,10 +57,6 @@ def bench(task: str, fold: int | None, frontend: str, delta: float, steps: int, 
             "forward_flops_per_clip": flops, "train_flops_per_s": round(3 * flops * clips_per_s),
             "date": datetime.date.today().isoformat(), "torch": torch.__version__}
 
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def write(rows: list[dict], path: Path) -> None:

@@ -19,14 +19,14 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from benchmark.compute import describe_device
+from benchmark.compute import describe_device, median_seconds
 from benchmark.config import RunConfig
 from benchmark.data import load_task_data
 from benchmark.paths import RESULTS_DIR
@@ -81,15 +81,8 @@ def bench_paper_sizes(frontends: list[str], steps: int, device: torch.device) ->
             amp, loss_kind = Amp(device, cfg.amp), choose_loss(cfg, "single")
             x = torch.randn(cfg.batch_size, t_in, cfg.n_mels, device=device)  # [B, T, F]
             y = one_hot(torch.randint(0, PAPER_CLASSES, (cfg.batch_size,)), PAPER_CLASSES).to(device)  # [B, C]
-            times = []
-            for i in range(steps + 2):
-                _sync(device)
-                start = time.perf_counter()
-                train_step(model, optimizer, amp, cfg, loss_kind, x, y)
-                _sync(device)
-                if i >= 2:
-                    times.append(time.perf_counter() - start)
-            seconds = statistics.median(times) * steps
+            seconds = median_seconds(partial(train_step, model, optimizer, amp, cfg, loss_kind, x, y), device,
+                                     repeats=steps, warmup=2) * steps
             rows.append(_row(family, cfg, t_in, model.frontend.t_out(t_in), steps * cfg.batch_size, seconds,
                              device, amp.enabled))
             print(rows[-1], flush=True)
