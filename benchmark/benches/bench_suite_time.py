@@ -1,8 +1,9 @@
 """End-to-end time of a suite's study, read back from its Optuna storage: writes results/<suite>/suite_time.csv.
 
 Nothing is re-run: every trial carries its start and end time and the worker (host, pid) that ran it,
-so the wall time of `make reproduce` (first trial start to last trial end), the summed training time
-and the mean time per front-end come from the study that produced the committed results.
+so the wall time of `make reproduce` (first trial start to last trial end, summed over the studies of an
+edited suite), the summed training time and the mean time per front-end come from the studies that
+produced the committed results.
 
     python -m benchmark.benches.bench_suite_time --suite quick [--storage URL]
 """
@@ -24,30 +25,47 @@ from benchmark.tracking import mask_uri
 
 
 def suite_times(suite_name: str, storage: str | None = None) -> pd.DataFrame:
-    """One row per front-end plus an `all` row: trials trained, seconds per trial, summed and wall time."""
-    suite = load_suite(suite_name)
+    """One row per front-end plus an `all` row: trials trained, seconds per trial, summed and wall time.
+
+    A suite edited after its study existed has earlier studies kept as `<suite>@<time>` in the same
+    storage (`benchmark.study.workers`), and its unchanged points were trained there (the current study
+    only marks them `reused`). Every study is read: a current point counts once, with the trial that
+    trained it, and the wall time is the sum over studies of each one's first trial start to last end
+    (the time between two studies, when nothing ran, is not counted; `studies` says how many).
+    """
+    suite = load_suite(suite_name)  # a name or a path
     storage = storage or default_storage(suite.name)
-    loaded = optuna.load_study(study_name=suite.name, storage=open_storage(storage))
-    trials = [t for t in loaded.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-              if not t.user_attrs.get("reused") and t.datetime_start and t.datetime_complete]
-    if not trials:
-        raise SystemExit(f"suite {suite.name!r}: no completed, trained trials in {mask_uri(storage)}")
+    opened = open_storage(storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(opened, include_best_trial=False)
+             if s.study_name == suite.name or s.study_name.startswith(f"{suite.name}@")]
     by_hash = {cfg.config_hash: cfg for cfg in suite.configs}
+    trained: dict[str, tuple[str, object]] = {}  # point -> (study, trial); the latest study wins
+    for name in sorted(names, key=lambda n: (n != suite.name, n)):  # current study first
+        for t in optuna.load_study(study_name=name, storage=opened).get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE,)):
+            point = t.params.get("point")
+            if (point in by_hash and point not in trained and not t.user_attrs.get("reused")
+                    and t.datetime_start and t.datetime_complete):
+                trained[point] = (name, t)
+    if not trained:
+        raise SystemExit(f"suite {suite.name!r}: no completed, trained trials in {mask_uri(storage)}")
     rows = pd.DataFrame({
-        "frontend": [by_hash[t.params["point"]].frontend if t.params.get("point") in by_hash else "?"
-                     for t in trials],
-        "start": [t.datetime_start for t in trials],
-        "end": [t.datetime_complete for t in trials],
-        "worker": [str(t.user_attrs.get("worker", {}).get("pid")) for t in trials],
+        "frontend": [by_hash[point].frontend for point in trained],
+        "study": [name for name, _ in trained.values()],
+        "start": [t.datetime_start for _, t in trained.values()],
+        "end": [t.datetime_complete for _, t in trained.values()],
+        "worker": [str(t.user_attrs.get("worker", {}).get("pid")) for _, t in trained.values()],
     })
     rows["seconds"] = (rows["end"] - rows["start"]).dt.total_seconds()
-    wall = (rows["end"].max() - rows["start"].min()).total_seconds()
+    spans = rows.groupby("study").agg(start=("start", "min"), end=("end", "max"))
+    wall = (spans["end"] - spans["start"]).dt.total_seconds().sum()
     summary = rows.groupby("frontend")["seconds"].agg(trials="count", mean_s="mean", sum_s="sum").reset_index()
     total = pd.DataFrame([{"frontend": "all", "trials": len(rows), "mean_s": rows["seconds"].mean(),
                            "sum_s": rows["seconds"].sum()}])
     out = pd.concat([summary, total], ignore_index=True)
     out.insert(0, "suite", suite.name)
     out["study_wall_s"] = wall
+    out["studies"] = len(spans)
     out["workers"] = rows["worker"].nunique()
     out["machine"] = f"{describe_device('cpu').split(' (')[0]}; {platform.platform()}"
     return out

@@ -3,6 +3,7 @@ before anything is created."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import optuna
@@ -127,3 +128,24 @@ def test_an_edited_grid_suite_gets_a_fresh_study_and_keeps_the_old_one(tiny, tmp
     archived = [n for n in names if n.startswith("tiny@")]
     assert len(archived) == 1
     assert sorted(_complete_keys(storage, archived[0])) == sorted(suite.keys)
+
+
+def test_suite_time_counts_each_point_once_across_an_edit(tiny, tmp_path: Path) -> None:
+    """bench_suite_time reads the archived study too: a point trained before an edit is counted there, once,
+    and the wall time is the sum of the two studies' spans."""
+    from benchmark.benches.bench_suite_time import suite_times
+
+    suite, storage, tracking = tiny
+    assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder()).finished
+    edited_path = write_suite(tmp_path, TINY.replace("seed: [0]\n    zip", "seed: [1]\n    zip"))
+    edited = load_suite(edited_path)
+    finished = set(suite.keys)
+
+    def rerun(cfg, **kwargs):  # what the real runner does: a point finished in MLflow comes back reused
+        result = Recorder()(cfg, **kwargs)
+        return dataclasses.replace(result, reused=cfg.config_hash in finished)
+
+    assert study.run_study(edited, storage, tracking, progress=False, n_workers=1, run_fn=rerun).finished
+    table = suite_times(str(edited_path), storage).set_index("frontend")
+    assert table.loc["all", "trials"] == len(edited.keys) and table.loc["all", "studies"] == 2
+    assert table.loc["all", "study_wall_s"] > 0
