@@ -78,8 +78,6 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     return optim_cls(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
 
 
-
-
 def eval_batch_size(cfg: RunConfig, t_in: int) -> int:
     """Clips per evaluation batch: about EVAL_FRAMES_PER_BATCH input frames, never fewer than training's
     (a learned filterbank's stride-1 convolution holds ~hop x more per clip: training's batch size)."""
