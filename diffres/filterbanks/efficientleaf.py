@@ -30,7 +30,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffres.filterbanks.gabor import MAX_FREQ_HZ, MIN_FREQ_HZ, gabor_kernels, mel_gabor_params, odd, sigma_bounds
+from diffres.filterbanks.gabor import (
+    MAX_FREQ_HZ,
+    MIN_FREQ_HZ,
+    flush_subnormal,
+    gabor_kernels,
+    mel_gabor_params,
+    odd,
+    sigma_bounds,
+)
 from diffres.filterbanks.registry import Filterbank, register_filterbank
 
 POOL_INIT = 0.4  # LEAF's Gaussian pooling width (fraction of the half window)
@@ -84,7 +92,8 @@ class EfficientLeaf(Filterbank):
             window = odd(max(1, round(self.pool_size / stride)))
             offset = torch.arange(-(window // 2), window // 2 + 1, device=x.device, dtype=x.dtype) * stride
             half = (self.pool_size - 1) / 2
-            kernel = stride * torch.exp(-0.5 * (offset[None] / (widths[a:b, None] * half)) ** 2)  # [n, window]
+            gauss = torch.exp(-0.5 * (offset[None] / (widths[a:b, None] * half)) ** 2)
+            kernel = stride * flush_subnormal(gauss)  # [n, window]
             pooled = F.conv1d(F.pad(energy, (window // 2, window // 2 + 1)), kernel[:, None],
                               stride=self.hop_length // stride, groups=b - a)
             bands.append(pooled)

@@ -6,6 +6,11 @@ sinusoid at centre frequency ``ω`` (radians per sample, in [0, π]) under a Gau
 ``σ`` (samples); its parameters come from a mel filterbank of ``n_fft`` bins: the centre is the peak
 bin of the square-root mel filter, ``σ = sqrt(2 ln 2) n_fft / (π · FWHM)`` with FWHM its half-maximum
 width in bins.
+
+Subnormal taps: a narrow filter's envelope underflows at the kernel's edges into subnormal floats
+(below ``torch.finfo(float32).tiny``), and a CPU convolution over subnormal weights runs several times
+slower (LEAF's Gabor conv: 0.73 s instead of 0.14 s for 4 x 1 s on one thread). ``flush_subnormal`` sets
+them to 0, which changes no output by more than float32 rounding (each term is below 1e-38).
 """
 
 from __future__ import annotations
@@ -39,12 +44,20 @@ def sigma_bounds(kernel_size: int) -> tuple[float, float]:
     return 4 * z, kernel_size * z
 
 
+def flush_subnormal(x: Tensor) -> Tensor:
+    """``x`` with its subnormal entries set to 0 (complex: each part); differentiable elsewhere."""
+    if x.is_complex():
+        return torch.view_as_complex(flush_subnormal(torch.view_as_real(x)))
+    return torch.where(x.abs() < torch.finfo(x.dtype).tiny, torch.zeros_like(x), x)
+
+
 def gabor_kernels(centres: Tensor, sigmas: Tensor, kernel_size: int) -> tuple[Tensor, Tensor]:
-    """Real and imaginary parts [n, kernel_size] of ``exp(iωt) exp(-t²/2σ²) / (sqrt(2π) σ)``, t centred."""
+    """Real and imaginary parts [n, kernel_size] of ``exp(iωt) exp(-t²/2σ²) / (sqrt(2π) σ)``, t centred;
+    subnormal taps flushed to 0."""
     t = torch.arange(-(kernel_size // 2), (kernel_size + 1) // 2, dtype=centres.dtype, device=centres.device)
     envelope = torch.exp(-0.5 * (t[None] / sigmas[:, None]) ** 2) / (math.sqrt(2 * math.pi) * sigmas[:, None])
     phase = centres[:, None] * t[None]
-    return envelope * torch.cos(phase), envelope * torch.sin(phase)
+    return flush_subnormal(envelope * torch.cos(phase)), flush_subnormal(envelope * torch.sin(phase))
 
 
 def odd(n: int) -> int:

@@ -6,7 +6,8 @@ mel initialisation 60-7800 Hz, no bias) -> squared modulus -> Gaussian lowpass p
 per-band learnable width, init 0.4, no bias) -> clamp at 1e-5 -> PCEN (learnable: α 0.96, δ 2,
 r 1/2, smoothing 0.04 per band). speechbrain's own ``Leaf`` class is not used: it builds its pooling
 with a learnable bias starting at 1.0, which the original has not, and its output at initialisation
-is then nearly constant (std 0.0035 for an input at amplitude 0.1).
+is then nearly constant (std 0.0035 for an input at amplitude 0.1). The two filter layers flush their
+subnormal taps to 0 (``flushing_layers``; the same outputs, ~3x faster on a CPU).
 
 ``sincnet`` (Ravanelli & Bengio, SLT 2018, in LEAF's setting): sinc band-pass conv (``n_bands`` filters,
 401 taps) -> LeakyReLU(0.2) -> max-pool (401 wide, stride = hop) -> LayerNorm over the bands.
@@ -17,13 +18,14 @@ speechbrain is imported when one is built, so ``import diffres`` needs torch onl
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from diffres.filterbanks.gabor import MAX_FREQ_HZ, MIN_FREQ_HZ, odd
+from diffres.filterbanks.gabor import MAX_FREQ_HZ, MIN_FREQ_HZ, flush_subnormal, odd
 from diffres.filterbanks.registry import Filterbank, register_filterbank
 
 PCEN_FLOOR = 1e-5  # LEAF clamps the pooled energies before PCEN
@@ -49,6 +51,23 @@ def speechbrain_nnet() -> Any:
     return speechbrain.nnet
 
 
+@functools.cache
+def flushing_layers() -> tuple[type, type]:
+    """speechbrain's ``GaborConv1d`` and ``GaussianLowpassPooling`` with the subnormal taps of their
+    filters flushed to 0 (see ``gabor``): the same numbers to float32 rounding, LEAF ~3x faster on a CPU."""
+    nnet = speechbrain_nnet()
+
+    class FlushingGaborConv1d(nnet.CNN.GaborConv1d):
+        def _gabor_filters(self, kernel):
+            return flush_subnormal(super()._gabor_filters(kernel))
+
+    class FlushingGaussianLowpassPooling(nnet.pooling.GaussianLowpassPooling):
+        def _get_impulse_responses(self, sigma):
+            return flush_subnormal(super()._get_impulse_responses(sigma))
+
+    return FlushingGaborConv1d, FlushingGaussianLowpassPooling
+
+
 @register_filterbank("leaf", learnable=True, channels=80, normalisation="PCEN (learnable), no per-task statistics",
                      source="Zeghidour et al., ICLR 2021; speechbrain 1.1.2 GaborConv1d, GaussianLowpassPooling, PCEN",
                      description="Gabor conv, squared modulus, Gaussian lowpass pooling, PCEN")
@@ -59,8 +78,7 @@ class Leaf(Filterbank):
                  min_freq: float = MIN_FREQ_HZ, max_freq: float = MAX_FREQ_HZ, learnable_pcen: bool = True):
         super().__init__(n_bands, sample_rate, win_ms, hop_ms)
         nnet = speechbrain_nnet()
-        GaborConv1d, PCEN, GaussianLowpassPooling = nnet.CNN.GaborConv1d, nnet.normalization.PCEN, \
-            nnet.pooling.GaussianLowpassPooling
+        (GaborConv1d, GaussianLowpassPooling), PCEN = flushing_layers(), nnet.normalization.PCEN
 
         self.kernel_size = odd(self.win_length)
         self.gabor = GaborConv1d(2 * n_bands, kernel_size=self.kernel_size, stride=1, in_channels=1, padding="same",
