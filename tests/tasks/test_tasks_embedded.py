@@ -29,7 +29,8 @@ def test_default_sizes_are_class_balanced():
         assert np.bincount(labels, minlength=5).tolist() == [5] * 5
 
 
-@pytest.mark.parametrize("name, seconds", [("toy-rhythm", 1.5), ("toy-ctrl-sweeps", 2.0), ("toy-ctrl-texture", 1.0)])
+@pytest.mark.parametrize("name, seconds", [("toy-rhythm", 1.5), ("toy-rhythm-short", 0.6), ("toy-ctrl-sweeps", 2.0),
+                                           ("toy-ctrl-texture", 1.0)])
 def test_clips_are_16k_wav_of_the_task_length_and_go_through_the_parquet_path(private_cache, name, seconds):
     spec = small_embedded(name, 10, 5, 5)
     table, source_id = load_split(spec, "test")
@@ -37,6 +38,21 @@ def test_clips_are_16k_wav_of_the_task_length_and_go_through_the_parquet_path(pr
     assert (private_cache / "embedded" / name / spec.embedded.identity() / "test.parquet").is_file()
     wav, sr = sf.read(io.BytesIO(table[0]["audio"]["bytes"]))
     assert sr == 16000 and wav.shape == (int(16000 * seconds),) and np.abs(wav).max() <= 0.95 + 1e-4
+
+
+def test_short_rhythm_keeps_its_longest_cluster_inside_the_clip():
+    from tasks.embedded import RHYTHM_PATTERNS, SHORT_CLIP_SECONDS, SHORT_EDGE_S, rhythm_short_clip
+
+    rng = np.random.default_rng(0)
+    n = int(16000 * SHORT_CLIP_SECONDS)
+    longest = RHYTHM_PATTERNS.index("LLS")
+    starts = []
+    for _ in range(200):
+        clip = rhythm_short_clip(rng, longest, 16000, n)
+        loud = np.flatnonzero(np.abs(clip) > 0.3)  # the clicks (0.5-1 at their peaks); the background stays < 0.2
+        assert loud.size and loud[0] >= SHORT_EDGE_S * 16000 and loud[-1] < n - SHORT_EDGE_S * 16000 * 0.5
+        starts.append(loud[0] / 16000)
+    assert max(starts) - min(starts) > 0.1  # the cluster moves around the clip
 
 
 def test_features_shapes_and_normalisation():

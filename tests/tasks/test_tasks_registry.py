@@ -8,7 +8,7 @@ import pytest
 from tasks import TaskSpec, get_task, list_tasks, register_task
 
 HUB_TASKS = {"audioset", "fsd50k", "esc50", "speechcommands", "nsynth-instrument", "nsynth-pitch"}
-EMBEDDED_TASKS = {"toy-transients", "toy-rhythm", "toy-ctrl-sweeps", "toy-ctrl-texture"}
+EMBEDDED_TASKS = {"toy-transients", "toy-rhythm", "toy-rhythm-short", "toy-ctrl-sweeps", "toy-ctrl-texture"}
 
 
 def test_all_tasks_registered():
