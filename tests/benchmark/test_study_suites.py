@@ -47,22 +47,27 @@ def test_toy_suites_are_sized_to_decide(name) -> None:
     assert any(c.hop_ms < 10 and c.frontend == "diffres" and c.reduction_rate == 1 - c.hop_ms / 10 for c in configs)
 
 
-def test_filterbanks_suite_is_claim_4_on_one_embedded_task() -> None:
+def test_filterbanks_suite_is_claim_4_on_the_rhythm_tasks() -> None:
     from benchmark.model import learned_filterbank
 
     configs = load_suite("filterbanks").configs
-    assert {c.task for c in configs} == {"toy-rhythm"}
+    assert {c.task for c in configs} == {"toy-rhythm", "toy-rhythm-short"}
+    every = {"mel", "leaf", "efficientleaf", "sincnet", "tdfbanks"}
     sized = [c for c in configs if c.max_train_clips == 120]  # the one-hour sizing: every filterbank, 3 seeds
-    assert {c.seed for c in sized} == {0, 1, 2}
-    assert {c.filterbank for c in sized if c.frontend == "spec"} == {"mel", "leaf", "efficientleaf", "sincnet",
-                                                                     "tdfbanks"}
+    assert {c.task for c in sized} == {"toy-rhythm"} and {c.seed for c in sized} == {0, 1, 2}
+    assert {c.filterbank for c in sized if c.frontend == "spec"} == every
     assert any(c.frontend == "diffres" and c.filterbank == "mel" for c in sized)
-    # the quick recipe, 5 seeds: only the cheap learnable filterbank, beside DiffRes and spec on mel
+    # the quick recipe, 5 seeds: on toy-rhythm only the cheap learnable filterbank, beside DiffRes and spec
+    # on mel; on the 0.6 s clips of toy-rhythm-short every filterbank (the decisive block)
     quick = [c for c in configs if c.max_train_clips != 120]
-    assert {c.seed for c in quick} == {0, 1, 2, 3, 4}
-    assert {c.filterbank for c in quick if learned_filterbank(c)} == {"efficientleaf"}
-    assert {(c.frontend, c.filterbank) for c in quick} == {("spec", "mel"), ("spec", "efficientleaf"),
-                                                           ("diffres", "mel")}
+    assert {c.seed for c in quick} == {0, 1, 2, 3, 4} and {c.max_train_clips for c in quick} == {800}
+    long_clips = [c for c in quick if c.task == "toy-rhythm"]
+    assert {c.filterbank for c in long_clips if learned_filterbank(c)} == {"efficientleaf"}
+    assert {(c.frontend, c.filterbank) for c in long_clips} == {("spec", "mel"), ("spec", "efficientleaf"),
+                                                                ("diffres", "mel")}
+    short = [c for c in quick if c.task == "toy-rhythm-short"]
+    assert {(c.frontend, c.filterbank) for c in short} == {("spec", f) for f in every} | {("diffres", "mel")}
+    assert len(short) == 6 * 5
     assert all(c.patience is not None for c in configs)
 
 
