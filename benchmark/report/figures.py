@@ -163,7 +163,7 @@ def _plot_accuracy_vs_cost(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, 
     handles += [Line2D([], [], color="black", linestyle="--", marker="o", markerfacecolor="none",
                        markersize=10, label="Pareto front")]
     fig.legend(handles=handles, loc="outside right upper", title="front-end / input hop")
-    fig.suptitle(f"{title} (mean ± 95 % CI over seeds/folds)")
+    fig.suptitle(f"{title} (mean ± 95 % CI over seeds/folds)", x=0.01, ha="left")  # clear of a tall legend
     _caption(fig, lb, extra_keys)
     return _save(fig, path)
 
@@ -209,7 +209,8 @@ def plot_accuracy_vs_rate(lb: pd.DataFrame, path: Path, extra_keys: tuple[str, .
         ax.set_ylim(-0.02, 1.02)  # accuracy and mAP live in [0, 1]; CI bars past it are cut
         ax.set_xticks(sorted(rows["reduction_rate"].unique()))
     fig.legend(handles=_legend_handles(data, colors), loc="outside right upper", title="front-end")
-    fig.suptitle(f"Reduction-rate ablation (mean ± 95 % CI; dotted line: {_reference_name()}, no reduction)")
+    fig.suptitle(f"Reduction-rate ablation (mean ± 95 % CI; dotted line: {_reference_name()}, no reduction)", x=0.01,
+                 ha="left")
     _caption(fig, lb, extra_keys)
     return _save(fig, path)
 

@@ -49,9 +49,10 @@ class Health:
 
     n_runs: int
     n_known: int  # logged `trained`
-    untrained: pd.DataFrame  # UNTRAINED_COLUMNS
+    untrained: pd.DataFrame  # UNTRAINED_COLUMNS and the suite's extra setting keys
     n_epochs_known: int  # logged both best_epoch and epochs_run
     n_best_is_last: int
+    extra_keys: tuple[str, ...] = ()  # Runs.extra_keys: the settings that tell apart runs of one row
 
     @property
     def best_is_last_share(self) -> float:
@@ -65,7 +66,8 @@ def health(runs: Runs) -> Health:
             df = df.assign(**{name: float("nan")})
     untrained = df[is_untrained(df["trained"])]
     epochs = df[df["best_epoch"].notna() & df["epochs_run"].notna()]
+    extra = tuple(k for k in runs.extra_keys if k in df.columns and k not in UNTRAINED_COLUMNS)
     return Health(n_runs=len(df), n_known=int(df["trained"].notna().sum()),
-                  untrained=untrained[UNTRAINED_COLUMNS].reset_index(drop=True),
+                  untrained=untrained[UNTRAINED_COLUMNS + list(extra)].reset_index(drop=True),
                   n_epochs_known=len(epochs),
-                  n_best_is_last=int((epochs["best_epoch"] == epochs["epochs_run"] - 1).sum()))
+                  n_best_is_last=int((epochs["best_epoch"] == epochs["epochs_run"] - 1).sum()), extra_keys=extra)

@@ -113,13 +113,14 @@ def _health_md(h: Health, runs_csv: Path, report_dir: Path) -> list[str]:
         out.append("- best validation epoch = last epoch: unknown (no run logged both `best_epoch` and `epochs_run`)")
     out += [f"- every finished run, with its health: {_link(runs_csv, report_dir)}", ""]
     if len(h.untrained):
-        body = [[r.task, r.frontend, f"{r.hop_ms:g}", f"{r.reduction_rate:g}", r.backbone, str(r.seed),
-                 "–" if r.fold == NO_FOLD else str(r.fold), _num(r.test_metric, ".4f"), _num(r.chance_metric, ".4f"),
-                 _num(r.final_train_loss, ".4f"), _num(r.chance_loss, ".4f"), _num(r.epochs_run, ".0f"), r.run_id]
-                for r in h.untrained.itertuples(index=False)]
+        body = [[r["task"], r["frontend"], f"{r['hop_ms']:g}", f"{r['reduction_rate']:g}", r["backbone"],
+                 *[str(r[k]) for k in h.extra_keys], str(r["seed"]), "–" if r["fold"] == NO_FOLD else str(r["fold"]),
+                 _num(r["test_metric"], ".4f"), _num(r["chance_metric"], ".4f"), _num(r["final_train_loss"], ".4f"),
+                 _num(r["chance_loss"], ".4f"), _num(r["epochs_run"], ".0f"), r["run_id"]]
+                for _, r in h.untrained.iterrows()]
         out += ["Runs that did not train (kept in every table; each comparison they are in is marked ⚠):", "",
-                _md_table(["task", "front-end", "hop (ms)", "δ", "backbone", "seed", "fold", "test", "chance",
-                           "final train loss", "chance loss", "epochs", "run"], body), ""]
+                _md_table(["task", "front-end", "hop (ms)", "δ", "backbone", *h.extra_keys, "seed", "fold", "test",
+                           "chance", "final train loss", "chance loss", "epochs", "run"], body), ""]
     return out
 
 

@@ -151,3 +151,20 @@ def test_margin_comes_from_the_suite_yaml(decided, tmp_path, monkeypatch):
     assert claim1["margin"].eq(0.002).all()
     assert claim1["verdict"].tolist() == [stats.REFUTED, stats.REFUTED]  # -0.004 is outside a 0.2-point margin
     assert "Non-inferiority margin: 0.002 (key `margin` of benchmark/suites/verdicts.yaml" in paths.report.read_text()
+
+
+def test_the_untrained_table_names_the_settings_that_tell_runs_apart():
+    from pathlib import Path
+
+    from benchmark.report.health import UNTRAINED_COLUMNS, health
+    from benchmark.report.markdown import _health_md
+
+    row = dict(task="toy-a", frontend="spec", hop_ms=10.0, reduction_rate=0.0, backbone="audiocnn_tiny", seed=0,
+               fold=-1, test_metric=0.2, chance_metric=0.2, final_train_loss=1.6, chance_loss=1.6, epochs_run=6,
+               run_id="r0", trained=1.0, best_epoch=2)
+    table = pd.DataFrame([{**row, "filterbank": "mel"},
+                          {**row, "filterbank": "sincnet", "run_id": "r1", "trained": 0.0}])
+    h = health(report.Runs(table, ("filterbank",), len(table), 0, 0))
+    assert h.extra_keys == ("filterbank",) and list(h.untrained.columns) == UNTRAINED_COLUMNS + ["filterbank"]
+    text = "\n".join(_health_md(h, Path("runs.csv"), Path(".")))
+    assert "| backbone | filterbank | seed |" in text and "| audiocnn_tiny | sincnet | 0 |" in text
