@@ -60,14 +60,19 @@ def test_filterbanks_suite_is_claim_4_on_the_rhythm_tasks() -> None:
     # the quick recipe, 5 seeds: on toy-rhythm only the cheap learnable filterbank, beside DiffRes and spec
     # on mel; on the 0.6 s clips of toy-rhythm-short every filterbank (the decisive block)
     quick = [c for c in configs if c.max_train_clips != 120]
-    assert {c.seed for c in quick} == {0, 1, 2, 3, 4} and {c.max_train_clips for c in quick} == {800}
+    assert {c.max_train_clips for c in quick} == {800}
     long_clips = [c for c in quick if c.task == "toy-rhythm"]
+    assert {c.seed for c in long_clips} == {0, 1, 2, 3, 4}
     assert {c.filterbank for c in long_clips if learned_filterbank(c)} == {"efficientleaf"}
     assert {(c.frontend, c.filterbank) for c in long_clips} == {("spec", "mel"), ("spec", "efficientleaf"),
                                                                 ("diffres", "mel")}
     short = [c for c in quick if c.task == "toy-rhythm-short"]
     assert {(c.frontend, c.filterbank) for c in short} == {("spec", f) for f in every} | {("diffres", "mel")}
-    assert len(short) == 6 * 5
+    assert all({c.seed for c in short if c.filterbank == f} >= {0, 1, 2, 3, 4} for f in every)
+    # ten more seeds for the runs that cost seconds: DiffRes against EfficientLEAF decided on 15 pairs
+    assert {c.seed for c in short if c.filterbank == "efficientleaf"} == set(range(15))
+    assert {c.seed for c in short if c.frontend == "diffres"} == set(range(15))
+    assert len(short) == 6 * 5 + 3 * 10
     assert all(c.patience is not None for c in configs)
 
 
