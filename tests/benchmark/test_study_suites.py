@@ -72,7 +72,8 @@ def test_filterbanks_suite_is_claim_4_on_the_rhythm_tasks() -> None:
     # ten more seeds for the runs that cost seconds: DiffRes against EfficientLEAF decided on 15 pairs
     assert {c.seed for c in short if c.filterbank == "efficientleaf"} == set(range(15))
     assert {c.seed for c in short if c.frontend == "diffres"} == set(range(15))
-    assert len(short) == 6 * 5 + 3 * 10
+    assert {c.seed for c in short if c.filterbank == "tdfbanks"} == set(range(9))
+    assert len(short) == 6 * 5 + 3 * 10 + 4
     assert all(c.patience is not None for c in configs)
 
 
