@@ -2,8 +2,8 @@
 
 Nothing is re-run: every trial carries its start and end time and the worker (host, pid) that ran it,
 so the wall time of `make reproduce` (first trial start to last trial end, summed over the studies of an
-edited suite), the summed training time and the mean time per front-end come from the studies that
-produced the committed results.
+edited suite), the summed training time and the mean time per task x front-end x filterbank come from
+the studies that produced the committed results.
 
     python -m benchmark.benches.bench_suite_time --suite quick [--storage URL]
 """
@@ -23,9 +23,12 @@ from benchmark.paths import default_storage, suite_results_dir
 from benchmark.study import load_suite, open_storage
 from benchmark.tracking import mask_uri
 
+GROUP = ("task", "frontend", "filterbank")  # RunConfig fields a row of the CSV sums over
+
 
 def suite_times(suite_name: str, storage: str | None = None) -> pd.DataFrame:
-    """One row per front-end plus an `all` row: trials trained, seconds per trial, summed and wall time.
+    """One row per task x front-end x filterbank (``GROUP``) plus an `all` row: trials trained, seconds per
+    trial, summed and wall time.
 
     A suite edited after its study existed has earlier studies kept as `<suite>@<time>` in the same
     storage (`benchmark.study.workers`), and its unchanged points were trained there (the current study
@@ -50,7 +53,7 @@ def suite_times(suite_name: str, storage: str | None = None) -> pd.DataFrame:
     if not trained:
         raise SystemExit(f"suite {suite.name!r}: no completed, trained trials in {mask_uri(storage)}")
     rows = pd.DataFrame({
-        "frontend": [by_hash[point].frontend for point in trained],
+        **{key: [getattr(by_hash[point], key) for point in trained] for key in GROUP},
         "study": [name for name, _ in trained.values()],
         "start": [t.datetime_start for _, t in trained.values()],
         "end": [t.datetime_complete for _, t in trained.values()],
@@ -59,8 +62,8 @@ def suite_times(suite_name: str, storage: str | None = None) -> pd.DataFrame:
     rows["seconds"] = (rows["end"] - rows["start"]).dt.total_seconds()
     spans = rows.groupby("study").agg(start=("start", "min"), end=("end", "max"))
     wall = (spans["end"] - spans["start"]).dt.total_seconds().sum()
-    summary = rows.groupby("frontend")["seconds"].agg(trials="count", mean_s="mean", sum_s="sum").reset_index()
-    total = pd.DataFrame([{"frontend": "all", "trials": len(rows), "mean_s": rows["seconds"].mean(),
+    summary = rows.groupby(list(GROUP))["seconds"].agg(trials="count", mean_s="mean", sum_s="sum").reset_index()
+    total = pd.DataFrame([{**{key: "all" for key in GROUP}, "trials": len(rows), "mean_s": rows["seconds"].mean(),
                            "sum_s": rows["seconds"].sum()}])
     out = pd.concat([summary, total], ignore_index=True)
     out.insert(0, "suite", suite.name)
