@@ -7,7 +7,7 @@ per-band learnable width, init 0.4, no bias) -> clamp at 1e-5 -> PCEN (learnable
 r 1/2, smoothing 0.04 per band). speechbrain's own ``Leaf`` class is not used: it builds its pooling
 with a learnable bias starting at 1.0, which the original has not, and its output at initialisation
 is then nearly constant (std 0.0035 for an input at amplitude 0.1). The two filter layers flush their
-subnormal taps to 0 (``flushing_layers``; the same outputs, ~3x faster on a CPU).
+subnormal taps to 0 (``flushing_layers``; the same outputs, ~4x faster on a CPU).
 
 ``sincnet`` (Ravanelli & Bengio, SLT 2018, in LEAF's setting): sinc band-pass conv (``n_bands`` filters,
 401 taps) -> LeakyReLU(0.2) -> max-pool (401 wide, stride = hop) -> LayerNorm over the bands.
@@ -54,7 +54,7 @@ def speechbrain_nnet() -> Any:
 @functools.cache
 def flushing_layers() -> tuple[type, type]:
     """speechbrain's ``GaborConv1d`` and ``GaussianLowpassPooling`` with the subnormal taps of their
-    filters flushed to 0 (see ``gabor``): the same numbers to float32 rounding, LEAF ~3x faster on a CPU."""
+    filters flushed to 0 (see ``gabor``): the same numbers to float32 rounding, LEAF ~4x faster on a CPU."""
     nnet = speechbrain_nnet()
 
     class FlushingGaborConv1d(nnet.CNN.GaborConv1d):

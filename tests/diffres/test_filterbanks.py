@@ -183,7 +183,7 @@ def test_speechbrain_leaves_no_lazy_placeholder_that_breaks_a_walk_over_sys_modu
 
 @pytest.mark.parametrize("name", ["leaf", "tdfbanks", "efficientleaf"])
 def test_no_subnormal_filter_taps_reach_a_convolution(name, monkeypatch):
-    # a CPU convolution over subnormal weights runs several times slower (LEAF: 0.73 s instead of 0.14 s)
+    # a CPU convolution over subnormal weights runs several times slower (results/bench_filterbanks.csv)
     import torch.nn.functional as F
 
     seen = []
