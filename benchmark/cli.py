@@ -114,6 +114,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="device name of a row of results/throughput.csv (default: the visible GPU, if any)")
     plan.set_defaults(func=_cmd_plan)
 
+    canary = sub.add_parser("canary", help="does this machine compute the committed numbers bit for bit? (seconds)")
+    canary.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as CPU suites run)")
+    canary.add_argument("--write", action="store_true",
+                        help="add this machine's row to results/numerics/canary.csv")
+    canary.add_argument("--note", default="", help="with --write: a note for the row (where it ran)")
+    canary.set_defaults(func=_cmd_canary)
+
     suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size")
     suites.set_defaults(func=_cmd_suites)
 
@@ -163,6 +170,9 @@ def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grace-period", type=int, default=None,
                         help="seconds without heartbeat before a trial is failed and retried (default 3x)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="train from uncommitted training code (runs are tagged <commit>-dirty and the report "
+                             "keeps them out of its verdicts); refused by default")
 
 
 def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
@@ -195,9 +205,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_provenance(args: argparse.Namespace) -> None:
+    """Refuse to train from uncommitted code unless asked; local workers inherit the permission."""
+    from benchmark.paths import ALLOW_DIRTY_ENV
+    from benchmark.provenance import require_clean_tree
+
+    commit = require_clean_tree(args.allow_dirty)
+    if args.allow_dirty:
+        os.environ[ALLOW_DIRTY_ENV] = "1"
+    logging.getLogger("benchmark").info("training code at %s", commit)
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
     from benchmark.plan import plan_suite
 
+    _require_provenance(args)
     print(plan_suite(args.suite), flush=True)  # what it will cost, before anything starts
     study = _studies(args.verbose)
     final = study.run_study(args.suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
@@ -216,6 +238,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    _require_provenance(args)
     final = _studies(args.verbose).worker(
         args.suite, args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
         heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
@@ -229,6 +252,25 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
     current = _studies(args.verbose).status(args.suite, args.storage)
     print(json.dumps(asdict(current)) if args.json else current)
+    return 0
+
+
+def _cmd_canary(args: argparse.Namespace) -> int:
+    import torch
+
+    from benchmark import numerics
+
+    if args.threads < 1:
+        raise ValueError(f"--threads {args.threads}: expected an integer >= 1")
+    torch.set_num_threads(args.threads)
+    result = numerics.canary()
+    print(f"canary {result.digest} (loss {result.final_loss}) on {result.cpu}, {result.cpu_capability}, "
+          f"{result.threads} thread(s){', ' + result.isa_env if result.isa_env else ''}, "
+          f"{result.ms_per_step:.1f} ms/step")
+    print(numerics.verdict(result))
+    if args.write:
+        numerics.write_canary(result, machine_note=args.note)
+        print(f"written to {numerics.CANARY_CSV}")
     return 0
 
 

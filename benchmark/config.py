@@ -117,6 +117,11 @@ class RunConfig:
     # --- filterbank: waveform -> [B, T, F] before the front-end (`diffres.filterbanks`);
     # "mel" is the cached log-mel (the behaviour before the field existed), any other is learned per batch
     filterbank: str = field(default="mel", metadata={"since": 2})
+    # --- numerics: torch's intra-op threads on a CPU. The order of float sums depends on it, so it is part
+    # of what a run is, never a consequence of how many workers share the machine (1 is what every CPU run
+    # used before the field existed: a study gave each of its workers cpu_count // n_workers = 1 thread on
+    # the 2-core machines that trained the committed results). Ignored on a GPU.
+    cpu_threads: int = field(default=1, metadata={"since": 2})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -144,6 +149,7 @@ class RunConfig:
                    f"(δ = 0, no reduction, is frontend='{NO_REDUCTION_FRONTEND}')")
         _check(self.n_mels >= 1, "n_mels", self.n_mels, "an integer >= 1")
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _check(self.cpu_threads >= 1, "cpu_threads", self.cpu_threads, "an integer >= 1")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
         _check(math.isfinite(self.lr) and self.lr >= 0, "lr", self.lr,
                "a learning rate >= 0 (0: no learning, a control for the run-health check)")

@@ -28,7 +28,6 @@ import contextlib
 import logging
 import os
 import re
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -54,7 +53,6 @@ from benchmark.outages import (  # noqa: E402  (UnreachableError, mask_uri: re-e
     retry,
     tracking_backoff,
 )
-from benchmark.paths import REPO_ROOT  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +154,6 @@ def find_finished_run(tracking_uri: str, experiment: str, config_hash: str) -> R
         return runs[0] if runs else None
 
     return _patiently(latest, tracking_uri)
-
-
-def git_commit() -> str:
-    """HEAD of the project checkout, with "-dirty" when tracked files differ; "unknown" outside git."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--"], cwd=REPO_ROOT, capture_output=True,
-                               timeout=10).returncode != 0
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + ("-dirty" if dirty else "")
 
 
 class TrackedRun:

@@ -24,8 +24,9 @@ final train loss < 0.8 x chance loss and the best val metric > chance + 0.1 x (1
 The step-level pieces (AMP, the loss choice, model and optimizer set-up, one step, one epoch,
 prediction) live in `benchmark.steps`. Metrics (`benchmark.metrics`): accuracy (single-label),
 mAP (multi-label, mean of per-class average precision over classes with at least one positive clip).
-Determinism: on CPU a run is a function of its config and of torch's thread count (logged as the tag
-`torch_threads`; a different count may change the float summation order) — seeded init, seeded
+Determinism: on CPU a run is a function of its config — `cpu_threads` included (the float summation order
+depends on the thread count, so the run sets it) — and of the machine's numerics (tags `numerics_*`, with the
+canary digest `numerics_canary`: `benchmark.numerics`) — seeded init, seeded
 generators for the shuffle and the augmentations, deterministic algorithms — and a resumed run
 restores every RNG state, so it ends with the same numbers as an uninterrupted one, early stopping
 included. On CUDA, AMP (bf16 where supported, else fp16 with a GradScaler) and channels-last are used;
@@ -52,7 +53,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from benchmark import artifacts, tracking
+from benchmark import artifacts, numerics, tracking
 from benchmark.averaging import make_averager
 from benchmark.checkpoint import (  # noqa: F401  (also re-exports the names that lived here)
     CHECKPOINT_FORMAT,
@@ -78,6 +79,7 @@ from benchmark.metrics import (  # noqa: F401  (also re-exports the names that l
 )
 from benchmark.model import Classifier
 from benchmark.pretrained import stem_adaptation
+from benchmark.provenance import git_commit
 from benchmark.sampling import train_batch_size, train_batches
 from benchmark.steps import (  # noqa: F401  (also re-exports the names that lived here)
     EVAL_FRAMES_PER_BATCH,
@@ -135,7 +137,7 @@ def run(cfg: RunConfig, *, tracking_uri: str, experiment: str, checkpoint_dir: s
                          epochs_run=int(metrics["epochs_run"]) if "epochs_run" in metrics else None)
     device = pick_device(device)
     data = load_task_data(cfg, data_dir)
-    with deterministic(device.type == "cpu"):
+    with deterministic(device.type == "cpu"), cpu_threads(cfg, device):
         return _train(cfg, data, device, tracking_uri=tracking_uri, experiment=experiment,
                       checkpoint_dir=Path(checkpoint_dir), trial=trial, progress=progress, tags=tags or {},
                       on_epoch_end=on_epoch_end)
@@ -179,10 +181,11 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
     tracked = tracking.start_run(
         tracking_uri, experiment, run_name=cfg.run_name, params=cfg.to_params(),
         tags={"config_hash": cfg.config_hash, "suite": experiment, "metric_name": spec.metric,
-              "git_commit": tracking.git_commit(), "device": describe_device(device),
+              "git_commit": git_commit(), "device": describe_device(device),
               "torch_version": torch.__version__, "timm_version": timm.__version__,
               "config_version": CONFIG_VERSION, "resumed_from_epoch": start_epoch,
-              "torch_threads": torch.get_num_threads(),
+              "torch_threads": torch.get_num_threads(), **numerics.fingerprint(device),
+              "numerics_canary": numerics.canary_digest(torch.get_num_threads()) if device.type == "cpu" else "",
               "pretrained_stem": stem_adaptation(cfg.pretrained, model.frontend.out_channels), **tags})
     try:
         for record in history:  # a resumed run carries the curves of the attempts before it
@@ -239,6 +242,19 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
 
 
 # ------------------------------------------------------------------------------------------- set-up
+@contextlib.contextmanager
+def cpu_threads(cfg: RunConfig, device: torch.device):
+    """torch's intra-op threads at `cfg.cpu_threads` for a CPU run (they are part of what the run is),
+    then the caller's count again."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(cfg.cpu_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def stops_early(cfg: RunConfig, epochs_done: int, best_epoch: int) -> bool:
     """True once `cfg.patience` epochs in a row brought no new best val metric (never for patience None),
     and never before `cfg.min_epochs` epochs are done. A function of the checkpointed state alone, so a

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from benchmark.config import RunConfig
+from benchmark.paths import ALLOW_DIRTY_ENV
 from benchmark.services import MlflowServer, PostgresServer, start_mlflow_server, start_postgres
 
 TINY_TASK = "toy-transients"
@@ -34,6 +35,15 @@ def tiny_config():
 def tracking_uri(tmp_path: Path) -> str:
     """A fresh MLflow SQLite store (absolute path: sqlite:////...)."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _allow_dirty_tree():
+    """Tests train studies into temporary stores, also from a developer's uncommitted tree: the guard that
+    refuses a dirty tree (benchmark.provenance) has its own tests, which clear this."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(ALLOW_DIRTY_ENV, "1")
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")

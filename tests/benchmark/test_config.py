@@ -63,6 +63,7 @@ def make(**kw) -> RunConfig:
         ({"max_train_clips": 0}, "max_train_clips", ">= 1"),
         ({"epochs": 2.5}, "epochs", "int"),
         ({"seed": True}, "seed", "int"),
+        ({"cpu_threads": 0}, "cpu_threads", ">= 1"),
         ({"lr": "fast"}, "lr", "float"),
     ],
 )
@@ -109,7 +110,7 @@ def test_equal_values_of_other_python_types_hash_equally():
 
 LATER_FIELDS = {"patience": None, "warmup_epochs": 0, "min_epochs": 0,  # added under version 1, at their defaults
                 "pretrained": "none", "head": "linear", "balanced_sampling": False, "weight_averaging": "none",
-                "batch_size_scales_with_rate": False, "filterbank": "mel"}
+                "batch_size_scales_with_rate": False, "filterbank": "mel", "cpu_threads": 1}
 
 
 def test_canonical_json_carries_the_config_version():
@@ -271,3 +272,9 @@ def test_lr_schedule_equals_psla_multistep_lr(start, every, gamma):
         assert lr_at_epoch(cfg, epoch) == pytest.approx(opt.param_groups[0]["lr"], rel=1e-12)
         opt.step()
         sched.step()
+
+
+def test_cpu_threads_are_part_of_a_run_once_they_leave_the_default():
+    # 1 thread is what every committed CPU run used: those keep their identity; another count is another run
+    assert make().config_hash == make(cpu_threads=1).config_hash
+    assert make(cpu_threads=2).config_hash != make().config_hash

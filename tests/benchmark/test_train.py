@@ -12,10 +12,20 @@ import pytest
 import torch
 from mlflow import MlflowClient
 
+from benchmark import numerics
 from benchmark.checkpoint import checkpoint_path
 from benchmark.config import RunConfig, lr_at_step
 from benchmark.data import epoch_batches, load_task_data
-from benchmark.train import Amp, choose_loss, make_model, make_optimizer, run, stops_early, train_one_epoch
+from benchmark.train import (
+    Amp,
+    choose_loss,
+    cpu_threads,
+    make_model,
+    make_optimizer,
+    run,
+    stops_early,
+    train_one_epoch,
+)
 
 # ----------------------------------------------------------------------------------- building blocks
 
@@ -121,6 +131,10 @@ def test_a_run_logs_the_schema_the_report_reads(reference):
     assert {"config_hash", "suite", "metric_name", "git_commit", "device", "torch_version",
             "timm_version"} <= set(r.data.tags)
     assert r.data.tags["config_hash"] == CFG.config_hash and r.data.tags["metric_name"] == "accuracy"
+    # the run's own thread count, and the numerics it ran with (benchmark.numerics)
+    assert r.data.tags["torch_threads"] == str(CFG.cpu_threads) == r.data.tags["numerics_threads"]
+    assert r.data.tags["numerics_canary"] == numerics.canary_digest(CFG.cpu_threads)
+    assert r.data.tags["numerics_cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert r.data.params == {k: str(v) for k, v in CFG.to_params().items()}
     metrics = r.data.metrics
     assert metrics["val_metric"] == res.val_metric and metrics["test_metric"] == res.test_metric
@@ -273,3 +287,12 @@ def test_optuna_prunes_a_bad_trial(tmp_path):
     assert r.info.status == "KILLED" and r.data.tags["pruned"] == "true"
     assert study.trials[0].intermediate_values == {0: pytest.approx(
         client.get_metric_history(r.info.run_id, "val_metric_epoch")[0].value)}
+
+
+def test_a_cpu_run_sets_its_own_thread_count_and_gives_the_callers_back():
+    before = torch.get_num_threads()
+    with cpu_threads(CFG.replace(cpu_threads=2), torch.device("cpu")):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+    with cpu_threads(CFG.replace(cpu_threads=2), torch.device("meta")):  # not a CPU run: not touched
+        assert torch.get_num_threads() == before
