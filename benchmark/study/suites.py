@@ -7,6 +7,9 @@ data check that runs before anything is created or trained.
   space with `n_trials`. The grids' union, deduplicated by config hash, is the suite's list of points.
 - `margin` (optional): the non-inferiority margin the report tests "equal or better" claims against, in
   metric units (0.01 = 1 accuracy point or 0.01 mAP; default `benchmark.stats.DEFAULT_MARGIN`).
+- `extends: <suite>` + `seed_offset: N` (optional): every key of that suite, less those this file sets,
+  with every `seed` value moved by N — the same design on a fresh draw of seeds, the replication of a
+  suite (`quick-replication`: the report compares its decisions with `quick`'s).
 - Every error names the file, the key and the value.
 
 No Optuna here: `diffres-bench report` and `suites` read suites without loading it.
@@ -34,7 +37,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_TOP_KEYS = ("name", "description", "task_recipe", "base", "grids", "search", "n_trials", "margin")
+_TOP_KEYS = ("name", "description", "task_recipe", "base", "grids", "search", "n_trials", "margin", "extends",
+             "seed_offset")
 _SEARCH_KEYS = {"float": {"type", "low", "high", "log"}, "int": {"type", "low", "high", "log", "step"},
                 "categorical": {"type", "choices"}}
 _ZIP = "zip"
@@ -100,6 +104,7 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
     for key in data:
         if key not in _TOP_KEYS:
             raise SuiteError(f"{path}: unknown key {key!r}; expected one of {list(_TOP_KEYS)}")
+    data = _extended(data, path)
 
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
@@ -144,6 +149,34 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
     return Suite(name=name, path=path, description=str(data.get("description", "")).strip(),
                  configs=tuple(configs.values()), search=search, n_trials=n_trials,
                  margin=_margin(data.get("margin", DEFAULT_MARGIN), path))
+
+
+def _extended(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`extends` + `seed_offset`: the parent suite's keys under this file's, every seed moved by the offset."""
+    offset = data.get("seed_offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise SuiteError(f"{path}: seed_offset={offset!r}: expected an integer >= 0")
+    if "extends" not in data:
+        if offset:
+            raise SuiteError(f"{path}: seed_offset={offset!r} needs `extends: <suite>` (the suite to replicate)")
+        return data
+    parent_path = suite_path(str(data["extends"]))
+    if parent_path.resolve() == path.resolve():
+        raise SuiteError(f"{path}: extends={data['extends']!r}: a suite cannot extend itself")
+    parent = yaml.safe_load(parent_path.read_text()) or {}
+    if "extends" in parent:
+        raise SuiteError(f"{path}: extends={data['extends']!r}: that suite extends another; extend the first one")
+    merged = {**parent, **{k: v for k, v in data.items() if k not in ("extends", "seed_offset")}}
+
+    def moved(values: Any) -> Any:
+        return [v + offset if isinstance(v, int) and not isinstance(v, bool) else v for v in values] \
+            if isinstance(values, list) else values
+
+    merged["grids"] = [{k: moved(v) if k == "seed" else v for k, v in grid.items()}
+                       if isinstance(grid, dict) else grid for grid in merged.get("grids") or []]
+    if isinstance(merged.get("base"), dict) and "seed" in merged["base"]:
+        merged["base"] = {**merged["base"], "seed": merged["base"]["seed"] + offset}
+    return merged
 
 
 def _margin(value: Any, path: Path) -> float:

@@ -34,12 +34,15 @@ def test_toy_full_suite_covers_every_frontend_rate_hop_and_seed() -> None:
 
 @pytest.mark.parametrize("name", ["quick", "toy-full"])
 def test_toy_suites_are_sized_to_decide(name) -> None:
-    """5 seeds everywhere, early stopping on every run, both controls, every family a claim reads."""
+    """At least 5 seeds everywhere, early stopping on every run, both controls, every family a claim reads."""
+    from collections import Counter
+
     from diffres import frontend_info
     from tasks import get_task
 
     configs = load_suite(name).configs
-    assert {c.seed for c in configs} == {0, 1, 2, 3, 4}
+    seeds = Counter(c.replace(seed=0).config_hash for c in configs)
+    assert min(seeds.values()) >= 5 and {c.seed for c in configs} >= {0, 1, 2, 3, 4}
     assert all(c.patience is not None and c.epochs > 4 * c.patience for c in configs)
     assert {get_task(c.task).control for c in configs} == {None, "positive", "negative"}
     assert {frontend_info(c.frontend).family for c in configs} >= {"reference", "uniform reduction",
@@ -177,3 +180,23 @@ def test_a_bad_margin_names_the_file_the_key_and_the_value(tmp_path: Path, value
     shown = {"-0.01": "-0.01", "1.5": "1.5", "big": "'big'", "true": "True", ".nan": "nan", "null": "None",
              "[0.01]": "[0.01]"}[value]
     assert f"margin={shown}:" in message
+
+
+def test_a_replication_suite_is_its_parent_on_other_seeds():
+    quick, again = load_suite("quick"), load_suite("quick-replication")
+    assert again.name == "quick-replication" and again.margin == quick.margin
+    moved = {c.replace(seed=c.seed - 1000).config_hash for c in again.configs}
+    assert moved == set(quick.keys)
+    assert not set(again.keys) & set(quick.keys)  # no run of the parent is reused: a fresh draw
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ("extends: quick\nseed_offset: -1\n", "seed_offset=-1: expected an integer >= 0"),
+    ("seed_offset: 5\n", "needs `extends: <suite>`"),
+    ("extends: nope\n", "unknown suite 'nope'"),
+])
+def test_bad_replication_keys_are_named(tmp_path, extra, message):
+    path = tmp_path / "rep.yaml"
+    path.write_text("name: rep\n" + extra)
+    with pytest.raises((SuiteError, SuiteNotFoundError), match=message):
+        load_suite(path)
