@@ -17,17 +17,17 @@ What is counted (the same rules for every module, so front-ends and backbones ar
 Feature extraction (STFT + mel + log) is counted separately as `flops_features` when the task's
 extractor is given: a 1 ms hop costs about 10x the frames of a 10 ms hop before any front-end runs.
 
-The filterbank (waveform -> [B, T, F]) is counted as `flops_filterbank`: the extractor's STFT + mel + log
-for the cached `mel` path (= `flops_features`), the model's own learned filterbank otherwise (LEAF's
+The filterbank (waveform -> [B, T, F], the model's first stage) is counted as `flops_filterbank`: for the
+`mel` its STFT + mel + log + normalisation (= `flops_features`), for a learned filterbank its own (LEAF's
 stride-1 401-tap convolution costs about as much as a small CNN backbone on 1 s of audio).
 `flops_pipeline` = filterbank + front-end (reducer) + backbone is the cost of a clip from its waveform,
 the report's cost axis; `flops_total` (front-end + backbone) keeps its meaning for older runs.
-`latency_pipeline_ms` likewise times a clip from its waveform (extractor or filterbank, then the model).
+`latency_pipeline_ms` likewise times a clip from its waveform (the whole model); `latency_ms` the front-end
+and backbone on the filterbank's output.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import platform
 import statistics
@@ -158,7 +158,7 @@ class ComputeReport:
     latency_device: str
     t_in: int
     t_out: int
-    params_filterbank: int = 0  # a learned filterbank's parameters (0 for the cached mel)
+    params_filterbank: int = 0  # a learned filterbank's parameters (0 for the mel)
     flops_filterbank: int = 0  # waveform -> [T, F] per clip: the extractor's, or the learned filterbank's
     latency_pipeline_ms: float = math.nan  # per clip from the waveform (extractor or filterbank + model)
 
@@ -190,39 +190,28 @@ class ComputeReport:
 def measure(model: nn.Module, t_in: int, n_mels: int, *, extractor: nn.Module | None = None,
             n_samples: int | None = None, device: torch.device | str = "cpu", repeats: int = 5) -> ComputeReport:
     """Params, FLOPs and latency of a `Classifier` (filterbank + front-end + backbone) for one clip of `t_in`
-    frames (`n_samples` samples; needed for a model with a learned filterbank, which reads waveforms).
+    frames (`n_samples` samples; default: the samples that give `t_in` frames on the filterbank's hop).
+    `extractor`: the task's log-mel, counted as `flops_features`.
 
     The model is put in eval mode for the measurement and restored afterwards.
     """
     device = torch.device(device)
     was_training = model.training
-    filterbank = getattr(model, "filterbank", None)
-    if filterbank is not None and not n_samples:
-        raise ValueError("measure: a model with a learned filterbank needs n_samples (the clip's waveform length)")
+    filterbank = model.filterbank  # waveform -> [B, T, F]: every model has one (the mel has no parameters)
     model.eval()
     try:
-        wave = 0.1 * torch.randn(1, n_samples, device=device) if n_samples else None  # [1, N]
-        flops_features = flops_filterbank = 0
-        if extractor is not None and wave is not None:
-            flops_features = count_flops(extractor, wave.cpu())
-        if filterbank is not None:
-            flops_filterbank = count_flops(filterbank, wave)
-            with torch.no_grad():
-                x = filterbank(wave)  # [1, T, F]
-        else:
-            flops_filterbank = flops_features
-            x = torch.randn(1, t_in, n_mels, device=device)  # [1, T, F]
+        n_samples = n_samples or _samples_for(filterbank, t_in)
+        wave = 0.1 * torch.randn(1, n_samples, device=device)  # [1, N]
+        flops_features = count_flops(extractor, wave.cpu()) if extractor is not None else 0
+        flops_filterbank = count_flops(filterbank, wave)
+        with torch.no_grad():
+            x = filterbank(wave)  # [1, T, F]
         flops_frontend = count_flops(model.frontend, x)
         with torch.no_grad():
             features = model.frontend(x).features  # [1, C, T', F]
         flops_backbone = count_flops(model.backbone, features)
-        latency = measure_latency(model, wave if filterbank is not None else x, repeats=repeats)
-        pipeline = math.nan
-        if filterbank is not None:
-            pipeline = latency
-        elif extractor is not None and wave is not None:
-            ext = copy.deepcopy(extractor).to(device)  # the task's own extractor stays where mixup uses it
-            pipeline = measure_latency(lambda w: model(ext(w)), wave, repeats=repeats)
+        latency = measure_latency(lambda f: model(wave, features=f), x, repeats=repeats)  # front-end + backbone
+        pipeline = measure_latency(model, wave, repeats=repeats)  # from the waveform
     finally:
         model.train(was_training)
     return ComputeReport(
@@ -230,9 +219,15 @@ def measure(model: nn.Module, t_in: int, n_mels: int, *, extractor: nn.Module | 
         flops_frontend=flops_frontend, flops_backbone=flops_backbone, flops_features=flops_features,
         latency_ms=latency, latency_threads=torch.get_num_threads(), latency_device=describe_device(device),
         t_in=t_in, t_out=int(features.shape[2]),
-        params_filterbank=count_params(filterbank) if filterbank is not None else 0,
+        params_filterbank=count_params(filterbank),
         flops_filterbank=flops_filterbank, latency_pipeline_ms=pipeline,
     )
+
+
+def _samples_for(filterbank: nn.Module, t_in: int) -> int:
+    """Samples of a clip of `t_in` frames on the filterbank's grid (T = 1 + N // hop)."""
+    hop = getattr(filterbank, "hop_length", None) or filterbank[0].hop_length
+    return (t_in - 1) * hop
 
 
 def measure_latency(model: nn.Module, x: Tensor, *, repeats: int = 5, warmup: int = 1) -> float:

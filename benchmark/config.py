@@ -148,6 +148,10 @@ class RunConfig:
                    f"a fraction of frames removed in (0, 1) for frontend={self.frontend!r} "
                    f"(δ = 0, no reduction, is frontend='{NO_REDUCTION_FRONTEND}')")
         _check(self.n_mels >= 1, "n_mels", self.n_mels, "an integer >= 1")
+        bins = int(round(self.win_ms * spec.sample_rate / 1000)) // 2 + 1  # the mel's STFT bins (n_fft = window)
+        _check(self.filterbank != DEFAULT_FILTERBANK or self.n_mels <= bins, "n_mels", self.n_mels,
+               f"<= {bins}, the FFT bins of a {self.win_ms:g} ms window at {spec.sample_rate} Hz (the mel "
+               f"filterbank cannot have more bands)")
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(self.cpu_threads >= 1, "cpu_threads", self.cpu_threads, "an integer >= 1")
         _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")

@@ -1,16 +1,18 @@
-"""A run's data: the task's train / val / test clips for one `RunConfig` as tensors, its fixed subsets,
-and the order in which an epoch visits them.
+"""A run's data: the task's train / val / test clips for one `RunConfig`, its fixed subsets, and the order in
+which an epoch visits them.
 
-    data = load_task_data(cfg)    # TaskData: the three splits, the waveform -> log-mel extractor, sizes
+    data = load_task_data(cfg)    # TaskData: the three splits, the train statistics, sizes
     for idx in epoch_batches(len(data.train), cfg.batch_size, generator):
-        batch = data.train.batch(idx)    # {"logmel": [B, T, F], "target": [B] | [B, C]}
+        batch = data.train.batch(idx)    # {"waveform": [B, N], "target": [B] | [B, C], maybe "features"}
 
-The features come from `tasks` (decoded, resampled and cached there); this module picks the feature
-settings from the config, applies `max_train_clips` / `max_eval_clips`, and holds each split in memory
-as one tensor when it fits (`IN_MEMORY_BYTES`), so a batch is one index into it instead of a DataLoader
-collating per-clip dicts. Larger splits (hub tasks at fine hops) are read per batch from the feature
-cache. Either way the numbers are the same: the cache normalises each clip on its own.
-A feature cache that is full or cannot be written raises `DiskError` naming the cache directory.
+The clips come from `tasks`' one waveform cache (int16, memory-mapped, shared by every hop and fold); this
+module applies `max_train_clips` / `max_eval_clips` and holds a split's waveforms in memory as one tensor
+when they fit (`IN_MEMORY_BYTES`). Features are the model's first stage (`benchmark.model`), computed per
+batch on the run's device. On a CPU, `TaskData.hold_features(stage)` computes a parameter-free stage's
+output (the mel) for every clip once, at the start, and a batch carries it as "features": the same numbers
+the model would compute (a test pins them), not a second input path. Batches that waveform mixup changes
+are computed from their mixed waveforms as always. `benchmark.loader` reads batches ahead of the step.
+A waveform cache that is full or cannot be written raises `DiskError` naming the cache directory.
 """
 
 from __future__ import annotations
@@ -27,68 +29,65 @@ from torch.utils.data import Dataset, Subset
 from benchmark.config import RunConfig
 from benchmark.outages import DiskError, disk_error, is_disk_error
 
-IN_MEMORY_BYTES = 2 * 1024**3  # per split: log-mels (plus waveforms when mixup needs them) held as tensors
-_READ_CLIPS = 256  # clips per read from the feature cache when a split is loaded into memory
+IN_MEMORY_BYTES = 2 * 1024**3  # per split: waveforms (and the held features) as tensors
+_READ_CLIPS = 256  # clips per read from the waveform cache when a split is loaded into memory
+HOLD_CLIPS = 32  # clips per filterbank call when features are held (tasks.features.EXTRACT_CLIPS)
 
 
 class Split(Dataset):
-    """One split's clips by position 0..N-1: `logmel(idx)` [B, T, F] (normalised), `waveform(idx)` [B, S],
-    `targets` [N] (labels) or [N, C] (multi-hot). Also a torch Dataset of {"logmel", "waveform", "target"}.
+    """One split's clips by position 0..N-1: `waveform(idx)` [B, N], `targets` [N] (labels) or [N, C]
+    (multi-hot), and, once `hold_features` ran, `features(idx)` [B, T, F]. Also a torch Dataset of
+    {"waveform", "target"}. `features` is a `tasks.FeatureSet`, `indices` the clips of it this split holds."""
 
-    `features` is a `tasks.FeatureSet`, `indices` the clips of it this split holds (a fixed subset or all).
-    """
-
-    def __init__(self, features: Any, indices: Sequence[int], *, waveforms: bool,
-                 in_memory_bytes: int = IN_MEMORY_BYTES):
-        self.features, self.indices = features, [int(i) for i in indices]
+    def __init__(self, features: Any, indices: Sequence[int], *, in_memory_bytes: int = IN_MEMORY_BYTES):
+        self.source, self.indices = features, [int(i) for i in indices]
         self.targets: Tensor = features.targets[self.indices]
-        first = features[self.indices[0]]
-        self.t_in, self.n_mels = first["logmel"].shape
-        self.n_samples = int(first["waveform"].shape[-1])
-        clip_bytes = 4 * (self.t_in * self.n_mels + (self.n_samples if waveforms else 0))
-        self.in_memory = len(self.indices) * clip_bytes <= in_memory_bytes
-        self._logmel: Tensor | None = None
-        self._waveform: Tensor | None = None
-        if self.in_memory:
-            self._logmel, waves = self._read(self.indices, waveforms)
-            self._waveform = waves if waveforms else None
+        self.n_samples = int(features.waves.num_samples)
+        self.in_memory_bytes = in_memory_bytes
+        self.in_memory = len(self.indices) * 4 * self.n_samples <= in_memory_bytes
+        self._waveform: Tensor | None = self._read(self.indices) if self.in_memory else None
+        self._features: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         idx = torch.tensor([i])
-        return {"logmel": self.logmel(idx)[0], "waveform": self.waveform(idx)[0], "target": self.targets[i]}
+        return {"waveform": self.waveform(idx)[0], "target": self.targets[i]}
 
-    def batch(self, idx: Tensor, *, waveforms: bool = False) -> dict[str, Tensor]:
-        """Clips `idx` as a training batch: {"logmel" [B, T, F], "target", and "waveform" [B, S] if asked}."""
-        if self.in_memory:
-            logmel, wave = self.logmel(idx), self.waveform(idx) if waveforms else None
-        else:  # one read of the cache for both
-            logmel, wave = self._read([self.indices[i] for i in idx.tolist()], waveforms)
-        batch = {"logmel": logmel, "target": self.targets[idx]}
-        return {**batch, "waveform": wave} if waveforms else batch
-
-    def logmel(self, idx: Tensor) -> Tensor:
-        """Normalised log-mel of clips `idx` (positions in this split): [B, T, F]."""
-        if self._logmel is not None:
-            return self._logmel[idx]
-        return self._read([self.indices[i] for i in idx.tolist()], waveforms=False)[0]
+    def batch(self, idx: Tensor) -> dict[str, Tensor]:
+        """Clips `idx` as a batch: {"waveform" [B, N], "target", and "features" [B, T, F] when held}."""
+        batch = {"waveform": self.waveform(idx), "target": self.targets[idx]}
+        return {**batch, "features": self._features[idx]} if self._features is not None else batch
 
     def waveform(self, idx: Tensor) -> Tensor:
-        """Waveforms of clips `idx`: [B, S] (read from the cache unless held for mixup)."""
+        """Waveforms of clips `idx` (positions in this split): [B, N]."""
         if self._waveform is not None:
             return self._waveform[idx]
-        return self._read([self.indices[i] for i in idx.tolist()], waveforms=True)[1]
+        return self._read([self.indices[i] for i in idx.tolist()])
 
-    def _read(self, indices: list[int], waveforms: bool) -> tuple[Tensor, Tensor | None]:
-        mels, waves = [], []
-        for start in range(0, len(indices), _READ_CLIPS):
-            items = self.features.__getitems__(indices[start:start + _READ_CLIPS])  # one cache read per chunk
-            mels.append(torch.stack([item["logmel"] for item in items]))
-            if waveforms:
-                waves.append(torch.stack([item["waveform"] for item in items]))
-        return torch.cat(mels), (torch.cat(waves) if waves else None)
+    def features(self, idx: Tensor) -> Tensor | None:
+        """The held features of clips `idx`, or None (the model computes them)."""
+        return self._features[idx] if self._features is not None else None
+
+    @torch.no_grad()
+    def hold_features(self, stage: nn.Module) -> bool:
+        """Compute a parameter-free `stage`'s output for every clip once and hold it, if it fits the memory
+        budget left by the waveforms; -> whether it is held. A stage with trainable parameters (a learned
+        filterbank) changes every step: refused."""
+        if any(p.requires_grad for p in stage.parameters()):
+            raise ValueError("hold_features: the stage has trainable parameters; its output changes every step")
+        first = stage(self.waveform(torch.tensor([0])))
+        clip_bytes = first.element_size() * first[0].numel()
+        used = 4 * self.n_samples * len(self) if self.in_memory else 0
+        if len(self) * clip_bytes + used > self.in_memory_bytes:
+            return False
+        self._features = torch.cat([stage(self.waveform(idx)) for idx in torch.arange(len(self)).split(HOLD_CLIPS)])
+        return True
+
+    def _read(self, indices: list[int]) -> Tensor:
+        return torch.cat([self.source.waveforms(indices[s:s + _READ_CLIPS])
+                          for s in range(0, len(indices), _READ_CLIPS)])
 
 
 @dataclass
@@ -97,9 +96,18 @@ class TaskData:
     train: Split
     val: Split
     test: Split
-    extractor: nn.Module  # waveform [B, N] -> normalised log-mel [B, T, F]
+    extractor: nn.Module  # waveform [B, N] -> normalised log-mel [B, T, F] (FLOP accounting: flops_features)
     t_in: int
     n_samples: int
+    stats: tuple[float, float] = (0.0, 1.0)  # the train split's log-mel mean / std (the mel's Standardise)
+
+    def hold_features(self, stage: nn.Module, device: torch.device) -> None:
+        """On a CPU, hold a parameter-free `stage`'s output of every split in memory (see module docstring);
+        on other devices, or for a learned stage, the model computes features per batch."""
+        if device.type != "cpu" or any(p.requires_grad for p in stage.parameters()):
+            return
+        for split in (self.train, self.val, self.test):
+            split.hold_features(stage)
 
 
 def load_task_data(cfg: RunConfig, data_dir: str | os.PathLike | None = None) -> TaskData:
@@ -122,18 +130,10 @@ def load_task_data(cfg: RunConfig, data_dir: str | os.PathLike | None = None) ->
         if len(fs) == 0:
             raise ValueError(f"task {cfg.task!r} (fold={cfg.fold}) has an empty {split} split")
     limit = {"train": cfg.max_train_clips, "val": cfg.max_eval_clips, "test": cfg.max_eval_clips}
-    splits = {s: Split(fs, fixed_indices(len(fs), limit[s]), waveforms=reads_waveforms(cfg, s))
-              for s, fs in features.items()}
-    return TaskData(spec=spec, extractor=features["train"].extractor, t_in=splits["train"].t_in,
-                    n_samples=splits["train"].n_samples, **splits)
-
-
-def reads_waveforms(cfg: RunConfig, split: str) -> bool:
-    """Whether a run reads `split`'s waveforms: every split for a learned filterbank (its features are
-    computed per batch), the train split for waveform mixup."""
-    from benchmark.model import learned_filterbank
-
-    return learned_filterbank(cfg) or (split == "train" and cfg.mixup_prob > 0)
+    splits = {s: Split(fs, fixed_indices(len(fs), limit[s])) for s, fs in features.items()}
+    train = features["train"]
+    return TaskData(spec=spec, extractor=train.extractor, t_in=feature_cfg.num_frames(spec.clip_seconds),
+                    n_samples=splits["train"].n_samples, stats=(train.mean, train.std), **splits)
 
 
 def fixed_indices(n_clips: int, n: int | None) -> list[int]:

@@ -1,9 +1,14 @@
-"""The classifier of a run: a `diffres` front-end feeding a timm backbone, behind a learnable filterbank
-when the run has one.
+"""The classifier of a run: filterbank -> SpecAugment -> `diffres` front-end -> timm backbone.
 
-Input: the cached log-mel `[B, T, F]` for `filterbank="mel"`; the waveform `[B, N]` otherwise, which the
-model's own filterbank (`diffres.filterbanks`, trained with it) turns into `[B, T, F]` on the same frame
-grid. SpecAugment then runs inside the forward, between filterbank and front-end (`augment`).
+One input path: the model reads the waveform `[B, N]` and its first stage, the filterbank
+(`diffres.filterbanks`), turns it into `[B, T, F]` on the run's device, per batch. The `mel` filterbank is
+just a filterbank without parameters, followed by the task's log-mel normalisation as a fixed affine layer
+(`Standardise`, the train split's mean / std from `tasks.features.train_statistics`). Its buffers (mel
+matrix, window, mean, std) are derived from the config and the task, so they stay out of the state dict:
+checkpoints and weight averaging hold what they held before the mel moved into the model. SpecAugment runs
+inside the forward, between filterbank and front-end (`augment`). A caller that already holds the
+filterbank's output for these clips (the CPU in-memory speed-up, `benchmark.data`) passes it as `features`:
+the same numbers, computed once.
 
 Sizes flow from the front-end: the backbone gets `in_chans = frontend.out_channels` and sees the
 front-end's `[B, C, T', F]` output as an image (time as height, mel bins as width).
@@ -18,6 +23,7 @@ for the configs that use it.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,31 +40,75 @@ from diffres import FrontendOutput, create_filterbank, create_frontend, filterba
 log = logging.getLogger(__name__)
 
 
+class Standardise(nn.Module):
+    """(x - mean) / std with fixed scalars: the task's log-mel normalisation as a layer."""
+
+    def __init__(self, mean: float, std: float):
+        super().__init__()
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(f"Standardise: expected a finite mean and a std > 0, got mean={mean!r}, std={std!r}")
+        # float32 0-dim tensors: the arithmetic of the old cache's read path, bit for bit
+        self.register_buffer("mean", torch.tensor(float(mean)), persistent=False)
+        self.register_buffer("std", torch.tensor(float(std)), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
 class Classifier(nn.Module):
-    def __init__(self, frontend: nn.Module, backbone: nn.Module, filterbank: nn.Module | None = None):
+    def __init__(self, frontend: nn.Module, backbone: nn.Module, filterbank: nn.Module):
         super().__init__()
         self.frontend = frontend
         self.backbone = backbone
-        self.filterbank = filterbank  # None: the input is the cached log-mel (no parameters, state dict unchanged)
+        self.filterbank = filterbank  # waveform [B, N] -> [B, T, F]; the mel's has no parameters
 
-    def forward(self, x: Tensor, augment: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, FrontendOutput]:
-        """x: log-mel [B, T, F], or waveform [B, N] with a filterbank; `augment` (SpecAugment) maps the
-        filterbank's [B, T, F] before the front-end (the mel path augments before calling the model)."""
-        if self.filterbank is not None:
-            x = self.filterbank(x)  # [B, N] -> [B, T, F]
-            if augment is not None:
-                x = augment(x)
+    def forward(self, waveform: Tensor, augment: Callable[[Tensor], Tensor] | None = None,
+                features: Tensor | None = None) -> tuple[Tensor, FrontendOutput]:
+        """waveform [B, N] -> (logits [B, num_classes], front-end output). `augment` (SpecAugment) maps the
+        filterbank's [B, T, F] before the front-end; `features`, when given, is `self.filterbank(waveform)`
+        already computed (held in memory by the caller)."""
+        x = self.filterbank(waveform) if features is None else features  # [B, T, F]
+        if augment is not None:
+            x = augment(x)
         out = self.frontend(x)  # [B, T, F] -> out.features [B, C, T', F]
         return self.backbone(out.features), out  # logits [B, num_classes]
 
 
-def learned_filterbank(cfg: RunConfig) -> bool:
-    """True when `cfg`'s filterbank is trained with the model (its input is then the waveform)."""
-    return filterbank_info(cfg.filterbank).learnable
+def task_normalised(cfg: RunConfig) -> bool:
+    """Whether `cfg`'s filterbank output is standardised with the task's train statistics: a fixed
+    filterbank (the mel) is; a learned one normalises itself (its `FilterbankInfo.normalisation`)."""
+    return not filterbank_info(cfg.filterbank).learnable
 
 
-def build_model(cfg: RunConfig, *, num_classes: int, t_in: int) -> Classifier:
-    """Front-end and backbone of `cfg` for inputs of `t_in` frames and `cfg.n_mels` bins."""
+def trainable(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
+
+
+def _derived(module: nn.Module) -> nn.Module:
+    """Re-register every buffer of `module` as non-persistent (values from the config, not the state dict)."""
+    for sub in module.modules():
+        for name, buf in list(sub.named_buffers(recurse=False)):
+            delattr(sub, name)
+            sub.register_buffer(name, buf, persistent=False)
+    return module
+
+
+def build_filterbank(cfg: RunConfig, stats: tuple[float, float] | None = None) -> nn.Module:
+    """The model's first stage for `cfg`: its filterbank, then `Standardise(*stats)` when the filterbank is
+    task-normalised. `stats` None (FLOP counts, benches without data) standardises with (0, 1)."""
+    from tasks import get_task
+
+    fb = create_filterbank(cfg.filterbank, n_bands=cfg.n_mels, sample_rate=get_task(cfg.task).sample_rate,
+                           win_ms=cfg.win_ms, hop_ms=cfg.hop_ms)
+    if not task_normalised(cfg):
+        return fb
+    return _derived(nn.Sequential(fb, Standardise(*(stats if stats is not None else (0.0, 1.0)))))
+
+
+def build_model(cfg: RunConfig, *, num_classes: int, t_in: int,
+                stats: tuple[float, float] | None = None) -> Classifier:
+    """Filterbank, front-end and backbone of `cfg` for inputs of `t_in` frames and `cfg.n_mels` bins;
+    `stats` = the task's log-mel (mean, std) for a task-normalised filterbank (see `build_filterbank`)."""
     frontend = create_frontend(cfg.frontend, in_t_dim=t_in, in_f_dim=cfg.n_mels, reduction_rate=cfg.reduction_rate)
     t_out = frontend.t_out(t_in)
     if t_out < 1:
@@ -71,9 +121,7 @@ def build_model(cfg: RunConfig, *, num_classes: int, t_in: int) -> Classifier:
                              **pretrained_kwargs(cfg.pretrained), **backbone_kwargs(cfg.backbone, frame_ms))
     if cfg.pretrained_weights is not None:
         load_backbone_weights(body, Path(cfg.pretrained_weights))
-    filterbank = None  # built last: a mel run draws exactly the random numbers it drew before filterbanks
-    if learned_filterbank(cfg):
-        filterbank = create_filterbank(cfg.filterbank, n_bands=cfg.n_mels, win_ms=cfg.win_ms, hop_ms=cfg.hop_ms)
+    filterbank = build_filterbank(cfg, stats)  # built last: a mel run draws the random numbers it always drew
     return Classifier(frontend, head.attach(body, num_classes), filterbank)
 
 

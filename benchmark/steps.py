@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from benchmark.config import RunConfig
 from benchmark.data import Split, TaskData
-from benchmark.model import Classifier, build_model, learned_filterbank
+from benchmark.model import Classifier, build_model
 
 EVAL_FRAMES_PER_BATCH = 2**16  # input frames per evaluation batch (no gradients: far more than training)
 
@@ -63,10 +63,12 @@ def choose_loss(cfg: RunConfig, label_kind: str) -> str:
     return kind
 
 
-def make_model(cfg: RunConfig, num_classes: int, t_in: int, device: torch.device) -> Classifier:
-    """The run's model, initialised from `cfg.seed`, on `device` (channels-last on CUDA)."""
+def make_model(cfg: RunConfig, num_classes: int, t_in: int, device: torch.device,
+               stats: tuple[float, float] | None = None) -> Classifier:
+    """The run's model, initialised from `cfg.seed`, on `device` (channels-last on CUDA); `stats`: the task's
+    log-mel (mean, std) for the mel's normalisation (`TaskData.stats`)."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg, num_classes=num_classes, t_in=t_in).to(device)
+    model = build_model(cfg, num_classes=num_classes, t_in=t_in, stats=stats).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -81,53 +83,45 @@ def make_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
 def eval_batch_size(cfg: RunConfig, t_in: int) -> int:
     """Clips per evaluation batch: about EVAL_FRAMES_PER_BATCH input frames, never fewer than training's
     (a learned filterbank's stride-1 convolution holds ~hop x more per clip: training's batch size)."""
-    if learned_filterbank(cfg):
+    from benchmark.model import task_normalised
+
+    if not task_normalised(cfg):  # a learned filterbank: the batch size it trains at
         return cfg.batch_size
     return max(cfg.batch_size, EVAL_FRAMES_PER_BATCH // max(t_in, 1))
-
-
-def model_input(model: Classifier, split: Split, idx: Tensor) -> Tensor:
-    """What `model` reads for clips `idx`: the waveforms [B, N] with a filterbank, else the log-mel [B, T, F]."""
-    return split.waveform(idx) if model.filterbank is not None else split.logmel(idx)
 
 
 # ---------------------------------------------------------------------------------------- one epoch
 def train_one_epoch(model: Classifier, batches: Iterable[Mapping[str, Tensor]], optimizer: torch.optim.Optimizer,
                     amp: Amp, cfg: RunConfig, data: TaskData, loss_kind: str, augment_gen: torch.Generator,
                     device: torch.device, *, lr_at: Callable[[int], float] | None = None) -> dict[str, float]:
-    """One pass over `batches` ({"logmel" [B, T, F], "target", and "waveform" [B, S] when mixup or a learned
-    filterbank needs it}: `Split.batch`, or a DataLoader over a Split) -> mean losses. `lr_at(step)` sets
-    each step's lr. With a learned filterbank the model reads the (mixed-up) waveform and SpecAugment runs
-    on the filterbank's output inside the forward; the random draws are the same, in the same order."""
+    """One pass over `batches` ({"waveform" [B, N], "target", and "features" [B, T, F] when held}: `Split.batch`
+    or `benchmark.loader`) -> mean losses. `lr_at(step)` sets each step's lr. Mixup mixes the waveforms (the
+    held features then no longer apply: the model computes the mixed batch's), the model's filterbank makes
+    [B, T, F] and SpecAugment runs on it inside the forward; the random draws are in this order always."""
     from tasks.augment import mixup, spec_augment
 
     model.train()
     totals = {"train_loss": 0.0, "train_task_loss": 0.0, "train_aux_loss": 0.0}
+    masks = cfg.freq_mask > 0 or cfg.time_mask_frames > 0
+    augment = None
+    if masks:
+        def augment(m: Tensor) -> Tensor:
+            return spec_augment(m, cfg.freq_mask, cfg.time_mask_frames, augment_gen)
     n_steps = 0
     for step, batch in enumerate(batches):
         if lr_at is not None:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
         target = one_hot(batch["target"], data.spec.num_classes)  # [B, C]
-        masks = cfg.freq_mask > 0 or cfg.time_mask_frames > 0
-        augment = None
-        if model.filterbank is not None:  # ---- a learned filterbank: waveform in, masks inside the forward
-            x = batch["waveform"]  # [B, N]
-            if cfg.mixup_prob > 0 and float(torch.rand((), generator=augment_gen)) < cfg.mixup_prob:
-                x, target = mixup(x, target, cfg.mixup_alpha, augment_gen)
-            if masks:
-                def augment(m: Tensor) -> Tensor:
-                    return spec_augment(m, cfg.freq_mask, cfg.time_mask_frames, augment_gen)
-        else:  # ------------------------------ the cached log-mel
-            x = batch["logmel"]  # [B, T, F]
-            if cfg.mixup_prob > 0 and float(torch.rand((), generator=augment_gen)) < cfg.mixup_prob:
-                wave, target = mixup(batch["waveform"], target, cfg.mixup_alpha, augment_gen)
-                with torch.no_grad():
-                    x = data.extractor(wave)
-            if masks:
-                x = spec_augment(x, cfg.freq_mask, cfg.time_mask_frames, augment_gen)
-        x, target = x.to(device, non_blocking=True), target.to(device, non_blocking=True)
-        loss, task, aux = train_step(model, optimizer, amp, cfg, loss_kind, x, target, augment=augment)
+        wave, features = batch["waveform"], batch.get("features")  # [B, N], [B, T, F] or None
+        if cfg.mixup_prob > 0 and float(torch.rand((), generator=augment_gen)) < cfg.mixup_prob:
+            wave, target = mixup(wave, target, cfg.mixup_alpha, augment_gen)
+            features = None
+        wave, target = wave.to(device, non_blocking=True), target.to(device, non_blocking=True)
+        if features is not None:
+            features = features.to(device, non_blocking=True)
+        loss, task, aux = train_step(model, optimizer, amp, cfg, loss_kind, wave, target, augment=augment,
+                                     features=features)
         totals["train_loss"] += float(loss)
         totals["train_task_loss"] += float(task)
         totals["train_aux_loss"] += float(aux)
@@ -136,13 +130,13 @@ def train_one_epoch(model: Classifier, batches: Iterable[Mapping[str, Tensor]], 
 
 
 def train_step(model: Classifier, optimizer: torch.optim.Optimizer, amp: Amp, cfg: RunConfig, loss_kind: str,
-               logmel: Tensor, target: Tensor, *,
-               augment: Callable[[Tensor], Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """One optimiser step on a batch already on the device: logmel [B, T, F] (or the waveform [B, N] of a
-    learned filterbank, with its SpecAugment `augment`), target [B, C] (soft labels) -> detached (loss, task
-    loss, aux loss); the loss is task + guide_loss_weight * front-end aux loss."""
+               waveform: Tensor, target: Tensor, *, augment: Callable[[Tensor], Tensor] | None = None,
+               features: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """One optimiser step on a batch already on the device: waveform [B, N] (and its filterbank output
+    `features` [B, T, F] when held), SpecAugment `augment`, target [B, C] (soft labels) -> detached (loss,
+    task loss, aux loss); the loss is task + guide_loss_weight * front-end aux loss."""
     with amp.autocast():
-        logits, out = model(logmel, augment=augment)
+        logits, out = model(waveform, augment=augment, features=features)
         task = task_loss(loss_kind, logits, target)
         aux = out.aux_loss.float()
         loss = task + cfg.guide_loss_weight * aux
@@ -176,8 +170,10 @@ def predict(model: Classifier, split: Split, batch_size: int, amp: Amp, device: 
     model.eval()
     scores = []
     for idx in torch.arange(len(split)).split(batch_size):
+        features = split.features(idx)
         with amp.autocast():
-            logits, _ = model(model_input(model, split, idx).to(device))
+            logits, _ = model(split.waveform(idx).to(device, non_blocking=True),
+                              features=None if features is None else features.to(device, non_blocking=True))
         logits = logits.float().cpu()
         scores.append(logits.softmax(1) if label_kind == "single" else logits.sigmoid())
     return torch.cat(scores), split.targets

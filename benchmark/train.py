@@ -66,7 +66,8 @@ from benchmark.checkpoint import (  # noqa: F401  (also re-exports the names tha
 )
 from benchmark.compute import describe_device, measure
 from benchmark.config import CONFIG_VERSION, RunConfig, lr_at_step
-from benchmark.data import Split, TaskData, load_task_data, n_batches, reads_waveforms
+from benchmark.data import Split, TaskData, load_task_data, n_batches
+from benchmark.loader import train_loader
 from benchmark.metrics import (  # noqa: F401  (also re-exports the names that lived here)
     accuracy,
     average_precision,
@@ -151,10 +152,11 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
     amp = Amp(device, cfg.amp)
 
     def fresh() -> tuple[Classifier, torch.optim.Optimizer]:
-        model = make_model(cfg, spec.num_classes, data.t_in, device)
+        model = make_model(cfg, spec.num_classes, data.t_in, device, stats=data.stats)
         return model, make_optimizer(model, cfg)
 
     model, optimizer = fresh()
+    data.hold_features(model.filterbank, device)  # CPU: a fixed filterbank's output, computed once
     shuffle_gen = torch.Generator().manual_seed(cfg.seed)
     augment_gen = torch.Generator().manual_seed(cfg.seed + 1)
     steps_per_epoch = n_batches(len(data.train), train_batch_size(cfg))
@@ -197,8 +199,8 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
         for epoch in bar:
             if stops_early(cfg, epoch, best["epoch"]):  # also a resumed run that had already stopped
                 break
-            batches = (data.train.batch(idx, waveforms=reads_waveforms(cfg, "train"))
-                       for idx in train_batches(cfg, data.train.targets, spec.num_classes, shuffle_gen))
+            batches = train_loader(data.train, list(train_batches(cfg, data.train.targets, spec.num_classes,
+                                                                  shuffle_gen)), device)
             record = {"epoch": epoch, "lr": lr_at_step(cfg, epoch, steps_per_epoch - 1, steps_per_epoch),  # last step
                       **train_one_epoch(model, batches, optimizer, amp, cfg, data, loss_kind, augment_gen, device,
                                         lr_at=lambda step, e=epoch: lr_at_step(cfg, e, step, steps_per_epoch))}
@@ -279,9 +281,7 @@ def frontend_examples(model: Classifier, split: Split, device: torch.device) -> 
     """mel / score / merged mel / resolution encoding of the first val clips, for front-ends with scores."""
     model.eval()
     idx = torch.arange(min(N_EXAMPLES, len(split)))
-    mel = split.logmel(idx)  # [N, T, F]
-    if model.filterbank is not None:  # the learned filterbank's map is what the front-end merges
-        mel = model.filterbank(split.waveform(idx).to(device)).float().cpu()
+    mel = model.filterbank(split.waveform(idx).to(device)).float().cpu()  # [N, T, F]: what the front-end merges
     out = model.frontend(mel.to(device))
     if out.score is None:
         return None

@@ -160,3 +160,31 @@ def source_identity(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -
 def _hub_identity(spec: TaskSpec) -> str:
     src = spec.parquet
     return f"hub:{src.repo}@{src.revision}:{json.dumps(dict(src.data_files), sort_keys=True)}"
+
+
+def split_origin(spec: TaskSpec, table: Any, data_dir: str | os.PathLike | None = None):
+    """-> origin(i): where row i of a split table came from, for error messages: "parquet <file> row <k>"
+    when the row maps back to one local parquet file (the table is a selection of one source split),
+    else the source files. Worked out only when called (on an error), from the parquet footers."""
+
+    def origin(i: int) -> str:
+        try:
+            files, _ = resolve_files(spec, data_dir)
+            row = int(table._indices.column(0)[i].as_py()) if table._indices is not None else i
+            import pyarrow.parquet as pq
+
+            for paths in files.values():  # the source whose row count is the table's underlying one
+                if any("://" in p for p in paths):
+                    continue
+                counts = [pq.read_metadata(p).num_rows for p in paths]
+                if sum(counts) != table.data.num_rows:
+                    continue
+                for path, count in zip(paths, counts, strict=True):
+                    if row < count:
+                        return f"parquet {path} row {row}"
+                    row -= count
+            return f"source files {sorted(p for ps in files.values() for p in ps)}"
+        except Exception as err:  # noqa: BLE001 — a location is a courtesy; never hide the clip's own error
+            return f"parquet location unknown ({err})"
+
+    return origin

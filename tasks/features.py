@@ -1,16 +1,11 @@
-"""From a task split to cached, normalised log-mel tensors (and the fixed-length waveforms).
+"""From a task split to normalised log-mel tensors, computed from the one waveform cache.
 
-Two cached stages, both `datasets.Dataset.map` outputs with a deterministic `new_fingerprint` (a
-`tasks.cache.digest` of the key) and an explicit cache file under `<cache>/features/<task>/`:
-
-1. waveforms: decode -> mono -> resample -> crop/pad (deterministic: clip start) — keyed by task,
-   split, fold, source identity (hub revision / local file stats / generator seed), sample rate,
-   clip length and CODE_VERSION;
-2. log-mel: torchaudio MelSpectrogram at any hop — keyed by stage 1 plus window, hop and n_mels.
-
-A second `load_features` call opens the cache files directly (`Dataset.from_file`): no decoding,
-no hub access. Normalisation (one mean/std per task, fold and feature config, computed on the
-train split's log-mel) is applied when items are read, so the cache does not depend on it.
+The disk cache holds decoded waveforms only (`tasks.wavecache`: int16, memory-mapped, one file per task
+and split, shared by every hop, n_mels, window, filterbank and fold). Log-mel is computed per batch by
+`LogMel` (torchaudio MelSpectrogram) wherever it is needed: on the run's device as the model's first
+stage (`benchmark.model`), or here for the train statistics and for callers that want log-mel tensors.
+Normalisation (one mean/std per task, fold and feature config, from the train split's log-mel) is
+computed once and stored beside the cache as a few bytes of JSON (`train_statistics`).
 """
 
 from __future__ import annotations
@@ -20,7 +15,6 @@ import json
 import math
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,15 +22,11 @@ import torch
 import torchaudio.transforms as T
 from torch import nn
 
-from tasks.audio import load_clip
 from tasks.cache import digest, feature_dir
-from tasks.data import load_split, read_column, source_identity
 from tasks.registry import SPLITS, TaskSpec, get_task
+from tasks.wavecache import CODE_VERSION, WaveformSet, load_waveforms
 
-CODE_VERSION = "features-v1"
 LOG_FLOOR = 1e-6  # power floor before log: silent / zero-padded frames sit at log(1e-6), the clip minimum
-BATCH_BYTES = 64 * 2**20  # data per `map` batch when caching (see _batch_rows)
-MAX_BATCH_ROWS = 1000  # datasets' default writer batch
 # Larger STFT batches fall out of the CPU caches: at a 10 ms hop, 1.5 s clips, 2 cores, 32 clips a call
 # run at ~4,000 clips/s and 139 at ~1,800 (1 ms hops: ~150 clips/s either way).
 EXTRACT_CLIPS = 32
@@ -131,169 +121,62 @@ def _progress(enabled: bool):
         (datasets.enable_progress_bars if was else datasets.disable_progress_bars)()
 
 
-def _batch_rows(row_bytes: int) -> int:
-    """Rows per `map` batch: about BATCH_BYTES of data, so memory stays bounded for 30 s clips at a
-    1 ms hop, and the cache files hold few arrow record batches (each map batch is one, and a file
-    with fewer opens faster)."""
-    return int(min(MAX_BATCH_ROWS, max(1, BATCH_BYTES // row_bytes)))
+@torch.no_grad()
+def extract(stage: nn.Module, waves: torch.Tensor) -> torch.Tensor:
+    """stage(waves) for waves [B, N], EXTRACT_CLIPS clips per call (the STFT's cache-friendly size; the
+    result does not depend on the chunking: each clip's STFT and mel product are computed on their own)."""
+    return torch.cat([stage(w) for w in waves.split(EXTRACT_CLIPS)])
 
 
-def _decode_batch(batch: dict, where: str, sample_rate: int, num_samples: int) -> dict:
-    waves = [load_clip(a, str(c), sample_rate, num_samples, where=where).numpy()
-             for a, c in zip(batch["audio"], batch["clip_id"], strict=True)]
-    return {"waveform": waves}
-
-
-def _waveform_fingerprint(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int | None, source_id: str) -> str:
-    return digest(dict(stage="waveform", source=source_id, task=spec.name, split=split, fold=fold,
-                       sr=cfg.sample_rate, num_samples=cfg.num_samples(spec.clip_seconds), code=CODE_VERSION))
-
-
-def cached_waveforms(spec: TaskSpec, split: str, cfg: FeatureConfig, fold: int | None,
-                     data_dir: str | os.PathLike | None) -> tuple[Any, str]:
-    """Stage 1 -> (datasets.Dataset with clip_id, label(s), waveform [N]; its fingerprint)."""
-    import datasets
-
-    num_samples = cfg.num_samples(spec.clip_seconds)
-    source_id = source_identity(spec, data_dir)
-    if source_id is not None:
-        fp = _waveform_fingerprint(spec, split, cfg, fold, source_id)
-        path = feature_dir(spec.name) / f"waveform-{split}-{fp}.arrow"
-        if path.is_file():
-            return datasets.Dataset.from_file(str(path)), fp
-    raw, source_id = load_split(spec, split, fold, data_dir)
-    fp = _waveform_fingerprint(spec, split, cfg, fold, source_id)
-    path = feature_dir(spec.name) / f"waveform-{split}-{fp}.arrow"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    label_col = "label" if spec.label_kind == "single" else "labels"
-    features = datasets.Features({
-        "clip_id": datasets.Value("string"),
-        label_col: raw.features[label_col],
-        "waveform": datasets.List(datasets.Value("float32"), length=num_samples),
-    })
-    ds = raw.select_columns(["clip_id", "audio", label_col]).map(
-        _decode_batch, batched=True, batch_size=_batch_rows(4 * num_samples), remove_columns=["audio"],
-        features=features,
-        fn_kwargs=dict(where=f"task {spec.name!r} split {split!r}", sample_rate=cfg.sample_rate,
-                       num_samples=num_samples),
-        cache_file_name=str(path), new_fingerprint=fp, load_from_cache_file=True,
-        desc=f"{spec.name}/{split}: decode audio",
-    )
-    return ds, fp
-
-
-def cached_logmel(spec: TaskSpec, split: str, cfg: FeatureConfig, waves: Any, wave_fp: str) -> Any:
-    """Stage 2 -> datasets.Dataset with one column logmel [T, F] (not normalised)."""
-    import datasets
-
-    fp = digest(dict(stage="logmel", waveform=wave_fp, cfg=asdict(cfg), code=CODE_VERSION))
-    path = feature_dir(spec.name) / f"logmel-{split}-h{cfg.hop_ms:g}-{fp}.arrow"
-    if path.is_file():
-        return datasets.Dataset.from_file(str(path))
-    n_frames = cfg.num_frames(spec.clip_seconds)
-    extractor = LogMel(cfg)
-
-    def extract(waveform: torch.Tensor) -> dict:  # [B, N] -> [B, T, F], EXTRACT_CLIPS clips per STFT call
-        with torch.no_grad():
-            return {"logmel": torch.cat([extractor(w) for w in waveform.split(EXTRACT_CLIPS)]).numpy()}
-
-    row_bytes = 4 * (n_frames * cfg.n_mels + cfg.num_samples(spec.clip_seconds))  # log-mel out + waveform in
-    return waves.with_format("torch", columns=["waveform"]).map(
-        extract, batched=True, batch_size=_batch_rows(row_bytes), input_columns=["waveform"],
-        remove_columns=waves.column_names,
-        features=datasets.Features({"logmel": datasets.Array2D((n_frames, cfg.n_mels), "float32")}),
-        cache_file_name=str(path), new_fingerprint=fp, load_from_cache_file=True,
-        desc=f"{spec.name}/{split}: log-mel hop {cfg.hop_ms:g} ms",
-    ).with_format(None)
-
-
-def _stats_path(spec: TaskSpec, cfg: FeatureConfig, train_wave_fp: str) -> Path:
-    fp = digest(dict(stage="stats", waveform=train_wave_fp, cfg=asdict(cfg), code=CODE_VERSION))
-    return feature_dir(spec.name) / f"stats-{fp}.json"
+def _stats_path(waves: WaveformSet, cfg: FeatureConfig):
+    fp = digest(dict(stage="stats", waveform=waves.fingerprint, split=waves.split, fold=waves.fold,
+                     cfg=asdict(cfg), code=CODE_VERSION))
+    return feature_dir(waves.spec.name) / f"stats-{fp}.json"
 
 
 def train_statistics(spec: TaskSpec, cfg: FeatureConfig, fold: int | None,
-                     data_dir: str | os.PathLike | None) -> tuple[float, float]:
-    """Mean and std of the train split's log-mel (all frames and bins), cached as JSON. A cached
-    value is found from the source identity alone, without opening the train split's cache files."""
-    source_id = source_identity(spec, data_dir)
-    if source_id is not None:
-        path = _stats_path(spec, cfg, _waveform_fingerprint(spec, "train", cfg, fold, source_id))
-        if path.is_file():
-            stats = json.loads(path.read_text())
-            return stats["mean"], stats["std"]
-    waves, wave_fp = cached_waveforms(spec, "train", cfg, fold, data_dir)
-    path = _stats_path(spec, cfg, wave_fp)
+                     data_dir: str | os.PathLike | None = None,
+                     waves: WaveformSet | None = None) -> tuple[float, float]:
+    """Mean and std of the train split's log-mel (all frames and bins, float64 sums over 64-clip reads),
+    stored beside the waveform cache as JSON and found again by its key."""
+    waves = waves if waves is not None else load_waveforms(spec, "train", fold, cfg.sample_rate, data_dir)
+    path = _stats_path(waves, cfg)
     if path.is_file():
         stats = json.loads(path.read_text())
         return stats["mean"], stats["std"]
-    mel = cached_logmel(spec, "train", cfg, waves, wave_fp).with_format("numpy")
+    extractor = LogMel(cfg)
     total, total_sq, count = 0.0, 0.0, 0
-    for start in range(0, len(mel), 64):
-        x = mel[start : start + 64]["logmel"].astype(np.float64)
+    for start in range(0, len(waves), 64):
+        x = extract(extractor, waves.waveforms(range(start, min(start + 64, len(waves))))).numpy().astype(np.float64)
         total, total_sq, count = total + x.sum(), total_sq + np.square(x).sum(), count + x.size
     mean = total / count
     std = math.sqrt(max(total_sq / count - mean * mean, 0.0)) or 1.0
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps({"mean": mean, "std": std, "task": spec.name, "fold": fold, "cfg": asdict(cfg)}))
     os.replace(tmp, path)
     return mean, std
 
 
-class _RowReader:
-    """Rows of a fixed-shape float32 column as tensors, read from zero-copy numpy views of the
-    memory-mapped arrow chunks (arrow's `take` and the generic torch formatter both walk nested
-    list offsets row by row and are ~10-50x slower)."""
-
-    def __init__(self, ds: Any, column: str, shape: tuple[int, ...]):
-        import pyarrow as pa
-
-        self.fallback = ds.with_format("numpy", columns=[column]) if ds._indices is not None else None
-        self.column, self.views, starts = column, [], [0]
-        if self.fallback is None:
-            for chunk in ds.data.table.column(column).chunks:
-                arr = chunk.storage if isinstance(chunk, pa.ExtensionArray) else chunk
-                while pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type) or pa.types.is_fixed_size_list(
-                        arr.type):
-                    arr = arr.flatten()
-                self.views.append(arr.to_numpy(zero_copy_only=False).reshape(len(chunk), *shape))
-                starts.append(starts[-1] + len(chunk))
-        self.starts = np.asarray(starts)
-
-    def __call__(self, indices: list[int]) -> torch.Tensor:
-        if self.fallback is not None:
-            return torch.as_tensor(np.asarray(self.fallback[indices][self.column]))
-        chunk = np.searchsorted(self.starts, indices, side="right") - 1
-        rows = [self.views[c][i - self.starts[c]] for c, i in zip(chunk, indices, strict=True)]
-        return torch.from_numpy(np.stack(rows))  # a fresh, writable copy [B, *shape]
-
-
 class FeatureSet(torch.utils.data.Dataset):
-    """One split of a task as tensors: fs[i] -> {"logmel" [T, F], "waveform" [N], "target"}.
+    """One split of a task: fs[i] -> {"logmel" [T, F] (normalised), "waveform" [N], "target"}.
 
-    `target` is a 0-dim LongTensor (single-label) or a multi-hot FloatTensor [C] (multi-label).
-    `extractor` maps waveforms [B, N] to the same normalised log-mel (for waveform mixup).
+    The waveforms are read from the cache; the log-mel is computed from them when asked (`extractor`,
+    the normalised LogMel). `target` is a 0-dim LongTensor (single-label) or a multi-hot FloatTensor [C].
     """
 
-    def __init__(self, spec: TaskSpec, cfg: FeatureConfig, split: str, fold: int | None,
-                 waves: Any, logmel: Any, mean: float, std: float):
+    def __init__(self, spec: TaskSpec, cfg: FeatureConfig, split: str, fold: int | None, waves: WaveformSet,
+                 mean: float, std: float):
         self.spec, self.cfg, self.split, self.fold = spec, cfg, split, fold
-        self.waves, self.logmel = waves, logmel
-        self._read_wave = _RowReader(waves, "waveform", (cfg.num_samples(spec.clip_seconds),))
-        self._read_mel = _RowReader(logmel, "logmel", (cfg.num_frames(spec.clip_seconds), cfg.n_mels))
-        self.clip_ids: list[str] = read_column(waves, "clip_id").to_pylist()
-        if spec.label_kind == "single":
-            # torch.tensor copies: the memory-mapped column is read-only
-            self.targets = torch.tensor(read_column(waves, "label").to_numpy(), dtype=torch.long)
-        else:
-            self.targets = torch.zeros(len(waves), spec.num_classes)
-            for i, labels in enumerate(read_column(waves, "labels").to_pylist()):
-                self.targets[i, labels] = 1.0
-        self.mean, self.std = mean, std
+        self.waves, self.mean, self.std = waves, mean, std
+        self.clip_ids, self.targets = waves.clip_ids, waves.targets
         self.extractor = LogMel(cfg, mean, std)
 
     def __len__(self) -> int:
-        return len(self.targets)
+        return len(self.waves)
+
+    def waveforms(self, indices: Any) -> torch.Tensor:
+        return self.waves.waveforms(indices)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         if not -len(self) <= i < len(self):
@@ -301,17 +184,17 @@ class FeatureSet(torch.utils.data.Dataset):
         return self.__getitems__([i % len(self)])[0]
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
-        """Batched read (used by torch's DataLoader): one arrow take per batch instead of B."""
+        """Batched read (used by torch's DataLoader): one cache read and one log-mel call per batch."""
         indices = [int(i) for i in indices]
-        logmel = (self._read_mel(indices) - self.mean) / self.std  # [B, T, F]
-        waves = self._read_wave(indices)  # [B, N]
+        waves = self.waves.waveforms(indices)  # [B, N]
+        logmel = extract(self.extractor, waves)  # [B, T, F]
         return [{"logmel": logmel[k], "waveform": waves[k], "target": self.targets[i]}
                 for k, i in enumerate(indices)]
 
 
 def load_features(task: str | TaskSpec, split: str, cfg: FeatureConfig, fold: int | None = None,
                   data_dir: str | os.PathLike | None = None, progress: bool = False) -> FeatureSet:
-    """Cached log-mel features of one split (see module docstring); normalised with train stats.
+    """One split's cached waveforms with the train statistics of `cfg` (see module docstring).
 
     `task` is a registered name or a TaskSpec (e.g. an embedded task with smaller split sizes)."""
     spec = get_task(task) if isinstance(task, str) else task
@@ -321,7 +204,7 @@ def load_features(task: str | TaskSpec, split: str, cfg: FeatureConfig, fold: in
         raise TypeError(f"cfg must be a FeatureConfig, got {type(cfg).__name__}")
     spec.check_fold(fold)
     with _progress(progress):
-        waves, wave_fp = cached_waveforms(spec, split, cfg, fold, data_dir)
-        logmel = cached_logmel(spec, split, cfg, waves, wave_fp)
-        mean, std = train_statistics(spec, cfg, fold, data_dir)
-    return FeatureSet(spec, cfg, split, fold, waves, logmel, mean, std)
+        waves = load_waveforms(spec, split, fold, cfg.sample_rate, data_dir)
+        train = waves if split == "train" else None
+        mean, std = train_statistics(spec, cfg, fold, data_dir, waves=train)
+    return FeatureSet(spec, cfg, split, fold, waves, mean, std)

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.data import Split, epoch_batches, fixed_subset, load_task_data, n_batches
 from benchmark.outages import DiskError
+from benchmark.steps import make_model
 
 
 def test_fixed_subset_is_fixed_sorted_and_whole_when_large_enough():
@@ -27,29 +28,34 @@ def test_load_task_data_follows_the_config(tiny_config):
     assert data.spec.name == cfg.task
     assert data.t_in == 1 + data.n_samples // int(cfg.hop_ms * data.spec.sample_rate / 1000)
     item = data.train[0]
-    assert item["logmel"].shape == (data.t_in, cfg.n_mels) and item["waveform"].shape == (data.n_samples,)
-    assert torch.allclose(data.extractor(item["waveform"][None])[0], item["logmel"], atol=1e-4)
+    assert set(item) == {"waveform", "target"} and item["waveform"].shape == (data.n_samples,)
+    assert data.extractor(item["waveform"][None]).shape == (1, data.t_in, cfg.n_mels)
     # the same seed-independent subset for another seed and front-end
     other = load_task_data(cfg.replace(seed=3, frontend="avgpool"))
     assert other.train.indices == data.train.indices
 
 
-def test_a_split_in_memory_holds_the_feature_caches_numbers(tiny_config):
-    """In memory or read per batch from the cache, a split gives the same tensors bit for bit."""
-    data = load_task_data(tiny_config(max_train_clips=12, mixup_prob=0.5))
+def test_held_features_are_the_models_numbers_and_reads_are_the_caches(tiny_config):
+    """In memory or read per batch from the cache, a split gives the same waveforms bit for bit; the features
+    a CPU run holds are exactly what the model's first stage computes per batch (one input path)."""
+    cfg = tiny_config(max_train_clips=12)
+    data = load_task_data(cfg)
     held = data.train
     assert held.in_memory
-    read = Split(held.features, held.indices, waveforms=True, in_memory_bytes=0)
+    read = Split(held.source, held.indices, in_memory_bytes=0)
     assert not read.in_memory
     idx = torch.tensor([5, 0, 11, 3])
-    assert torch.equal(held.logmel(idx), read.logmel(idx)) and torch.equal(held.waveform(idx), read.waveform(idx))
-    cached = held.features.__getitems__([held.indices[i] for i in idx.tolist()])
-    assert torch.equal(held.logmel(idx), torch.stack([c["logmel"] for c in cached]))
-    assert torch.equal(held.targets[idx], torch.stack([c["target"] for c in cached]))
-    for split in (held, read):
-        batch = split.batch(idx, waveforms=True)
-        assert set(batch) == {"logmel", "target", "waveform"} and set(split.batch(idx)) == {"logmel", "target"}
-        assert torch.equal(batch["logmel"], held.logmel(idx)) and torch.equal(batch["waveform"], held.waveform(idx))
+    assert torch.equal(held.waveform(idx), read.waveform(idx))
+    assert set(held.batch(idx)) == {"waveform", "target"}
+    model = make_model(cfg, data.spec.num_classes, data.t_in, torch.device("cpu"), stats=data.stats)
+    data.hold_features(model.filterbank, torch.device("cpu"))
+    with torch.no_grad():
+        assert torch.equal(held.batch(idx)["features"], model.filterbank(held.waveform(idx)))
+    assert not read.hold_features(model.filterbank)  # no memory budget: the model computes them
+    leaf = make_model(cfg.replace(filterbank="leaf", n_mels=40), data.spec.num_classes, data.t_in,
+                      torch.device("cpu"))
+    with pytest.raises(ValueError, match="trainable parameters"):
+        read.hold_features(leaf.filterbank)
 
 
 @pytest.mark.parametrize(("n_clips", "batch_size"), [(32, 16), (33, 16), (49, 16), (7, 32), (10, 1)])

@@ -60,7 +60,7 @@ def test_a_model_with_the_attention_head_trains_end_to_end(backbone):
     cfg = RunConfig(task="toy-transients", backbone=backbone, head="attention", n_mels=32)
     model = build_model(cfg, num_classes=5, t_in=101)
     assert isinstance(model.backbone, PooledBackbone) and isinstance(model.backbone.head, AttentionPool)
-    logits, _ = model(torch.randn(2, 101, 32))
+    logits, _ = model(0.1 * torch.randn(2, 100 * 160))  # waveform in: 101 frames at 10 ms
     assert logits.shape == (2, 5)
     logits.sum().backward()
     assert model.backbone.head.att.weight.grad is not None

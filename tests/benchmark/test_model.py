@@ -23,8 +23,8 @@ def test_every_frontend_feeds_the_backbone(frontend):
     torch.manual_seed(0)
     model = build_model(cfg_for(frontend), num_classes=CLASSES, t_in=T_IN)
     assert isinstance(model, Classifier)
-    x = torch.randn(3, T_IN, N_MELS)  # [B, T, F]
-    logits, out = model(x)
+    wave = 0.1 * torch.randn(3, (T_IN - 1) * 160)  # [B, N]: T_IN frames at the 10 ms hop, 16 kHz
+    logits, out = model(wave)  # the mel is the model's first stage
     assert logits.shape == (3, CLASSES)
     c, t_out = model.frontend.out_channels, model.frontend.t_out(T_IN)
     assert out.features.shape == (3, c, t_out, N_MELS)

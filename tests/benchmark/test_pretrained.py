@@ -61,7 +61,7 @@ def test_the_attention_head_sits_on_the_pretrained_body(weights_file):
     model = build_model(_config(path, "diffres").replace(head="attention"), num_classes=5, t_in=101)
     body = model.backbone.body.state_dict()
     assert torch.equal(body["conv_stem.weight"], state["conv_stem.weight"])
-    assert model(torch.randn(2, 101, 32))[0].shape == (2, 5)
+    assert model(0.1 * torch.randn(2, 100 * 160))[0].shape == (2, 5)  # waveform in: 101 frames at 10 ms
 
 
 def test_pretrained_is_validated():

@@ -51,7 +51,7 @@ def test_toy_suites_are_sized_to_decide(name) -> None:
 
 
 def test_filterbanks_suite_is_claim_4_on_the_rhythm_tasks() -> None:
-    from benchmark.model import learned_filterbank
+    from diffres.filterbanks import filterbank_info
 
     configs = load_suite("filterbanks").configs
     assert {c.task for c in configs} == {"toy-rhythm", "toy-rhythm-short"}
@@ -66,7 +66,7 @@ def test_filterbanks_suite_is_claim_4_on_the_rhythm_tasks() -> None:
     assert {c.max_train_clips for c in quick} == {800}
     long_clips = [c for c in quick if c.task == "toy-rhythm"]
     assert {c.seed for c in long_clips} == {0, 1, 2, 3, 4}
-    assert {c.filterbank for c in long_clips if learned_filterbank(c)} == {"efficientleaf"}
+    assert {c.filterbank for c in long_clips if filterbank_info(c.filterbank).learnable} == {"efficientleaf"}
     assert {(c.frontend, c.filterbank) for c in long_clips} == {("spec", "mel"), ("spec", "efficientleaf"),
                                                                 ("diffres", "mel")}
     short = [c for c in quick if c.task == "toy-rhythm-short"]

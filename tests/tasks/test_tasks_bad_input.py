@@ -79,10 +79,11 @@ def test_fit_length_random_crop_and_deterministic_eval():
 
 def test_corrupt_clip_inside_a_task_names_task_split_and_clip(tmp_path):
     audio = [wav_bytes(0.1) for _ in range(5)]
-    audio[2] = b"RIFF garbage"  # fold 3 -> test split of fold 3
+    audio[2] = b"RIFF garbage"  # fold 3; the one cache of all folds is built from fold 1's splits (train)
     _esc50_with(tmp_path, audio)
-    with pytest.raises(BadClipError, match=r"task 'esc50' split 'test': clip 'clip2.wav', field 'audio.bytes'"):
+    with pytest.raises(BadClipError, match=r"task 'esc50' split 'train': clip 'clip2.wav', field 'audio.bytes'") as err:
         load_features("esc50", "test", FeatureConfig(n_mels=16), fold=3, data_dir=tmp_path)
+    assert "train-00000-of-00001-0123456789abcdef.parquet" in str(err.value)
 
 
 def test_label_out_of_range(tmp_path):

@@ -36,7 +36,9 @@ def test_cache_keys_are_pinned(private_cache):
     load_features(spec, "test", FeatureConfig(n_mels=16, hop_ms=5.0))
     files = {p.relative_to(private_cache).as_posix() for p in private_cache.rglob("*")
              if p.is_file() and p.relative_to(private_cache).parts[0] != "hf"}
+    # waveforms-v2 (issue 21): int16 waveforms, no log-mel files; the v1 names (waveform-*, logmel-*) are
+    # never read again (docs/tasks.md says what may be deleted)
     assert {"embedded/toy-transients/seed0-4d8a15042136/test.parquet",
-            "features/toy-transients/waveform-test-3efb76837abd41d5.arrow",
-            "features/toy-transients/logmel-test-h5-c53266a82031655d.arrow",
-            "features/toy-transients/stats-5aa0c3171a9b71ad.json"} <= files
+            "features/toy-transients/waveforms-test-ef1d1a14fa82fcaf.arrow",
+            "features/toy-transients/waveforms-train-67213d31e63b26ad.arrow",
+            "features/toy-transients/stats-648be93cd6d43ab2.json"} <= files
