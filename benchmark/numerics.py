@@ -36,6 +36,7 @@ ISA_PIN = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBW
 CANARY_CSV = REPO_ROOT / RESULTS_DIR / "numerics" / "canary.csv"
 CANARY_STEPS = 8
 CANARY_BATCH = 16
+CANARY_SAMPLES = 16000
 
 
 def cpu_model() -> str:
@@ -84,9 +85,9 @@ class Canary:
 
 
 def canary(steps: int = CANARY_STEPS) -> Canary:
-    """`steps` seeded Adam steps of the quick suite's DiffRes model (audiocnn_tiny, δ 0.5, 32 mels) on a
-    seeded random batch, on the CPU at the current thread count: the kernels a quick run spends its time in
-    (convolutions, batch norm, DiffRes's merge, Adam). Seconds on one core."""
+    """`steps` seeded Adam steps of the quick suite's DiffRes model (mel filterbank, audiocnn_tiny, δ 0.5,
+    32 mels) on a seeded random batch of waveforms, on the CPU at the current thread count: the kernels a
+    quick run spends its time in (STFT, convolutions, batch norm, DiffRes's merge, Adam). Seconds on one core."""
     from benchmark.config import RunConfig
     from benchmark.steps import deterministic, make_model, make_optimizer, task_loss
 
@@ -94,10 +95,10 @@ def canary(steps: int = CANARY_STEPS) -> Canary:
                     lr=0.003, seed=0)
     device = torch.device("cpu")
     gen = torch.Generator().manual_seed(1234)
-    x = torch.randn(CANARY_BATCH, 100, cfg.n_mels, generator=gen)  # [B, T, F] log-mel-like
+    x = 0.1 * torch.randn(CANARY_BATCH, CANARY_SAMPLES, generator=gen)  # [B, N] waveform, 1 s at 16 kHz
     target = torch.nn.functional.one_hot(torch.randint(0, 5, (CANARY_BATCH,), generator=gen), 5).float()
     with torch.random.fork_rng(devices=[]), deterministic(True):  # a run's global RNG stream stays untouched
-        model = make_model(cfg, 5, x.shape[1], device)
+        model = make_model(cfg, 5, CANARY_SAMPLES // 160 + 1, device, stats=(-5.0, 4.0))  # 10 ms frames, centred
         optimizer = make_optimizer(model, cfg)
         start = time.perf_counter()
         for _ in range(steps):
