@@ -129,16 +129,14 @@ def _claims_md(claims: list[ClaimResult], comparisons_csv: Path, report_dir: Pat
            "Source: Liu et al., *Learning temporal resolution in spectrogram for audio classification* "
            "(AAAI 2024, arXiv 2210.01719), claims as listed in `benchmark/paper/claims.csv` (with each claim's "
            "test). The paper's numeric tables were not available to us, so no paper number is shown beside ours.", "",
-           "**Rule.** Runs are paired by task, backbone, seed and fold; a comparison is the per-pair difference "
-           "treatment − control of the test metric. \"Beats\" claims are **superiority** tests (H0: difference ≤ 0), "
-           "\"equal or better\" claims **non-inferiority** tests (H0: difference ≤ −margin), one-sided paired t-tests "
-           f"at {stats.ALPHA:g} per direction, Holm-corrected over all comparisons of the claim (every task of the "
-           "suite except control tasks). A comparison **holds** when its Holm-adjusted lower bound is above the "
-           "threshold (at or above it for non-inferiority), is **refuted** when its adjusted upper bound is below "
-           "it, and is **inconclusive** otherwise — an interval that spans the threshold decides nothing. "
-           "Comparisons with < 2 pairs are **not run** and leave the family. *MDD*: the smallest true difference "
-           "above the threshold this comparison would detect with 80 % power at its n. ⚠: pairs containing a "
-           "run that did not train.", ""]
+           "**Rule** (stated once, in docs/benchmark.md, \"How claims are judged\"): paired one-sided t-tests "
+           f"at {stats.ALPHA:g} per direction, Holm over each claim's comparisons; a comparison **holds** when its "
+           "Holm-adjusted p of \"holds\" is ≤ 0.025, is **refuted** when that of \"refuted\" is, and is "
+           "**inconclusive** otherwise. *p (Holm)* is the adjusted p of the direction that decided (the "
+           "\"refuted\" one on refuted rows). *Simultaneous CI*: Bonferroni, each bound at 0.025 / k, so all "
+           "intervals of a claim hold together with ≥ 95 %; a verdict can hold while its simultaneous interval "
+           "still touches the threshold (Holm is the stronger test), never the reverse. *MDD* and *pairs "
+           "needed*: 80 % power at the Bonferroni level. ⚠: pairs containing a run that did not train.", ""]
     table = [[c.claim.claim_id, c.claim.claim, c.claim.test, c.claim.paper_value, c.summary.text, c.reading]
              for c in claims]
     out += [_md_table(["claim", "statement", "test", "paper value", "comparisons", "reading"], table), "",
@@ -148,14 +146,27 @@ def _claims_md(claims: list[ClaimResult], comparisons_csv: Path, report_dir: Pat
             continue
         out += [f"### Claim {c.claim.claim_id} ({c.claim.test}): {c.summary.text}", "", f"Tested: {c.check}.", "",
                 f"Source: {c.claim.source}", ""]
+        weaker = bool(c.claim.weaker_test)
         body = [[r.task, r.backbone, r.treatment, r.control, fmt_diff(r.mean_diff, r.ci95_low, r.ci95_high),
-                 _interval(r.ci_low_adj, r.ci_high_adj), _num(r.p_adjusted, ".3g"),
-                 _num(r.mdd, ".4f"), str(r.n_pairs),
-                 f"**{r.verdict}**" + (f" ⚠ {r.untrained_pairs} untrained" if r.untrained_pairs else "")]
+                 _interval(r.ci_low_bonferroni, r.ci_high_bonferroni), _num(r.p_verdict, ".3g"),
+                 _num(r.mdd, ".4f"), _num(r.pairs_needed, ".0f"), _pairs(r),
+                 f"**{r.verdict}**" + (f" ⚠ {r.untrained_pairs} untrained" if r.untrained_pairs else "")
+                 + (f" ({r.not_comparable})" if r.not_comparable else ""),
+                 *([f"{r.weaker_verdict} (p {_num(r.weaker_p_verdict, '.3g')})"] if weaker else [])]
                 for r in c.comparisons.itertuples(index=False)]
-        out += [_md_table(["task", "backbone", "treatment", "control", "difference [95 % CI]", "Holm-adjusted CI",
-                           "p (Holm)", "MDD", "pairs", "verdict"], body), ""]
+        out += [_md_table(["task", "backbone", "treatment", "control", "difference [95 % CI]",
+                           "simultaneous CI (Bonferroni)", "p (Holm)", "MDD", "pairs needed", "pairs",
+                           f"verdict ({c.claim.test})", *([f"{c.claim.weaker_test} (weaker)"] if weaker else [])],
+                          body), ""]
     return out
+
+
+def _pairs(r) -> str:
+    """n pairs, plus the runs left out of them: unpaired (t/c) and non-finite (t/c) when there are any."""
+    left = [f"{name} {int(t)}/{int(c)}" for name, t, c in (
+        ("unpaired", r.unpaired_treatment, r.unpaired_control), ("non-finite", r.nonfinite_treatment,
+                                                                 r.nonfinite_control)) if t or c]
+    return str(int(r.n_pairs)) + (f" ({', '.join(left)})" if left else "")
 
 
 def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[ClaimResult], summary: pd.DataFrame,
