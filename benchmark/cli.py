@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_dirs(report)
     report.set_defaults(func=_cmd_report)
 
+    both = sub.add_parser("compare-claims", help="two claims.csv files (a run and its rerun) side by side: verdicts "
+                                                 "and whether they agree, flip or do not replicate")
+    both.add_argument("first", type=Path, help="a results/<suite>/claims.csv")
+    both.add_argument("second", type=Path, help="another claims.csv (e.g. the rerun on other seeds)")
+    both.add_argument("--out", type=Path, required=True, help="CSV to write the side-by-side decisions to")
+    both.set_defaults(func=_cmd_compare_claims)
+
     plan = sub.add_parser("plan", help="what a suite will cost before it starts: points, downloads, disk, GPU-hours")
     plan.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
     plan.add_argument("--device", default=None,
@@ -179,6 +186,9 @@ def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"CSVs (default: {RESULTS_DIR})")
     parser.add_argument("--reports-dir", type=Path, default=REPORTS_DIR,
                         help=f"figures and REPORT.md (default: {REPORTS_DIR})")
+    parser.add_argument("--include-stale", action="store_true",
+                        help="decide on runs trained by other training code too (stale, dirty, unknown commits); "
+                             "by default only clean-current runs are, and REPORT.md lists the others")
 
 
 # --------------------------------------------------------------------------------------- commands
@@ -227,7 +237,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
                             grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir)
     print(final)
     if args.report:
-        _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir)
+        _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
     return _study_exit(final)
 
 
@@ -275,7 +285,17 @@ def _cmd_canary(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir)
+    _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
+    return 0
+
+
+def _cmd_compare_claims(args: argparse.Namespace) -> int:
+    from benchmark.report.leaderboard import write_csv
+    from benchmark.report.replication import compare_claims_files, counts_text
+
+    table = compare_claims_files(args.first, args.second)
+    write_csv(table, args.out)
+    print(f"{counts_text(table)}; written to {args.out}")
     return 0
 
 
@@ -296,7 +316,8 @@ def _cmd_suites(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(suite_arg: str, tracking_uri: str | None, results_dir: Path, reports_dir: Path) -> Any:
+def _report(suite_arg: str, tracking_uri: str | None, results_dir: Path, reports_dir: Path,
+            include_stale: bool = False) -> Any:
     """The report of a suite given by name or YAML path (its name and its margin come from the YAML)."""
     from benchmark.report import build_report
     from benchmark.study import load_suite
@@ -306,7 +327,8 @@ def _report(suite_arg: str, tracking_uri: str | None, results_dir: Path, reports
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)
     paths = build_report(suite.name, tracking_uri, results_dir=results_dir, reports_dir=reports_dir,
-                         margin=suite.margin, points=[cfg.config_hash for cfg in suite.configs])
+                         margin=suite.margin, points=[cfg.config_hash for cfg in suite.configs],
+                         include_stale=include_stale)
     print(f"report: {paths}")
     return paths
 

@@ -5,7 +5,9 @@ interval comes from here, so the arithmetic is tested on known values (tests/ben
 
 Verdicts (``decide``): a claim is a family of paired comparisons, each tested one-sided with a paired
 t-test — "equal or better" claims by non-inferiority against a margin, "beats" claims by superiority —
-with Holm's step-down correction over the comparisons of the claim. ``claim_summary`` counts them.
+with Holm's step-down correction over the comparisons of the claim; verdicts are read from the Holm-adjusted
+p-values, and the intervals shown beside them are Bonferroni simultaneous ones (``simultaneous_bounds``),
+which keep the coverage they claim. ``claim_summary`` counts the verdicts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import pandas as pd
 from scipy import stats as _sps
 
 CONFIDENCE = 0.95
-# Equal results give a CI of exactly [0, 0]; float round-off must not move that across a threshold.
+# The one tolerance of every decision: a std or a distance from the threshold this small is round-off
+# (e.g. 0.79 - 0.80 = -0.010000000000000009 against a 0.01 margin), read as exactly 0.
 ZERO_TOLERANCE = 1e-9
 
 HOLDS = "holds"
@@ -32,7 +35,8 @@ SUPERIORITY = "superiority"
 NON_INFERIORITY = "non-inferiority"
 TESTS = (SUPERIORITY, NON_INFERIORITY)
 DEFAULT_MARGIN = 0.01  # 1 accuracy point, or 0.01 mAP; suites may set their own
-# One-sided level per direction: with one comparison the verdict reads the plain two-sided 95 % CI.
+# One-sided family-wise level per direction ("holds", "refuted"): with one comparison a verdict agrees
+# with the plain two-sided 95 % CI.
 ALPHA = 0.025
 POWER = 0.8
 
@@ -138,16 +142,59 @@ def minimum_detectable_difference(std: float, n: int, alpha: float = ALPHA, powe
     return float((_sps.t.isf(alpha, df) + _sps.t.ppf(power, df)) * std / math.sqrt(n))
 
 
+def t_test_power(gap: float, std: float, n: int, alpha: float = ALPHA) -> float:
+    """Exact power of a one-sided paired t-test at level ``alpha`` over ``n`` pairs when the true mean lies
+    ``gap`` beyond the threshold and the differences have std ``std``: ``P(T > t_{1-alpha, n-1})`` with
+    ``T`` noncentral t (``n - 1`` df, noncentrality ``gap * sqrt(n) / std``)."""
+    if n < 2:
+        raise ValueError(f"t_test_power needs n >= 2 pairs, got n={n}")
+    return float(_sps.nct.sf(_sps.t.isf(alpha, n - 1), n - 1, gap * math.sqrt(n) / std))
+
+
+MAX_PAIRS_NEEDED = 1_000_000  # beyond this the answer is "infinite" for any suite
+
+
+def pairs_needed(gap: float, std: float, alpha: float = ALPHA, power: float = POWER) -> float:
+    """Smallest n >= 2 at which a one-sided paired t-test at level ``alpha`` has power ``power`` for a true
+    distance ``|gap|`` from the threshold with differences of std ``std`` (``t_test_power``).
+
+    Solved on the noncentral t, not by scaling n·(MDD/gap)², which ignores that the t quantiles shrink
+    as n grows. The observed gap and std are taken as the true ones: a planning number, not a promise.
+    Inf when the gap is 0 (nothing to detect) or beyond ``MAX_PAIRS_NEEDED``; NaN when std is not finite;
+    2 when the std is 0 and the gap is not.
+    """
+    if not 0.0 < alpha < 1.0 or not 0.0 < power < 1.0:
+        raise ValueError(f"alpha and power must be in (0, 1), got alpha={alpha}, power={power}")
+    gap = abs(float(gap))
+    if not (math.isfinite(std) and math.isfinite(gap)):
+        return math.nan
+    if gap <= ZERO_TOLERANCE:
+        return math.inf
+    if std <= ZERO_TOLERANCE:
+        return 2.0
+    if t_test_power(gap, std, MAX_PAIRS_NEEDED, alpha) < power:
+        return math.inf
+    low, high = 1, 2  # power(low) < power <= power(high), n = 1 standing for "no test"
+    while t_test_power(gap, std, high, alpha) < power:
+        low, high = high, min(2 * high, MAX_PAIRS_NEEDED)
+    while high - low > 1:  # power grows with n
+        mid = (low + high) // 2
+        low, high = (low, mid) if t_test_power(gap, std, mid, alpha) >= power else (mid, high)
+    return float(high)
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One paired comparison (``treatment - control``) decided under a one-sided test within its claim.
 
-    ``threshold`` is ``-margin`` for non-inferiority and 0 for superiority. ``ci_low`` / ``ci_high`` are
-    the Holm-adjusted one-sided bounds, at levels ``alpha_low`` / ``alpha_high`` (see ``decide``); the
-    verdict reads them against the threshold. ``p_value`` is the raw one-sided p of H0 "diff <= threshold"
-    (the claim fails here), ``p_adjusted`` its Holm value, ``p_refute_adjusted`` the Holm value of the
-    mirror H0 "diff >= threshold". ``mdd`` is the minimum detectable difference above the threshold at
-    the family's Bonferroni level ``alpha / k``. All NaN, and verdict "not run", with fewer than 2 pairs.
+    ``threshold`` is ``-margin`` for non-inferiority and 0 for superiority. ``p_value`` is the raw
+    one-sided p of H0 "diff <= threshold" (the claim fails here), ``p_adjusted`` its Holm value;
+    ``p_refute`` / ``p_refute_adjusted`` the same for the mirror H0 "diff >= threshold". The verdict is
+    read from the adjusted p-values (see ``decide``). ``ci_low`` / ``ci_high`` are Bonferroni simultaneous
+    bounds, each one-sided at ``alpha_ci`` = alpha / k. ``mdd`` is the minimum detectable difference above
+    the threshold at ``alpha_ci``; ``pairs_needed`` the pairs at which the observed distance from the
+    threshold would be detected with 80 % power at ``alpha_ci``. All NaN, and verdict "not run", with
+    fewer than 2 pairs.
     """
 
     test: str
@@ -157,13 +204,19 @@ class Comparison:
     n_pairs: int
     ci_low: float
     ci_high: float
-    alpha_low: float
-    alpha_high: float
+    alpha_ci: float
     p_value: float
     p_adjusted: float
+    p_refute: float
     p_refute_adjusted: float
     mdd: float
+    pairs_needed: float
     verdict: str
+
+    @property
+    def p_decided(self) -> float:
+        """The adjusted p of the direction that decided: the refute p when refuted, else the holds p."""
+        return self.p_refute_adjusted if self.verdict == REFUTED else self.p_adjusted
 
 
 def _moments(difference: PairedDifference | Sequence[float] | np.ndarray) -> tuple[float, float, int]:
@@ -173,20 +226,14 @@ def _moments(difference: PairedDifference | Sequence[float] | np.ndarray) -> tup
     return s.mean, s.std, s.n
 
 
-def _effective_alpha(p: np.ndarray, alpha: float) -> np.ndarray:
-    """Per comparison, the one-sided level at which Holm's step-down tested it: ``alpha * p / p_adj``.
-
-    Then ``p <= level`` iff ``p_adj <= alpha``, so a bound at this level crosses the threshold exactly
-    when Holm rejects. Without the running max it is the textbook step level ``alpha / (k - i + 1)``;
-    always ``alpha / k <= level <= alpha``. A zero p (zero std) takes its step level too.
-    """
-    k = p.size
-    adjusted = holm(p)
-    step = np.empty(k)
-    step[np.argsort(p, kind="stable")] = k - np.arange(k)
-    at_step = (adjusted == step * p) | (adjusted == 0.0)  # exact step level where no max or cap applied
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(at_step, alpha / step, alpha * p / adjusted)
+def simultaneous_bounds(mean, std, n, k: int, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
+    """Bonferroni simultaneous one-sided bounds of ``k`` means: each at level ``alpha / k``, so all ``k``
+    lower bounds (and, separately, all ``k`` upper bounds) hold together with probability >= 1 - alpha.
+    Holm's step-down, used for the verdicts, has no interval with that guarantee; these are what the
+    report shows beside its verdicts."""
+    mean, std, n = (np.asarray(a, dtype=float) for a in (mean, std, n))
+    half = _sps.t.isf(alpha / k, n - 1) * std / np.sqrt(n)
+    return mean - half, mean + half
 
 
 def decide(differences: Sequence[PairedDifference | Sequence[float] | np.ndarray], test: str,
@@ -197,20 +244,18 @@ def decide(differences: Sequence[PairedDifference | Sequence[float] | np.ndarray
     dropped) or a ``PairedDifference`` with ``std_diff``. ``test``: one of ``TESTS``. ``margin``: the
     non-inferiority margin m >= 0 (threshold ``-m``); superiority tests against 0 and ignores it, so one
     suite margin can be passed for every claim. ``alpha``: the one-sided family-wise level per direction,
-    in (0, 0.5); 0.025 makes a lone comparison's verdict read its plain two-sided 95 % CI.
+    in (0, 0.5).
 
-    Rules on the Holm-adjusted bounds: non-inferiority holds when ``ci_low >= -m``, superiority when
-    ``ci_low > 0``; either is refuted when ``ci_high`` < threshold (so a CI of exactly [0, 0] is
-    inconclusive for superiority); anything else is inconclusive. Comparisons with fewer than 2 finite
-    pairs or a non-finite std are "not run" and leave the Holm family (of size k, the tested ones).
+    Each comparison has two one-sided paired t-tests against the threshold — "holds" (H0: diff <=
+    threshold) and "refuted" (H0: diff >= threshold) — each Holm-adjusted over the k tested comparisons.
+    A comparison holds when its adjusted "holds" p is <= alpha, is refuted when its adjusted "refuted" p
+    is <= alpha, and is inconclusive otherwise. For each comparison only one of the two nulls can be
+    true, so the chance of any wrong "holds" or "refuted" in the claim is at most ``2 * alpha``.
 
-    Holm + CI: each comparison has two one-sided t-tests against the threshold — "holds" (H0: diff <=
-    threshold) and "refuted" (H0: diff >= threshold) — and each direction is Holm-adjusted over the k
-    tested comparisons at ``alpha``. ``ci_low`` is the lower bound at the level Holm's step-down tested
-    the "holds" hypothesis at (``alpha * p / p_adj``, between ``alpha / k`` and ``alpha``), ``ci_high`` the
-    upper bound at the mirror level, so reading the bounds is exactly deciding from the adjusted p-values
-    (up to ``ZERO_TOLERANCE`` at the threshold). For each comparison only one of the two nulls can be
-    true, so the chance of any wrong "holds" or "refuted" in the claim is at most ``2 * alpha`` (5 %).
+    One tolerance: differences whose spread (std) is within ``ZERO_TOLERANCE`` of 0 are equal, and a mean
+    within ``ZERO_TOLERANCE`` of the threshold lies on it (t = 0, both p = 0.5: inconclusive), so float
+    round-off never decides. Comparisons with fewer than 2 finite pairs or a non-finite std are "not
+    run" and leave the Holm family.
     """
     if test not in TESTS:
         raise ValueError(f"unknown test {test!r}; expected one of {TESTS}")
@@ -226,28 +271,27 @@ def decide(differences: Sequence[PairedDifference | Sequence[float] | np.ndarray
     tested = (n >= 2) & np.isfinite(mean) & np.isfinite(std)
     k = int(tested.sum())
 
-    out = [Comparison(test, threshold, float(mean[i]), float(std[i]), int(n[i]), *([math.nan] * 8), NOT_RUN)
+    out = [Comparison(test, threshold, float(mean[i]), float(std[i]), int(n[i]), *([math.nan] * 9), NOT_RUN)
            for i in range(len(moments))]
     if k == 0:
         return out
-    m, s, df = mean[tested], std[tested], n[tested] - 1
+    m, df = mean[tested], n[tested] - 1
+    s = np.where(std[tested] <= ZERO_TOLERANCE, 0.0, std[tested])
     se = s / np.sqrt(n[tested])
     gap = m - threshold
+    gap = np.where(np.abs(gap) <= ZERO_TOLERANCE, 0.0, gap)
     with np.errstate(divide="ignore", invalid="ignore"):  # zero std: the sign decides, a tie is t = 0
         t_stat = np.where(se > 0.0, gap / se, np.where(gap == 0.0, 0.0, np.sign(gap) * np.inf))
     p_holds, p_refute = _sps.t.sf(t_stat, df), _sps.t.cdf(t_stat, df)
-    alpha_low, alpha_high = _effective_alpha(p_holds, alpha), _effective_alpha(p_refute, alpha)
-    ci_low = m - _sps.t.isf(alpha_low, df) * se
-    ci_high = m + _sps.t.isf(alpha_high, df) * se
-    holds = ci_low >= threshold - ZERO_TOLERANCE if test == NON_INFERIORITY else ci_low > threshold + ZERO_TOLERANCE
-    refuted = ci_high < threshold - ZERO_TOLERANCE
-    verdicts = np.where(holds, HOLDS, np.where(refuted, REFUTED, INCONCLUSIVE))
     p_adj, p_refute_adj = holm(p_holds), holm(p_refute)
+    verdicts = np.where(p_adj <= alpha, HOLDS, np.where(p_refute_adj <= alpha, REFUTED, INCONCLUSIVE))
+    ci_low, ci_high = simultaneous_bounds(m, s, n[tested], k, alpha)
+    level = alpha / k
     for j, i in enumerate(np.flatnonzero(tested)):
         out[i] = Comparison(test, threshold, float(m[j]), float(s[j]), int(n[i]), float(ci_low[j]),
-                            float(ci_high[j]), float(alpha_low[j]), float(alpha_high[j]), float(p_holds[j]),
-                            float(p_adj[j]), float(p_refute_adj[j]),
-                            minimum_detectable_difference(float(s[j]), int(n[i]), alpha / k), str(verdicts[j]))
+                            float(ci_high[j]), level, float(p_holds[j]), float(p_adj[j]), float(p_refute[j]),
+                            float(p_refute_adj[j]), minimum_detectable_difference(float(s[j]), int(n[i]), level),
+                            pairs_needed(float(gap[j]), float(s[j]), level), str(verdicts[j]))
     return out
 
 

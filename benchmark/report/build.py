@@ -8,6 +8,7 @@ from ``markdown``. The non-inferiority margin is the suite YAML's ``margin`` (be
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import pandas as pd
 import seaborn as sns
 
 from benchmark import artifacts, stats
-from benchmark.paths import REPORTS_DIR, RESULTS_DIR, SUITES_DIR
+from benchmark.paths import REPO_ROOT, REPORTS_DIR, RESULTS_DIR, SUITES_DIR
 from benchmark.report.claims import COMPARISON_COLUMNS, check_claims, claims_summary, full_diffres, load_claims
 from benchmark.report.controls import CONTROL_COLUMNS, check_controls
 from benchmark.report.figures import (
@@ -30,7 +31,9 @@ from benchmark.report.figures import (
 from benchmark.report.health import health, runs_table
 from benchmark.report.leaderboard import BASELINE_HOP_MS, leaderboard, write_csv
 from benchmark.report.markdown import render_markdown
-from benchmark.report.runs import Runs, download_examples, load_runs
+from benchmark.report.provenance import CLEAN_CURRENT, provenance_column
+from benchmark.report.replication import replication
+from benchmark.report.runs import ReportDataError, Runs, download_examples, load_runs
 
 REPORT_FILE = "REPORT.md"
 LEADERBOARD_CSV = "leaderboard.csv"
@@ -38,6 +41,7 @@ COMPARISONS_CSV = "claims.csv"
 SUMMARY_CSV = "claims_summary.csv"
 CONTROLS_CSV = "controls.csv"
 RUNS_CSV = "runs.csv"
+REPLICATION_CSV = "replication.csv"
 EXAMPLE_CANDIDATES = 5  # runs tried, best first, for a task's DiffRes example figure
 
 
@@ -55,6 +59,7 @@ class ReportPaths:
     controls: Path
     runs: Path
     margin: float  # the non-inferiority margin the claims were tested with
+    replication: Path | None = None
 
 
 def safe_name(name: str) -> str:
@@ -108,17 +113,40 @@ def _suite_file(suite: str):
     return load_suite(path)
 
 
+def with_provenance(runs: Runs, repo: Path, include_stale: bool) -> tuple[Runs, Runs]:
+    """(every run with its ``provenance`` column, the runs the report decides on): only the clean-current
+    ones unless ``include_stale``. No run left to decide on is a clear error naming the flag."""
+    table = runs.table.assign(provenance=provenance_column(runs.table["git_commit"], repo))
+    superseded = runs.superseded
+    if superseded is not None:
+        superseded = superseded.assign(provenance=provenance_column(superseded["git_commit"], repo))
+    every = dataclasses.replace(runs, table=table, superseded=superseded)
+    if include_stale:
+        return every, every
+    kept = table[table["provenance"] == CLEAN_CURRENT].reset_index(drop=True)
+    if kept.empty:
+        counts = table["provenance"].value_counts().sort_index().to_dict()
+        raise ReportDataError(f"none of the {len(table)} runs was trained by the current training code "
+                              f"(provenance {counts}); rerun them, or build the report with --include-stale "
+                              "(include_stale=True) to decide on them anyway")
+    return every, dataclasses.replace(runs, table=kept)
+
+
 def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
                  reports_dir: Path = REPORTS_DIR, margin: float | None = None,
-                 points: Collection[str] | None = None) -> ReportPaths:
+                 points: Collection[str] | None = None, include_stale: bool = False,
+                 repo: Path = REPO_ROOT) -> ReportPaths:
     """Read suite's finished MLflow runs; write the CSVs, figures and REPORT.md. Trains nothing.
 
     ``margin``: the non-inferiority margin; None reads it from the suite YAML (``suite_margin``).
     ``points``: config hashes of the suite's current points (runs of other points are set aside);
     None reads them from the suite YAML when there is one (``suite_points``), else keeps every run.
+    ``include_stale``: decide on every run, not only those trained by the training code of ``repo``'s
+    HEAD (``provenance``); REPORT.md then says so at the top.
     """
     margin, margin_source = suite_margin(suite) if margin is None else (float(margin), "given to build_report")
-    runs = load_runs(suite, tracking_uri, suite_points(suite) if points is None else points)
+    every, runs = with_provenance(load_runs(suite, tracking_uri, suite_points(suite) if points is None else points),
+                                  Path(repo), include_stale)
     results = Path(results_dir) / suite
     report_dir = Path(reports_dir) / suite
     report_dir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +156,7 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
     task_tables = {task: write_csv(rows, results / f"{safe_name(task)}.csv")
                    for task, rows in lb.groupby("task", sort=True)}
 
-    runs_csv = write_csv(runs_table(runs), results / RUNS_CSV)
+    runs_csv = write_csv(runs_table(every), results / RUNS_CSV)
     claim_results = check_claims(runs, load_claims(), margin)
     comps = [c.comparisons.assign(claim_id=c.claim.claim_id) for c in claim_results if not c.comparisons.empty]
     all_comps = (pd.concat(comps, ignore_index=True) if comps else pd.DataFrame(columns=COMPARISON_COLUMNS))
@@ -139,6 +167,9 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
     ctrl = [c.comparisons for c in control_results if not c.comparisons.empty]
     controls_csv = write_csv(pd.concat(ctrl, ignore_index=True) if ctrl else pd.DataFrame(columns=CONTROL_COLUMNS),
                              results / CONTROLS_CSV)
+
+    replicated = replication(runs, load_claims(), margin)
+    replication_csv = write_csv(replicated, results / REPLICATION_CSV)
 
     figures: list[tuple[str, Path]] = []
     skipped: list[str] = []
@@ -165,13 +196,15 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
                     skipped.append(f"{name}: no finished diffres run of {task} has a {artifacts.EXAMPLES_NPZ} "
                                    "artifact")
 
-    files = {"comparisons": comparisons_csv, "summary": summary_csv, "controls": controls_csv, "runs": runs_csv}
+    files = {"comparisons": comparisons_csv, "summary": summary_csv, "controls": controls_csv, "runs": runs_csv,
+             "replication": replication_csv}
     markdown = render_markdown(suite, runs, lb, claim_results, summary, control_results, health(runs), margin,
-                               margin_source, figures, skipped, task_tables, files, report_dir)
+                               margin_source, figures, skipped, task_tables, files, report_dir,
+                               every=every, include_stale=include_stale, replicated=replicated)
     report = report_dir / REPORT_FILE
     report.write_text(markdown, encoding="utf-8")
     skipped += [f"claim {c.claim.claim_id}: {c.reading}" for c in claim_results if c.not_run]
     skipped += [f"control {c.task}: not run: {c.text}" for c in control_results if c.not_run]
     return ReportPaths(leaderboard_csv, tuple(task_tables[t] for t in sorted(task_tables)), comparisons_csv,
                        tuple(p for _, p in figures), report, tuple(skipped), summary_csv, controls_csv, runs_csv,
-                       margin)
+                       margin, replication_csv)

@@ -44,15 +44,28 @@ from benchmark.report.runs import (
     registered_frontends,
     task_control,
 )
-from benchmark.report.verdicts import DECISION_COLUMNS, PAIRED_COLUMNS, claim_reading, decide_table, summary_of
+from benchmark.report.verdicts import (
+    DECISION_COLUMNS,
+    NOT_COMPARABLE,
+    PAIRED_COLUMNS,
+    claim_reading,
+    decide_table,
+    summary_of,
+)
 
 CLAIMS_FILE = PAPER_DIR / "claims.csv"
 REFERENCE_HOP_MS = 10.0  # claim 3: delta = 1 - h / 10 keeps T' at the 10 ms frame count
 GUIDE_LOSS, RESOLUTION_ENCODING = "guide loss", "resolution encoding"  # what claim 5a / 5b ablate
-# One comparison: untrained_pairs counts the pairs with a run that logged trained = 0 (flagged, kept).
-PAIR_TABLE_COLUMNS = ["task", "backbone", "treatment", "control", *PAIRED_COLUMNS, "untrained_pairs"]
+# One comparison: untrained_pairs counts the pairs with a run that logged trained = 0 (flagged, kept);
+# unpaired_* the runs of an arm's setting without a partner, nonfinite_* the pairs dropped for a non-finite
+# metric of that arm; not_comparable names the setting the arms differ in (see ``compare``).
+PAIR_COUNT_COLUMNS = ["untrained_pairs", "unpaired_treatment", "unpaired_control", "nonfinite_treatment",
+                      "nonfinite_control", "not_comparable"]
+PAIR_TABLE_COLUMNS = ["task", "backbone", "treatment", "control", *PAIRED_COLUMNS, *PAIR_COUNT_COLUMNS]
+# A claim with a weaker reading (claims.csv column weaker_test) is decided under both; `verdict` is the claim's.
+WEAKER_COLUMNS = ["weaker_test", "weaker_margin", "weaker_verdict", "weaker_p_verdict"]
 COMPARISON_COLUMNS = ["claim_id", "task", "backbone", "treatment", "control", *PAIRED_COLUMNS,
-                      *DECISION_COLUMNS, "untrained_pairs"]
+                      *DECISION_COLUMNS, *WEAKER_COLUMNS, *PAIR_COUNT_COLUMNS]
 CLAIM_FIELDS = ("claim_id", "claim", "test", "source", "paper_value")
 
 
@@ -63,20 +76,27 @@ class Claim:
     test: str  # stats.SUPERIORITY ("beats") or stats.NON_INFERIORITY ("equal or better")
     source: str
     paper_value: str
+    weaker_test: str = ""  # a weaker reading decided beside the claim's test (claim 3: non-inferiority), or ""
 
 
 def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
-    """The paper's claims (benchmark/paper/claims.csv): claim_id, claim, test, source, paper_value."""
+    """The paper's claims (benchmark/paper/claims.csv): claim_id, claim, test, source, paper_value, and the
+    optional weaker_test (empty: none)."""
     if not path.is_file():
         raise FileNotFoundError(f"paper claims file not found: {path}")
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = set(CLAIM_FIELDS) - set(table.columns)
     if missing:
         raise ReportDataError(f"{path} lacks columns {sorted(missing)}")
+    if "weaker_test" not in table.columns:
+        table["weaker_test"] = ""
     for r in table.itertuples(index=False):
         if r.test not in stats.TESTS:
             raise ReportDataError(f"{path}: claim {r.claim_id}: test={r.test!r}; expected one of {list(stats.TESTS)}")
-    return [Claim(*(getattr(r, f) for f in CLAIM_FIELDS)) for r in table.itertuples(index=False)]
+        if r.weaker_test not in ("", *stats.TESTS) or r.weaker_test == r.test:
+            raise ReportDataError(f"{path}: claim {r.claim_id}: weaker_test={r.weaker_test!r}; expected empty or "
+                                  f"the other one of {list(stats.TESTS)}")
+    return [Claim(*(getattr(r, f) for f in (*CLAIM_FIELDS, "weaker_test"))) for r in table.itertuples(index=False)]
 
 
 def _label(row: pd.Series, side: str, extra_keys: tuple[str, ...]) -> str:
@@ -85,34 +105,64 @@ def _label(row: pd.Series, side: str, extra_keys: tuple[str, ...]) -> str:
     return f"{text} ({extras})" if extras else text
 
 
-def compare(runs: Runs, treatment: pd.Series, control: pd.Series, match: list[str]) -> pd.DataFrame:
+def _in_setting(frame: pd.DataFrame, values: dict) -> pd.Series:
+    mask = pd.Series(True, index=frame.index)
+    for k, v in values.items():
+        mask &= frame[k] == v
+    return mask
+
+
+def compare(runs: Runs, treatment: pd.Series, control: pd.Series, match: list[str],
+            across: tuple[str, ...] = ()) -> pd.DataFrame:
     """Paired test_metric differences treatment - control; pairs share ``match`` + seed + fold.
 
     One output row (PAIR_TABLE_COLUMNS) per (treatment setting, control setting) with the same
-    ``match`` values: the mean, std and plain 95 % CI of the differences, and how many pairs hold a run
-    that did not train (kept in the comparison, flagged).
+    ``match`` values: the mean, std and plain 95 % CI of the differences; how many pairs hold a run
+    that did not train (kept, flagged); per arm, the runs of the setting without a partner
+    (``unpaired_*``) and the pairs dropped because that arm's metric is not finite (``nonfinite_*``).
+
+    Every other RunConfig field the suite varies (``Runs.varying``) must be equal in both arms unless
+    it is in ``across`` (what the comparison varies by definition, beside front-end, hop and δ): a
+    row whose arms differ in one is kept, named in ``not_comparable`` ("epochs: 30 vs 12"), and
+    never decided (``verdicts.NOT_COMPARABLE``), so a 30-epoch DiffRes is never read against a 12-epoch
+    spectrogram.
     """
     keys = GROUP_KEYS + list(runs.extra_keys)
+    recipe = [k for k in runs.varying if k in runs.table.columns and k not in keys and k not in PAIR_KEYS
+              and k not in match]
     table = runs.table if "trained" in runs.table.columns else runs.table.assign(trained=np.nan)
-    cols = list(dict.fromkeys(keys + PAIR_KEYS + ["test_metric", "trained"]))
+    cols = list(dict.fromkeys(keys + recipe + PAIR_KEYS + ["test_metric", "trained"]))
     t = table.loc[treatment, cols]
     c = table.loc[control, cols]
     merged = t.merge(c, on=match + PAIR_KEYS, suffixes=("_t", "_c"))
-    merged = merged[np.isfinite(merged["test_metric_t"]) & np.isfinite(merged["test_metric_c"])]
-    side_keys = [k for k in keys if k not in match]
+    side_keys = [k for k in keys + recipe if k not in match]
     by = match + [f"{k}_t" for k in side_keys] + [f"{k}_c" for k in side_keys]
     rows = []
     for _, group in merged.groupby(by, sort=True):
         first = group.iloc[0].copy()
         for k in match:
             first[f"{k}_t"] = first[f"{k}_c"] = first[k]
-        d = stats.paired_difference(group["test_metric_t"], group["test_metric_c"])
-        untrained = is_untrained(group["trained_t"]) | is_untrained(group["trained_c"])
+        finite_t, finite_c = np.isfinite(group["test_metric_t"]), np.isfinite(group["test_metric_c"])
+        ok = group[finite_t & finite_c]
+        d = stats.paired_difference(ok["test_metric_t"], ok["test_metric_c"])
+        untrained = is_untrained(ok["trained_t"]) | is_untrained(ok["trained_c"])
+        paired = set(zip(group["seed"], group["fold"], strict=True))
+        unpaired = {}
+        for side, frame in (("_t", t), ("_c", c)):
+            setting = {**{k: first[k] for k in match}, **{k: first[f"{k}{side}"] for k in side_keys}}
+            runs_of = frame[_in_setting(frame, setting)]
+            unpaired[side] = sum((s_, f_) not in paired for s_, f_ in zip(runs_of["seed"], runs_of["fold"],
+                                                                           strict=True))
+        differs = [f"{k}: {first[f'{k}_t']} vs {first[f'{k}_c']}" for k in recipe
+                   if k not in across and first[f"{k}_t"] != first[f"{k}_c"]]
         rows.append({"task": first["task_t"], "backbone": first["backbone_t"],
                      "treatment": _label(first, "_t", runs.extra_keys),
                      "control": _label(first, "_c", runs.extra_keys),
                      "n_pairs": d.n_pairs, "mean_diff": d.mean_diff, "std_diff": d.std_diff,
-                     "ci95_low": d.ci_low, "ci95_high": d.ci_high, "untrained_pairs": int(untrained.sum())})
+                     "ci95_low": d.ci_low, "ci95_high": d.ci_high, "untrained_pairs": int(untrained.sum()),
+                     "unpaired_treatment": unpaired["_t"], "unpaired_control": unpaired["_c"],
+                     "nonfinite_treatment": int((~finite_t).sum()), "nonfinite_control": int((~finite_c).sum()),
+                     "not_comparable": "; ".join(differs)})
     return pd.DataFrame(rows, columns=PAIR_TABLE_COLUMNS)
 
 
@@ -183,12 +233,13 @@ def claim_checks() -> dict[str, ClaimCheck]:
     no_enc = "/".join(registered_frontends(ablates=RESOLUTION_ENCODING)) or "none registered"
     same = ["task", "backbone", "hop_ms", "reduction_rate"]
     return {
+        # claim 1 is about the mel spectrogram: both arms on the mel filterbank
         "1": ClaimCheck(
-            lambda d: full_diffres(d) & (d["reduction_rate"] >= 0.25 - 1e-9),
-            lambda d: is_reference(d["frontend"]),
+            lambda d: full_diffres(d) & mel_filterbank(d) & (d["reduction_rate"] >= 0.25 - 1e-9),
+            lambda d: is_reference(d["frontend"]) & mel_filterbank(d),
             ["task", "backbone", "hop_ms"],
-            f"{diffres} at δ ≥ 0.25 minus {ref} (no reduction) at the same input hop",
-            f"{diffres} at δ ≥ 0.25 and {ref} at the same hop, sharing ≥ 2 seeds/folds"),
+            f"{diffres} at δ ≥ 0.25 minus {ref} (no reduction) at the same input hop, both on the mel filterbank",
+            f"{diffres} at δ ≥ 0.25 and {ref} at the same hop on the mel filterbank, sharing ≥ 2 seeds/folds"),
         "2": ClaimCheck(
             full_diffres, reducing_baseline, same,
             f"{diffres} minus each other frame-reducing front-end (pooling, change hop, ...) at the same hop and δ",
@@ -269,12 +320,22 @@ def check_claims(runs: Runs, claims: list[Claim], margin: float = stats.DEFAULT_
             comps, words, needs = pd.DataFrame(columns=PAIR_TABLE_COLUMNS), "no check", "a check for this claim id"
         else:
             comps = compare(runs, check.treatment(df) & evidence, check.control(df) & evidence,
-                            check.match_in(runs.extra_keys))
+                            check.match_in(runs.extra_keys), check.across)
             words, needs = check.test, check.needs
-        decided = decide_table(comps, claim.test, margin)[COMPARISON_COLUMNS[1:]]
+        decided = decide_table(comps, claim.test, margin)
+        weaker = pd.DataFrame(index=decided.index, columns=WEAKER_COLUMNS, dtype=object).fillna("")
+        if claim.weaker_test:
+            other = decide_table(comps, claim.weaker_test, margin)
+            weaker = pd.DataFrame({"weaker_test": claim.weaker_test, "weaker_margin": other["margin"],
+                                   "weaker_verdict": other["verdict"], "weaker_p_verdict": other["p_verdict"]},
+                                  index=decided.index, columns=WEAKER_COLUMNS)
+        decided = pd.concat([decided, weaker], axis=1)[COMPARISON_COLUMNS[1:]]
         summary = summary_of(decided)
         applied = margin if claim.test == stats.NON_INFERIORITY else 0.0
         reading = claim_reading(decided, summary, claim.test, margin, needs)
+        if claim.weaker_test and not decided.empty:
+            reading += (f" Weaker reading ({claim.weaker_test}): "
+                        f"{summary_of(decided.assign(verdict=decided['weaker_verdict'])).text}.")
         if summary.text == stats.NOT_RUN and check is not None and check.explain is not None:
             reading += check.explain(df[evidence])
         results.append(ClaimResult(claim, words, decided, summary, reading, applied))
@@ -282,7 +343,7 @@ def check_claims(runs: Runs, claims: list[Claim], margin: float = stats.DEFAULT_
 
 
 SUMMARY_COLUMNS = ["claim_id", "test", "margin", "tasks", "n_comparisons", "holds", "refuted", "inconclusive",
-                   "not_run", "untrained_pairs", "median_n_pairs", "median_ci_half_width_adj", "median_mdd",
+                   "not_run", "untrained_pairs", "median_n_pairs", "median_ci_half_width_bonferroni", "median_mdd",
                    "reading"]
 
 
@@ -291,13 +352,14 @@ def claims_summary(results: list[ClaimResult]) -> pd.DataFrame:
     rows = []
     for r in results:
         c, s = r.comparisons, r.summary
-        tested = c[c["verdict"] != stats.NOT_RUN]
+        tested = c[~c["verdict"].isin([stats.NOT_RUN, NOT_COMPARABLE])]
         rows.append({"claim_id": r.claim.claim_id, "test": r.claim.test, "margin": r.margin,
                      "tasks": ";".join(r.tasks), "n_comparisons": len(c), "holds": s.n_holds,
                      "refuted": s.n_refuted, "inconclusive": s.n_inconclusive, "not_run": s.n_not_run,
                      "untrained_pairs": int(c["untrained_pairs"].sum()),
                      "median_n_pairs": tested["n_pairs"].median() if len(tested) else np.nan,
-                     "median_ci_half_width_adj": ((tested["ci_high_adj"] - tested["ci_low_adj"]) / 2).median()
+                     "median_ci_half_width_bonferroni":
+                         ((tested["ci_high_bonferroni"] - tested["ci_low_bonferroni"]) / 2).median()
                      if len(tested) else np.nan,
                      "median_mdd": tested["mdd"].median() if len(tested) else np.nan, "reading": r.reading})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

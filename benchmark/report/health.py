@@ -32,7 +32,7 @@ def runs_table(runs: Runs) -> pd.DataFrame:
         if name not in df.columns:
             df[name] = float("nan")
     columns = [*GROUP_KEYS, *[k for k in runs.varying if k in df.columns], *PAIR_KEYS, *RUN_VALUE_COLUMNS,
-               "used", "config_hash", "run_id"]
+               "used", *[c for c in ("git_commit", "provenance") if c in df.columns], "config_hash", "run_id"]
     df = df[columns].sort_values([*GROUP_KEYS, *PAIR_KEYS, "run_id"], kind="mergesort").reset_index(drop=True)
     return df.assign(fold=df["fold"].where(df["fold"] != NO_FOLD).astype("Int64"))  # no fold: empty, not -1
 

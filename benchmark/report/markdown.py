@@ -18,6 +18,8 @@ from benchmark.report.claims import ClaimResult
 from benchmark.report.controls import ControlResult
 from benchmark.report.health import Health
 from benchmark.report.leaderboard import BASELINE_HOP_MS
+from benchmark.report.provenance import CLEAN_CURRENT
+from benchmark.report.replication import counts_text, seed_halves
 from benchmark.report.runs import NO_FOLD, REFERENCE, UNKNOWN_FAMILY, Runs, registered_frontends, unknown_frontends
 from benchmark.report.verdicts import fmt_diff
 
@@ -129,16 +131,14 @@ def _claims_md(claims: list[ClaimResult], comparisons_csv: Path, report_dir: Pat
            "Source: Liu et al., *Learning temporal resolution in spectrogram for audio classification* "
            "(AAAI 2024, arXiv 2210.01719), claims as listed in `benchmark/paper/claims.csv` (with each claim's "
            "test). The paper's numeric tables were not available to us, so no paper number is shown beside ours.", "",
-           "**Rule.** Runs are paired by task, backbone, seed and fold; a comparison is the per-pair difference "
-           "treatment − control of the test metric. \"Beats\" claims are **superiority** tests (H0: difference ≤ 0), "
-           "\"equal or better\" claims **non-inferiority** tests (H0: difference ≤ −margin), one-sided paired t-tests "
-           f"at {stats.ALPHA:g} per direction, Holm-corrected over all comparisons of the claim (every task of the "
-           "suite except control tasks). A comparison **holds** when its Holm-adjusted lower bound is above the "
-           "threshold (at or above it for non-inferiority), is **refuted** when its adjusted upper bound is below "
-           "it, and is **inconclusive** otherwise — an interval that spans the threshold decides nothing. "
-           "Comparisons with < 2 pairs are **not run** and leave the family. *MDD*: the smallest true difference "
-           "above the threshold this comparison would detect with 80 % power at its n. ⚠: pairs containing a "
-           "run that did not train.", ""]
+           "**Rule** (stated once, in docs/benchmark.md, \"How claims are judged\"): paired one-sided t-tests "
+           f"at {stats.ALPHA:g} per direction, Holm over each claim's comparisons; a comparison **holds** when its "
+           "Holm-adjusted p of \"holds\" is ≤ 0.025, is **refuted** when that of \"refuted\" is, and is "
+           "**inconclusive** otherwise. *p (Holm)* is the adjusted p of the direction that decided (the "
+           "\"refuted\" one on refuted rows). *Simultaneous CI*: Bonferroni, each bound at 0.025 / k, so all "
+           "intervals of a claim hold together with ≥ 95 %; a verdict can hold while its simultaneous interval "
+           "still touches the threshold (Holm is the stronger test), never the reverse. *MDD* and *pairs "
+           "needed*: 80 % power at the Bonferroni level. ⚠: pairs containing a run that did not train.", ""]
     table = [[c.claim.claim_id, c.claim.claim, c.claim.test, c.claim.paper_value, c.summary.text, c.reading]
              for c in claims]
     out += [_md_table(["claim", "statement", "test", "paper value", "comparisons", "reading"], table), "",
@@ -148,23 +148,93 @@ def _claims_md(claims: list[ClaimResult], comparisons_csv: Path, report_dir: Pat
             continue
         out += [f"### Claim {c.claim.claim_id} ({c.claim.test}): {c.summary.text}", "", f"Tested: {c.check}.", "",
                 f"Source: {c.claim.source}", ""]
+        weaker = bool(c.claim.weaker_test)
         body = [[r.task, r.backbone, r.treatment, r.control, fmt_diff(r.mean_diff, r.ci95_low, r.ci95_high),
-                 _interval(r.ci_low_adj, r.ci_high_adj), _num(r.p_adjusted, ".3g"),
-                 _num(r.mdd, ".4f"), str(r.n_pairs),
-                 f"**{r.verdict}**" + (f" ⚠ {r.untrained_pairs} untrained" if r.untrained_pairs else "")]
+                 _interval(r.ci_low_bonferroni, r.ci_high_bonferroni), _num(r.p_verdict, ".3g"),
+                 _num(r.mdd, ".4f"), _num(r.pairs_needed, ".0f"), _pairs(r),
+                 f"**{r.verdict}**" + (f" ⚠ {r.untrained_pairs} untrained" if r.untrained_pairs else "")
+                 + (f" ({r.not_comparable})" if r.not_comparable else ""),
+                 *([f"{r.weaker_verdict} (p {_num(r.weaker_p_verdict, '.3g')})"] if weaker else [])]
                 for r in c.comparisons.itertuples(index=False)]
-        out += [_md_table(["task", "backbone", "treatment", "control", "difference [95 % CI]", "Holm-adjusted CI",
-                           "p (Holm)", "MDD", "pairs", "verdict"], body), ""]
+        out += [_md_table(["task", "backbone", "treatment", "control", "difference [95 % CI]",
+                           "simultaneous CI (Bonferroni)", "p (Holm)", "MDD", "pairs needed", "pairs",
+                           f"verdict ({c.claim.test})", *([f"{c.claim.weaker_test} (weaker)"] if weaker else [])],
+                          body), ""]
     return out
+
+
+def _pairs(r) -> str:
+    """n pairs, plus the runs left out of them: unpaired (t/c) and non-finite (t/c) when there are any."""
+    left = [f"{name} {int(t)}/{int(c)}" for name, t, c in (
+        ("unpaired", r.unpaired_treatment, r.unpaired_control), ("non-finite", r.nonfinite_treatment,
+                                                                 r.nonfinite_control)) if t or c]
+    return str(int(r.n_pairs)) + (f" ({', '.join(left)})" if left else "")
+
+
+def _not_current(every: Runs | None) -> pd.DataFrame:
+    if every is None or "provenance" not in every.table.columns:
+        return pd.DataFrame(columns=["provenance"])
+    return every.table[every.table["provenance"] != CLEAN_CURRENT]
+
+
+def _stale_banner(every: Runs | None, include_stale: bool) -> list[str]:
+    others = _not_current(every)
+    if not include_stale or others.empty:
+        return []
+    counts = ", ".join(f"{n} {k}" for k, n in others["provenance"].value_counts().sort_index().items())
+    return [f"**This report was built with `--include-stale`: its verdicts, controls and leaderboards include "
+            f"{len(others)} run(s) not trained by the current training code ({counts}); see \"Provenance\".**", ""]
+
+
+def _provenance_md(every: Runs | None, include_stale: bool, runs_csv: Path, report_dir: Path) -> list[str]:
+    out = ["## Provenance", ""]
+    if every is None or "provenance" not in every.table.columns:
+        return out + ["Not checked.", ""]
+    df = every.table
+    counts = ", ".join(f"{k}: {n}" for k, n in df["provenance"].value_counts().sort_index().items())
+    out += [f"Each run's `git_commit` tag against the current checkout ({counts}): *clean-current* when its "
+            "commit's training code (`provenance.TRAINING_CODE`) equals HEAD's, *stale* when it differs, *dirty* "
+            "when trained from uncommitted code, *unknown* without a commit this repository holds. "
+            + ("All of them are in the verdicts below (`--include-stale`)." if include_stale else
+               "Only clean-current runs are in the verdicts, controls and leaderboards; rebuild with "
+               "`--include-stale` to include the others.") + f" Every run: {_link(runs_csv, report_dir)}.", ""]
+    others = _not_current(every)
+    if others.empty:
+        return out + ["Every run is clean-current.", ""]
+    body = [[r["task"], r["frontend"], f"{r['hop_ms']:g}", f"{r['reduction_rate']:g}", r["backbone"], str(r["seed"]),
+             r["git_commit"] or "–", r["provenance"], r["run_id"]]
+            for _, r in others.sort_values(["provenance", "task", "frontend", "seed", "run_id"]).iterrows()]
+    return out + [_md_table(["task", "front-end", "hop (ms)", "δ", "backbone", "seed", "git commit", "provenance",
+                             "run"], body), ""]
+
+
+def _replication_md(replicated: pd.DataFrame | None, runs: Runs, csv: Path | None, report_dir: Path) -> list[str]:
+    if replicated is None or csv is None:
+        return []
+    half_a, half_b = seed_halves(runs.table["seed"])
+    out = ["## Replication on half the seeds", "",
+           f"Every claim and control comparison decided again, by the same rule, on two disjoint halves of the "
+           f"seeds (A: {', '.join(map(str, half_a)) or '–'}; B: {', '.join(map(str, half_b)) or '–'}). A *flip* "
+           "holds in one half and is refuted in the other; *not replicated at half n*: decided in one half, "
+           "inconclusive in the other; *not run at half n*: a half has < 2 pairs. "
+           f"{counts_text(replicated, half=True)}.", ""]
+    body = [[r.source, r.task, r.treatment, r.control, f"{r.verdict_full} ({r.n_pairs_full})",
+             f"{r.verdict_a} ({r.n_pairs_a})", f"{r.verdict_b} ({r.n_pairs_b})", r.agreement]
+            for r in replicated.itertuples(index=False)]
+    return out + [_md_table(["source", "task", "treatment", "control", "all seeds (pairs)", "half A", "half B",
+                             "halves"], body), "", f"CSV: {_link(csv, report_dir)}", ""]
 
 
 def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[ClaimResult], summary: pd.DataFrame,
                     controls: list[ControlResult], health: Health, margin: float, margin_source: str,
                     figures: list[tuple[str, Path]], skipped: list[str], task_tables: dict[str, Path],
-                    files: dict[str, Path], report_dir: Path) -> str:
-    """``files``: the CSVs linked from the text, by key: comparisons, summary, controls, runs."""
+                    files: dict[str, Path], report_dir: Path, every: Runs | None = None,
+                    include_stale: bool = False, replicated: pd.DataFrame | None = None) -> str:
+    """``files``: the CSVs linked from the text, by key: comparisons, summary, controls, runs, replication.
+    ``every``: all runs with their provenance (``runs`` holds those decided on)."""
     df = runs.table
-    out = [f"# DiffRes benchmark report — suite `{suite}`", "", *_banner(controls),
+    out = [f"# DiffRes benchmark report — suite `{suite}`", "", *_stale_banner(every, include_stale),
+           *_banner(controls),
            f"Generated by `benchmark.report.build_report` from the MLflow experiment `{suite}`; "
            "regenerate with `diffres-bench report` (or `make report`), do not edit by hand.", "",
            *_controls_md(controls, files["controls"], report_dir),
@@ -192,7 +262,8 @@ def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[Claim
     if runs.extra_keys:
         out.append(f"- parameters that vary within one setting and therefore split rows: "
                    f"{', '.join(runs.extra_keys)}")
-    out += ["", *_health_md(health, files["runs"], report_dir)]
+    out += ["", *_provenance_md(every, include_stale, files["runs"], report_dir),
+            *_health_md(health, files["runs"], report_dir)]
     reference = "/".join(registered_frontends(REFERENCE))
     out += ["## How to read the numbers", "",
             "- The metric is the test metric at the best-validation epoch (accuracy or mAP, per task).",
@@ -215,4 +286,5 @@ def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[Claim
     if skipped:
         out += ["Not drawn:", ""] + [f"- {line}" for line in skipped] + [""]
     out += _claims_md(claims, files["comparisons"], report_dir)
+    out += _replication_md(replicated, runs, files.get("replication"), report_dir)
     return "\n".join(out).rstrip("\n") + "\n"

@@ -1,11 +1,12 @@
 """Deciding a family of paired comparisons, and reading a claim's family in one line.
 
-``decide_table`` adds ``stats.decide``'s verdict and Holm-adjusted numbers to a table of paired
-comparisons (one Holm family: every row of the table); ``claim_reading`` says in one line how a
-claim's family came out and, when no comparison was decided, why not, with the numbers: the
-Holm-adjusted interval against the margin and the observed difference, and the minimum detectable
-difference (MDD) against the observed distance from the threshold. The claims and the controls
-are both decided here, so they follow the same rules.
+``decide_table`` adds ``stats.decide``'s verdict, Holm-adjusted p-values and Bonferroni simultaneous
+intervals to a table of paired comparisons (one Holm family: every row of the table, except those
+``not comparable``); ``claim_reading`` says in one line how a claim's family came out and, when no
+comparison was decided, why not, with the numbers: the simultaneous interval against the threshold,
+the minimum detectable difference (MDD) against the observed distance from the threshold, and the
+pairs that would detect that distance. The claims and the controls are both decided here, so they
+follow the same rules.
 """
 
 from __future__ import annotations
@@ -18,33 +19,40 @@ import pandas as pd
 from benchmark import stats
 
 PAIRED_COLUMNS = ["n_pairs", "mean_diff", "std_diff", "ci95_low", "ci95_high"]
-# margin: the one the test applied (the suite's for non-inferiority, 0 for superiority).
-DECISION_COLUMNS = ["test", "margin", "ci_low_adj", "ci_high_adj", "p_value", "p_adjusted", "mdd", "verdict"]
+NOT_COMPARABLE = "not comparable"  # the arms differ in a setting the comparison does not vary (column not_comparable)
+# margin: the one the test applied (the suite's for non-inferiority, 0 for superiority). The interval is
+# Bonferroni-simultaneous (each bound one-sided at alpha_ci = 0.025 / k); p_holds / p_refute are the raw
+# one-sided p of the two directions, *_holm their Holm values, p_verdict the one that decided.
+DECISION_COLUMNS = ["test", "margin", "ci_low_bonferroni", "ci_high_bonferroni", "alpha_ci", "p_holds",
+                    "p_holds_holm", "p_refute", "p_refute_holm", "p_verdict", "mdd", "pairs_needed", "verdict"]
 
 
 def decide_table(comps: pd.DataFrame, test: str, margin: float) -> pd.DataFrame:
-    """``comps`` (with PAIRED_COLUMNS) plus DECISION_COLUMNS; Holm's correction runs over all its rows."""
-    diffs = [stats.PairedDifference(r.mean_diff, r.ci95_low, r.ci95_high, int(r.n_pairs), r.std_diff)
-             for r in comps.itertuples(index=False)]
+    """``comps`` (with PAIRED_COLUMNS) plus DECISION_COLUMNS; Holm's correction runs over all its rows but
+    those marked ``not comparable`` (a non-empty ``not_comparable`` column), which keep that verdict."""
+    refused = comps["not_comparable"].fillna("").astype(str) != "" if "not_comparable" in comps.columns \
+        else pd.Series(False, index=comps.index)
+    diffs = [stats.PairedDifference(r.mean_diff, r.ci95_low, r.ci95_high, int(r.n_pairs),
+                                    math.nan if bad else r.std_diff)
+             for r, bad in zip(comps.itertuples(index=False), refused, strict=True)]
     decided = stats.decide(diffs, test, margin)
     applied = float(margin) if test == stats.NON_INFERIORITY else 0.0
+    verdicts = [NOT_COMPARABLE if bad else c.verdict for c, bad in zip(decided, refused, strict=True)]
     return comps.assign(test=test, margin=applied,
-                        ci_low_adj=[c.ci_low for c in decided], ci_high_adj=[c.ci_high for c in decided],
-                        p_value=[c.p_value for c in decided], p_adjusted=[c.p_adjusted for c in decided],
-                        mdd=[c.mdd for c in decided], verdict=[c.verdict for c in decided])
-
-
-def mirror(comps: pd.DataFrame) -> pd.DataFrame:
-    """The same comparisons read the other way round: control - treatment."""
-    return comps.assign(treatment=comps["control"], control=comps["treatment"], mean_diff=-comps["mean_diff"],
-                        ci95_low=-comps["ci95_high"], ci95_high=-comps["ci95_low"])
+                        ci_low_bonferroni=[c.ci_low for c in decided], ci_high_bonferroni=[c.ci_high for c in decided],
+                        alpha_ci=[c.alpha_ci for c in decided], p_holds=[c.p_value for c in decided],
+                        p_holds_holm=[c.p_adjusted for c in decided], p_refute=[c.p_refute for c in decided],
+                        p_refute_holm=[c.p_refute_adjusted for c in decided],
+                        p_verdict=[c.p_decided for c in decided], mdd=[c.mdd for c in decided],
+                        pairs_needed=[c.pairs_needed for c in decided], verdict=verdicts)
 
 
 def summary_of(decided: pd.DataFrame) -> stats.ClaimSummary:
     """``stats.claim_summary`` of the rows of a ``decide_table``."""
     return stats.claim_summary([
-        stats.Comparison(r.test, -r.margin, r.mean_diff, r.std_diff, int(r.n_pairs), r.ci_low_adj, r.ci_high_adj,
-                         math.nan, math.nan, r.p_value, r.p_adjusted, math.nan, r.mdd, r.verdict)
+        stats.Comparison(r.test, -r.margin, r.mean_diff, r.std_diff, int(r.n_pairs), r.ci_low_bonferroni,
+                         r.ci_high_bonferroni, r.alpha_ci, r.p_holds, r.p_holds_holm, r.p_refute, r.p_refute_holm,
+                         r.mdd, r.pairs_needed, stats.NOT_RUN if r.verdict == NOT_COMPARABLE else r.verdict)
         for r in decided.itertuples(index=False)])
 
 
@@ -61,16 +69,15 @@ def _median(values) -> float:
 
 
 def undecided_numbers(decided: pd.DataFrame) -> dict[str, float]:
-    """Medians over the tested comparisons: n pairs, adjusted half-width, MDD, |mean - threshold|, and the
-    pairs per comparison that would make the MDD equal the observed distance (MDD ~ 1/sqrt(n))."""
-    tested = decided[decided["verdict"] != stats.NOT_RUN]
+    """Medians over the tested comparisons: n pairs, simultaneous half-width, MDD, |mean - threshold|, and
+    the pairs per comparison at which the observed distance would be detected (``stats.pairs_needed``)."""
+    tested = decided[~decided["verdict"].isin([stats.NOT_RUN, NOT_COMPARABLE])]
     gap = (tested["mean_diff"] + tested["margin"]).abs()  # threshold = -margin
-    with np.errstate(divide="ignore", invalid="ignore"):
-        needed = np.where(gap > 0, tested["n_pairs"] * (tested["mdd"] / gap) ** 2, math.inf)
+    needed = np.asarray(tested["pairs_needed"], dtype=float)
     return {"n_pairs": _median(tested["n_pairs"]),
-            "half_width_adj": _median((tested["ci_high_adj"] - tested["ci_low_adj"]) / 2.0),
-            "mdd": _median(tested["mdd"]), "gap": _median(gap), "pairs_needed": _median(needed),
-            "k": float(len(tested))}
+            "half_width": _median((tested["ci_high_bonferroni"] - tested["ci_low_bonferroni"]) / 2.0),
+            "mdd": _median(tested["mdd"]), "gap": _median(gap),
+            "pairs_needed": float(np.median(needed)) if needed.size else math.nan, "k": float(len(tested))}
 
 
 def claim_reading(decided: pd.DataFrame, summary: stats.ClaimSummary, test: str, margin: float,
@@ -91,8 +98,8 @@ def claim_reading(decided: pd.DataFrame, summary: stats.ClaimSummary, test: str,
     needed = u["pairs_needed"]
     more = ("no observed difference to detect" if not math.isfinite(needed)
             else f"about {math.ceil(needed)} pairs per comparison would be needed to detect the observed "
-                 "differences")
-    return (f"cannot decide: none of {int(u['k'])} tested comparisons is decided. Median Holm-adjusted CI "
-            f"half-width {u['half_width_adj']:.4f} (threshold {against}); median observed distance from the "
-            f"threshold {u['gap']:.4f} against a median MDD of {u['mdd']:.4f} at n = {u['n_pairs']:g} pairs "
-            f"(Holm family of {int(u['k'])}); {more}.")
+                 "differences (80 % power, noncentral t)")
+    return (f"cannot decide: none of {int(u['k'])} tested comparisons is decided. Median simultaneous "
+            f"(Bonferroni) CI half-width {u['half_width']:.4f} (threshold {against}); median observed distance "
+            f"from the threshold {u['gap']:.4f} against a median MDD of {u['mdd']:.4f} at n = {u['n_pairs']:g} "
+            f"pairs (family of {int(u['k'])}); {more}.")

@@ -95,8 +95,10 @@ def test_reproduce_runs_the_study_then_the_report(capsys, tmp_path: Path, suite_
     assert main(["status", *common, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["left"] == 2
 
+    # --include-stale: the runs are tagged "-dirty" whenever the suite is tested from an uncommitted tree
     assert main(["reproduce", *common, *tracking, "--no-progress", "--checkpoint-dir", str(tmp_path / "ckpt"),
-                 "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]) == 0
+                 "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports"),
+                 "--include-stale"]) == 0
     assert "clitiny: 2/2 done" in capsys.readouterr().out
     assert (tmp_path / "reports" / "clitiny" / "REPORT.md").is_file()
     assert (tmp_path / "results" / "clitiny" / "leaderboard.csv").is_file()
@@ -161,3 +163,14 @@ def test_console_script_lists_commands_and_suites() -> None:
     assert all(name in listed for name in ("quick", "paper", "ablate-rate", "ablate-hop"))
     bad = subprocess.run([str(exe), "status", "--suite", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "unknown suite 'nope'" in bad.stderr
+
+
+def test_compare_claims_writes_the_side_by_side_decisions(capsys, tmp_path: Path) -> None:
+    header = "claim_id,task,backbone,treatment,control,verdict,mean_diff,n_pairs\n"
+    (tmp_path / "a.csv").write_text(header + "1,t,b,diffres,spec,holds,0.02,5\n2,t,b,diffres,avgpool,holds,0.03,5\n")
+    (tmp_path / "b.csv").write_text(header + "1,t,b,diffres,spec,refuted,-0.02,5\n2,t,b,diffres,avgpool,holds,0.01,5\n")
+    out = tmp_path / "both.csv"
+    assert main(["compare-claims", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(out)]) == 0
+    assert "2 comparisons: 1 agree, 1 flip, 0 not replicated, 0 not run" in capsys.readouterr().out
+    assert out.read_text().splitlines()[1].endswith("holds,refuted,0.02,-0.02,5,5,flip")
+    assert main(["compare-claims", str(tmp_path / "a.csv"), str(tmp_path / "none.csv"), "--out", str(out)]) == 2

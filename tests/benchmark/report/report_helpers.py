@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -15,8 +16,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from benchmark import artifacts, report
+from benchmark.paths import REPO_ROOT
 
 SUITE = "tiny"
+# The runs of the tiny studies are tagged with the checkout's own HEAD: clean-current, so the report decides on them.
+HEAD = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                      check=True).stdout.strip()
 RATES = (0.25, 0.5, 0.75)
 BASE = {"spec": 0.80, "diffres": 0.83, "changehop": 0.70, "avgpool": 0.74, "pool3ch": 0.76, "leaf": 0.6}
 SEED_EFFECT = {0: 0.0, 1: 0.01, 2: -0.01}
@@ -52,7 +57,7 @@ class Study:
         self.suite = suite
 
     def log(self, task, frontend, hop_ms, rate, seed, status="FINISHED", accuracy=None, examples=False,
-            extra_params=None, npz_arrays=None, extra_metrics=None):
+            extra_params=None, npz_arrays=None, extra_metrics=None, git_commit=None):
         params = {"task": task, "fold": None, "backbone": "mobilenetv3_small_050", "frontend": frontend,
                   "hop_ms": hop_ms, "reduction_rate": rate, "n_mels": 64, "seed": seed, "lr": 0.001,
                   "epochs": 2, "guide_loss_weight": 1.0, **(extra_params or {})}
@@ -70,7 +75,8 @@ class Study:
                    "latency_pipeline_ms": 4.0 + (1.0 if frontend == "diffres" else 0.0),
                    "t_in": float(t_in), "t_out": float(t_out), **(extra_metrics or {})}
         tags = {"config_hash": _config_hash(params), "suite": self.suite, "metric_name": "accuracy",
-                "git_commit": "abc1234", "device": "cpu", "torch_version": "2.14.1", "timm_version": "1.0.0"}
+                "git_commit": HEAD if git_commit is None else git_commit,
+                "device": "cpu", "torch_version": "2.14.1", "timm_version": "1.0.0"}
         self.client.log_batch(rid, metrics=[Metric(k, v, ts, 0) for k, v in metrics.items()]
                               + [Metric("train_loss", 1.0 / (e + 1), ts, e) for e in range(2)],
                               params=[Param(k, str(v)) for k, v in params.items()],

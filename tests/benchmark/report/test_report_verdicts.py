@@ -55,11 +55,15 @@ def _claim(paths, claim_id: str) -> pd.DataFrame:
 def test_claims_csv_has_the_decision_columns(decided):
     _, paths, _ = decided
     df = pd.read_csv(paths.comparisons)
-    for column in ["test", "margin", "verdict", "ci95_low", "ci95_high", "ci_low_adj", "ci_high_adj", "p_adjusted",
-                   "mdd", "std_diff", "n_pairs", "untrained_pairs"]:
+    for column in ["test", "margin", "verdict", "ci95_low", "ci95_high", "ci_low_bonferroni", "ci_high_bonferroni",
+                   "alpha_ci", "p_holds", "p_holds_holm", "p_refute", "p_refute_holm", "p_verdict", "mdd",
+                   "pairs_needed", "std_diff", "n_pairs", "untrained_pairs", "unpaired_treatment", "unpaired_control",
+                   "nonfinite_treatment", "nonfinite_control", "not_comparable"]:
         assert column in df.columns
     assert not {"direction", "holds"} & set(df.columns)
     assert set(df["verdict"]) <= {*stats.VERDICTS, stats.NOT_RUN}
+    # every run of the grid has its partner and a finite metric: nothing was dropped
+    assert (df[["unpaired_treatment", "unpaired_control", "nonfinite_treatment", "nonfinite_control"]] == 0).all().all()
 
 
 def test_non_inferiority_holds_with_a_negative_difference_inside_the_margin(decided):
@@ -69,12 +73,13 @@ def test_non_inferiority_holds_with_a_negative_difference_inside_the_margin(deci
     assert claim1["margin"].eq(stats.DEFAULT_MARGIN).all()
     assert claim1["mean_diff"].to_numpy() == pytest.approx([-0.004, -0.004])
     assert (claim1["ci95_high"] < 0).all()  # diffres is measurably worse than spec, yet within the margin
-    assert (claim1["ci_low_adj"] > -stats.DEFAULT_MARGIN).all() and (claim1["ci_low_adj"] <= claim1["ci95_low"]).all()
+    assert (claim1["ci_low_bonferroni"] > -stats.DEFAULT_MARGIN).all()
+    assert (claim1["ci_low_bonferroni"] <= claim1["ci95_low"]).all()
     assert claim1["verdict"].tolist() == [stats.HOLDS, stats.HOLDS]
     # Same numbers as stats.decide on the pairs, with Holm over both tasks.
     diffs = [[accuracy(t, "diffres", s) - accuracy(t, "spec", s) for s in SEEDS] for t in ("toy-a", "toy-b")]
     expected = stats.decide(diffs, stats.NON_INFERIORITY, stats.DEFAULT_MARGIN)
-    assert claim1["ci_low_adj"].to_numpy() == pytest.approx([c.ci_low for c in expected], rel=1e-5)
+    assert claim1["ci_low_bonferroni"].to_numpy() == pytest.approx([c.ci_low for c in expected], rel=1e-5)
     assert claim1["mdd"].to_numpy() == pytest.approx([c.mdd for c in expected], rel=1e-5)
 
 
@@ -83,14 +88,14 @@ def test_superiority_inside_the_noise_is_inconclusive_and_the_report_says_why(de
     claim2 = _claim(paths, "2")
     assert len(claim2) == 4 and set(claim2["test"]) == {stats.SUPERIORITY} and claim2["margin"].eq(0).all()
     assert set(claim2["verdict"]) == {stats.INCONCLUSIVE}
-    assert ((claim2["ci_low_adj"] < 0) & (claim2["ci_high_adj"] > 0)).all()
+    assert ((claim2["ci_low_bonferroni"] < 0) & (claim2["ci_high_bonferroni"] > 0)).all()
     summary = pd.read_csv(paths.claims_summary, dtype={"claim_id": str}).set_index("claim_id")
     row = summary.loc["2"]
     assert (row["holds"], row["refuted"], row["inconclusive"], row["n_comparisons"]) == (0, 0, 4, 4)
     assert row["tasks"] == "toy-a;toy-b"
     assert row["reading"].startswith("cannot decide: none of 4 tested comparisons is decided")
     assert f"median MDD of {row['median_mdd']:.4f}" in row["reading"]
-    assert f"half-width {row['median_ci_half_width_adj']:.4f}" in row["reading"]
+    assert f"half-width {row['median_ci_half_width_bonferroni']:.4f}" in row["reading"]
     text = paths.report.read_text()
     assert row["reading"] in text and "does not hold" not in text
     assert summary.loc["1", "reading"] == "supported on 2 of 2 comparisons, refuted on none."
@@ -100,10 +105,12 @@ def test_holm_runs_over_the_comparisons_of_a_claim_across_tasks(decided):
     _, paths, _ = decided
     claim2 = _claim(paths, "2")
     assert set(claim2["task"]) == {"toy-a", "toy-b"}
-    assert claim2["p_adjusted"].to_numpy() == pytest.approx(stats.holm(claim2["p_value"].to_numpy()), rel=1e-5)
-    assert (claim2["p_adjusted"] > claim2["p_value"]).all()
+    assert claim2["p_holds_holm"].to_numpy() == pytest.approx(stats.holm(claim2["p_holds"].to_numpy()), rel=1e-5)
+    assert (claim2["p_holds_holm"] > claim2["p_holds"]).all()
+    assert claim2["p_refute_holm"].to_numpy() == pytest.approx(stats.holm(claim2["p_refute"].to_numpy()), rel=1e-5)
     claim1 = _claim(paths, "1")  # its own family of 2: not corrected for claim 2's 4
-    assert claim1["p_adjusted"].to_numpy() == pytest.approx(stats.holm(claim1["p_value"].to_numpy()), rel=1e-5)
+    assert claim1["p_holds_holm"].to_numpy() == pytest.approx(stats.holm(claim1["p_holds"].to_numpy()), rel=1e-5)
+    assert (claim2["alpha_ci"] == 0.025 / 4).all() and (claim1["alpha_ci"] == 0.025 / 2).all()
 
 
 def test_runs_csv_has_one_row_per_finished_run(decided):

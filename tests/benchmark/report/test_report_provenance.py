@@ -1,0 +1,91 @@
+"""Provenance on a real temporary git repository: clean-current, stale, dirty and unknown commits, and a report
+that keeps every run but clean-current out of its verdicts unless asked."""
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from report_helpers import Study
+
+from benchmark import report
+from benchmark.report import provenance
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """A repository with three commits: the first, one that changes only the report, one that changes training."""
+    root = tmp_path / "repo"
+    for path in ("diffres/model.py", "benchmark/train.py", "benchmark/report/markdown.py", "README.md"):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text("v1\n")
+    _git(root.parent, "init", "-q", str(root))
+    _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "first")
+    first = _git(root, "rev-parse", "HEAD")
+    (root / "benchmark/report/markdown.py").write_text("v2\n")  # report code only: training code unchanged
+    (root / "README.md").write_text("v2\n")
+    _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "report")
+    report_only = _git(root, "rev-parse", "HEAD")
+    (root / "benchmark/train.py").write_text("v2\n")  # training code changes
+    _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "train")
+    return root, first, report_only, _git(root, "rev-parse", "HEAD")
+
+
+def test_each_commit_is_classified_against_head(repo):
+    root, first, report_only, head = repo
+    assert provenance.classify(head, root) == provenance.CLEAN_CURRENT
+    assert provenance.classify(report_only, root) == provenance.STALE  # benchmark/train.py changed since
+    assert provenance.classify(first, root) == provenance.STALE
+    assert provenance.classify(head + "-dirty", root) == provenance.DIRTY
+    assert provenance.classify("", root) == provenance.UNKNOWN
+    assert provenance.classify("unknown", root) == provenance.UNKNOWN
+    assert provenance.classify("0" * 40, root) == provenance.UNKNOWN  # not a commit of this repository
+    assert provenance.classify(head, root.parent) == provenance.UNKNOWN  # not a git repository at all
+
+
+def test_a_change_outside_the_training_code_keeps_a_run_current(repo):
+    root, _, report_only, head = repo
+    (root / "benchmark/train.py").write_text("v1\n")  # back to the old training code, committed
+    _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "revert train")
+    assert provenance.classify(report_only, root) == provenance.CLEAN_CURRENT  # only report code differs
+    assert provenance.classify(head, root) == provenance.STALE
+
+
+def test_stale_runs_are_listed_and_kept_out_of_the_verdicts_unless_asked(repo, tmp_path):
+    root, first, _, head = repo
+    s = Study(tmp_path, suite="prov")
+    stale_ids = []
+    for seed in range(3):
+        for fe, rate, acc in (("spec", 0.0, 0.80), ("diffres", 0.5, 0.83)):
+            s.log("toy-b", fe, 10.0, rate, seed, accuracy=acc + 0.01 * seed + 0.001 * seed * seed, git_commit=head)
+        stale_ids.append(s.log("toy-b", "avgpool", 10.0, 0.5, seed, accuracy=0.70 + 0.01 * seed, git_commit=first))
+    paths = report.build_report("prov", s.uri, tmp_path / "results", tmp_path / "reports", repo=root)
+    runs = pd.read_csv(paths.runs)
+    assert dict(zip(runs["run_id"], runs["provenance"])) == {
+        **{r: provenance.STALE for r in stale_ids},
+        **{r: provenance.CLEAN_CURRENT for r in runs["run_id"] if r not in stale_ids}}
+    assert set(runs.loc[runs["provenance"] == provenance.STALE, "git_commit"]) == {first}
+    claims = pd.read_csv(paths.comparisons, dtype={"claim_id": str})
+    assert "avgpool" not in " ".join(claims["control"]) and "2" not in set(claims["claim_id"])
+    assert "avgpool" not in pd.read_csv(paths.leaderboard)["frontend"].tolist()
+    text = paths.report.read_text()
+    section = text.split("## Provenance")[1].split("## Run health")[0]
+    assert all(r in section for r in stale_ids) and "clean-current: 6, stale: 3" in section
+    assert "--include-stale" not in text.splitlines()[2]
+
+    both = report.build_report("prov", s.uri, tmp_path / "r2", tmp_path / "p2", repo=root, include_stale=True)
+    assert "2" in set(pd.read_csv(both.comparisons, dtype={"claim_id": str})["claim_id"])
+    assert both.report.read_text().splitlines()[2].startswith("**This report was built with `--include-stale`")
+
+
+def test_no_current_run_is_a_clear_error_naming_the_flag(repo, tmp_path):
+    root, first, _, _ = repo
+    s = Study(tmp_path, suite="old")
+    s.log("toy-b", "spec", 10.0, 0.0, 0, git_commit=first)
+    with pytest.raises(report.ReportDataError, match=r"none of the 1 runs .*--include-stale"):
+        report.build_report("old", s.uri, tmp_path / "results", tmp_path / "reports", repo=root)

@@ -1,0 +1,66 @@
+"""Replication: every comparison decided on two disjoint halves of the seeds beside the full decision, and two
+claims.csv files side by side."""
+
+import pandas as pd
+import pytest
+from report_helpers import make_runs
+
+from benchmark import report, stats
+from benchmark.report import replication
+
+
+def test_agreement_of_two_verdicts():
+    h, r, i = stats.HOLDS, stats.REFUTED, stats.INCONCLUSIVE
+    assert [replication.agreement(a, b) for a, b in ((h, h), (h, r), (r, h), (h, i), (i, i), (h, stats.NOT_RUN))] \
+        == ["agree", "flip", "flip", "not replicated", "agree", "not run"]
+    assert replication.seed_halves([4, 0, 2, 1, 3, 2]) == ([0, 2, 4], [1, 3])
+
+
+def test_halves_are_decided_by_the_same_rule():
+    # 6 seeds. DiffRes - avgpool: +0.1 on every seed (holds everywhere). DiffRes - changehop: +0.05 on seeds 0, 2,
+    # 4 (half A) and -0.05 on 1, 3, 5 (half B): a flip, while all seeds together are inconclusive.
+    rows = []
+    for seed in range(6):
+        wiggle = 0.001 * (seed % 3)
+        rows += [("t", "b", "diffres", 10.0, 0.5, seed, 0.8 + 0.01 * seed),
+                 ("t", "b", "avgpool", 10.0, 0.5, seed, 0.7 + 0.01 * seed + wiggle),
+                 ("t", "b", "changehop", 10.0, 0.5, seed, 0.8 + 0.01 * seed + (-0.05 if seed % 2 == 0 else 0.05)
+                  + wiggle)]
+    claim2 = [c for c in report.load_claims() if c.claim_id == "2"]
+    table = replication.replication(make_runs(rows), claim2, stats.DEFAULT_MARGIN).set_index("control")
+    avg, hop = table.loc["avgpool @ 10 ms, δ=0.5"], table.loc["changehop @ 10 ms, δ=0.5"]
+    assert (avg["verdict_full"], avg["verdict_a"], avg["verdict_b"], avg["agreement"]) == (
+        stats.HOLDS, stats.HOLDS, stats.HOLDS, "agree")
+    assert (hop["verdict_a"], hop["verdict_b"], hop["agreement"]) == (stats.HOLDS, stats.REFUTED, "flip")
+    assert hop["verdict_full"] == stats.INCONCLUSIVE
+    assert (avg["n_pairs_full"], avg["n_pairs_a"], avg["n_pairs_b"]) == (6, 3, 3)
+    assert hop["mean_diff_a"] == pytest.approx(0.05 - 0.001) and table["source"].eq("claim 2").all()
+    assert replication.counts_text(table, half=True) == (
+        "2 comparisons: 1 agree, 1 flip, 0 not replicated at half n, 0 not run at half n")
+
+
+def test_the_report_writes_the_replication_table(study):
+    _, _, paths = study
+    table = pd.read_csv(paths.replication)
+    assert list(table.columns) == replication.REPLICATION_COLUMNS
+    claims = pd.read_csv(paths.comparisons)
+    assert len(table) == len(claims)  # the tiny study has no control task
+    # 3 seeds: half A holds seeds 0 and 2, half B seed 1 alone, which decides nothing
+    assert set(table["n_pairs_b"]) == {1} and set(table["agreement"]) == {"not run"}
+    text = paths.report.read_text()
+    assert "## Replication on half the seeds" in text and "(A: 0, 2; B: 1)" in text
+
+
+def test_two_claims_files_side_by_side(tmp_path):
+    cols = ["claim_id", "task", "backbone", "treatment", "control", "verdict", "mean_diff", "n_pairs"]
+    pd.DataFrame([["1", "t", "b", "d", "s", stats.HOLDS, 0.02, 5], ["2", "t", "b", "d", "a", stats.HOLDS, 0.03, 5]],
+                 columns=cols).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame([["1", "t", "b", "d", "s", stats.INCONCLUSIVE, 0.01, 5],
+                  ["3", "t", "b", "d", "x", stats.HOLDS, 0.1, 5]], columns=cols).to_csv(tmp_path / "b.csv", index=False)
+    both = replication.compare_claims_files(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert both[["claim_id", "verdict_first", "verdict_second", "agreement"]].values.tolist() == [
+        ["1", stats.HOLDS, stats.INCONCLUSIVE, "not replicated"], ["2", stats.HOLDS, stats.NOT_RUN, "not run"],
+        ["3", stats.NOT_RUN, stats.HOLDS, "not run"]]
+    (tmp_path / "bad.csv").write_text("claim_id,verdict\n1,holds\n")
+    with pytest.raises(ValueError, match=r"lacks columns .*expected a results/<suite>/claims.csv"):
+        replication.compare_claims_files(tmp_path / "a.csv", tmp_path / "bad.csv")
