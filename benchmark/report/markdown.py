@@ -193,7 +193,7 @@ def _provenance_md(every: Runs | None, include_stale: bool, runs_csv: Path, repo
     df = every.table
     counts = ", ".join(f"{k}: {n}" for k, n in df["provenance"].value_counts().sort_index().items())
     out += [f"Each run's `git_commit` tag against the current checkout ({counts}): *clean-current* when its "
-            "commit's training code (`provenance.TRAINING_CODE`) equals HEAD's, *stale* when it differs, *dirty* "
+            "commit's training code (`benchmark.paths.TRAINING_CODE`) equals HEAD's, *stale* when it differs, *dirty* "
             "when trained from uncommitted code, *unknown* without a commit this repository holds. "
             + ("All of them are in the verdicts below (`--include-stale`)." if include_stale else
                "Only clean-current runs are in the verdicts, controls and leaderboards; rebuild with "

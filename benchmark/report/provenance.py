@@ -21,13 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
-CLEAN_CURRENT, DIRTY, STALE, UNKNOWN = "clean-current", "dirty", "stale", "unknown"
+from benchmark.paths import TRAINING_CODE  # the code that decides what a run learns, defined once
+from benchmark.provenance import DIRTY_SUFFIX, UNKNOWN
+
+CLEAN_CURRENT, DIRTY, STALE = "clean-current", "dirty", "stale"
 PROVENANCES = (CLEAN_CURRENT, DIRTY, STALE, UNKNOWN)
-DIRTY_SUFFIX = "-dirty"
-# The code that decides what a run learns, as git pathspecs, defined once: the model, the tasks and the
-# benchmark, except the parts that only read or plan runs (the report, the micro-benchmarks, the suite YAMLs).
-TRAINING_CODE = ("diffres", "tasks", "benchmark", ":(exclude)benchmark/report", ":(exclude)benchmark/benches",
-                 ":(exclude)benchmark/suites")
 
 
 def _git(repo: Path, *args: str) -> int:
