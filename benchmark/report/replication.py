@@ -63,7 +63,8 @@ def replication(runs: Runs, claims: list[Claim], margin: float) -> pd.DataFrame:
                                                             "mean_diff": "mean_diff_full"})
     for half, seeds in zip(HALVES, seed_halves(runs.table["seed"]), strict=True):
         part = dataclasses.replace(runs, table=runs.table[runs.table["seed"].isin(seeds)].reset_index(drop=True))
-        decided = decisions(part, claims, margin) if len(part.table) else pd.DataFrame(columns=[*KEYS, "verdict"])
+        decided = decisions(part, claims, margin) if len(part.table) else \
+            pd.DataFrame(columns=[*KEYS, "verdict", "n_pairs", "mean_diff"])  # one seed: half B is empty
         decided = decided.rename(columns={c: f"{c}_{half}" for c in ("verdict", "n_pairs", "mean_diff")})
         table = table.merge(decided, on=KEYS, how="left")
     for half in HALVES:

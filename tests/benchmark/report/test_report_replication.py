@@ -35,6 +35,8 @@ def test_halves_are_decided_by_the_same_rule():
     assert hop["verdict_full"] == stats.INCONCLUSIVE
     assert (avg["n_pairs_full"], avg["n_pairs_a"], avg["n_pairs_b"]) == (6, 3, 3)
     assert hop["mean_diff_a"] == pytest.approx(0.05 - 0.001) and table["source"].eq("claim 2").all()
+    one_seed = make_runs([r for r in rows if r[5] == 0])  # half B empty: every comparison "not run" there
+    assert set(replication.replication(one_seed, claim2, stats.DEFAULT_MARGIN)["n_pairs_b"]) == {0}
     assert replication.counts_text(table, half=True) == (
         "2 comparisons: 1 agree, 1 flip, 0 not replicated at half n, 0 not run at half n")
 
