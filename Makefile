@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SUITE  ?= quick
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: test bench reproduce report ablate-rate ablate-hop lint clean-results
+.PHONY: test bench reproduce replicate report ablate-rate ablate-hop lint clean-results
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ bench: $(VENV)/.installed
 reproduce: $(VENV)/.installed
 	$(VENV)/bin/diffres-bench reproduce --suite $(SUITE)
 	$(PY) -m benchmark.benches.bench_suite_time --suite $(SUITE)
+
+# quick on a second draw of seeds, its decisions beside quick's (docs/reproducibility.md)
+replicate: $(VENV)/.installed
+	$(VENV)/bin/diffres-bench reproduce --suite quick-replication
+	$(PY) -m benchmark.benches.bench_suite_time --suite quick-replication
+	$(VENV)/bin/diffres-bench compare-claims results/quick/claims.csv results/quick-replication/claims.csv \
+		--out results/quick-replication/vs_quick.csv
 
 report: $(VENV)/.installed
 	$(VENV)/bin/diffres-bench report --suite $(SUITE)

@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     both.add_argument("--out", type=Path, required=True, help="CSV to write the side-by-side decisions to")
     both.set_defaults(func=_cmd_compare_claims)
 
+    runs = sub.add_parser("compare-runs", help="two runs.csv files (e.g. the committed one and yours) run by run: "
+                                               "test metrics, differences, how many are identical")
+    runs.add_argument("first", type=Path, help="a results/<suite>/runs.csv")
+    runs.add_argument("second", type=Path, help="another runs.csv (e.g. the same suite on your machine)")
+    runs.add_argument("--out", type=Path, required=True, help="CSV to write the run-by-run table to")
+    runs.set_defaults(func=_cmd_compare_runs)
+
     plan = sub.add_parser("plan", help="what a suite will cost before it starts: points, downloads, disk, GPU-hours")
     plan.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
     plan.add_argument("--device", default=None,
@@ -296,6 +303,16 @@ def _cmd_compare_claims(args: argparse.Namespace) -> int:
     table = compare_claims_files(args.first, args.second)
     write_csv(table, args.out)
     print(f"{counts_text(table)}; written to {args.out}")
+    return 0
+
+
+def _cmd_compare_runs(args: argparse.Namespace) -> int:
+    from benchmark.report.leaderboard import write_csv
+    from benchmark.report.replication import compare_runs_files, runs_counts_text
+
+    table = compare_runs_files(args.first, args.second)
+    write_csv(table, args.out)
+    print(f"{runs_counts_text(table)}; written to {args.out}")
     return 0
 
 

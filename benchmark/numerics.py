@@ -30,10 +30,9 @@ from pathlib import Path
 
 import torch
 
-from benchmark.paths import REPO_ROOT, RESULTS_DIR
+from benchmark.paths import CANARY_CSV
 
 ISA_PIN = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}
-CANARY_CSV = REPO_ROOT / RESULTS_DIR / "numerics" / "canary.csv"
 CANARY_STEPS = 8
 CANARY_BATCH = 16
 CANARY_SAMPLES = 16000

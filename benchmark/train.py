@@ -4,7 +4,7 @@
 
 What one run does, top to bottom (and the order of this file):
 1. If MLflow already holds a FINISHED run with this config's hash, return it (`reused=True`).
-2. Load the task's features (`benchmark.data`); build the model and optimizer (`make_model`, `make_optimizer`).
+2. Load the task's clips (`benchmark.data`); build the model and optimizer (`make_model`, `make_optimizer`).
 3. Resume from `<checkpoint_dir>/<config_hash>/last.pt` if it loads (`benchmark.checkpoint`), else set it aside.
 4. Each epoch: train (waveform mixup, SpecAugment, task loss + guide_loss_weight * front-end aux
    loss; lr per step, `lr_at_step`), evaluate on val; when val improves, evaluate test too (the test
@@ -31,8 +31,10 @@ generators for the shuffle and the augmentations, deterministic algorithms — a
 restores every RNG state, so it ends with the same numbers as an uninterrupted one, early stopping
 included. On CUDA, AMP (bf16 where supported, else fp16 with a GradScaler) and channels-last are used;
 results are then close, not equal.
-Data path: every split's clips are tensors in memory (`benchmark.data`); an epoch is a seeded
-permutation cut into batches, or class-balanced draws (`benchmark.sampling`), evaluation runs in large
+Data path: the clips come from the task's one int16 waveform cache (`tasks.wavecache`, via `benchmark.data`);
+the mel (or a learnable filterbank) is the model's first stage, on the run's device. An epoch is a seeded
+permutation cut into batches, or class-balanced draws (`benchmark.sampling`), read ahead of the step by
+`benchmark.loader` (worker processes on CUDA, the main process on a CPU); evaluation runs in large
 batches (`EVAL_FRAMES_PER_BATCH`). With `weight_averaging` the end-of-epoch weights of its range are
 averaged (`benchmark.averaging`, kept in the checkpoint) and the averaged model is the run's result.
 """

@@ -6,7 +6,9 @@ Each setting runs in a fresh process (ATen, oneDNN and MKL read their environmen
 - `default`: the machine's own dispatch;
 - one row per variable of `benchmark.numerics.ISA_PIN` alone, then all of them (`pin-all`);
 at 1 and 2 torch threads. A row says whether the canary's digest equals the default's at that thread
-count (the setting changes the numbers on this machine) and its ms per step (what it costs).
+count (the setting changes the numbers on this machine) and its ms per step (what it costs: the best of
+`REPEATS` further canaries in the same process, so oneDNN's first-use compilation is not counted; run it
+on an otherwise idle machine).
 `--runs`: the quick suite's 5 `diffres-noenc` runs on the positive control (the runs whose numbers moved
 most between an Intel and an AMD machine in issue 20), default against `pin-all`, 1 thread, run side by
 side (one per core): test metric, best epoch, seconds per epoch.
@@ -29,6 +31,7 @@ from benchmark.paths import REPO_ROOT, RESULTS_DIR
 
 OUT = REPO_ROOT / RESULTS_DIR / "numerics"
 SETTINGS = {"default": {}, **{f"{k}={v}": {k: v} for k, v in ISA_PIN.items()}, "pin-all": dict(ISA_PIN)}
+REPEATS = 3
 RUNS = {"task": "toy-ctrl-sweeps", "frontend": "diffres-noenc"}
 
 _CANARY = """
@@ -36,8 +39,9 @@ import json, torch
 from benchmark import numerics
 torch.set_num_threads({threads})
 c = numerics.canary()
+warm = min(numerics.canary().ms_per_step for _ in range({repeats}))  # kernels compiled, caches warm
 numerics.write_canary(c, machine_note={note!r}) if {write} else None
-print(json.dumps({{"digest": c.digest, "final_loss": c.final_loss, "ms_per_step": round(c.ms_per_step, 1),
+print(json.dumps({{"digest": c.digest, "final_loss": c.final_loss, "ms_per_step": round(warm, 1),
                   "cpu_capability": c.cpu_capability}}))
 """
 
@@ -67,7 +71,7 @@ def canary_rows(note: str) -> list[dict]:
     for threads in (1, 2):
         default = None
         for name, setting in SETTINGS.items():
-            code = _CANARY.format(threads=threads, note=note, write=name in ("default", "pin-all"))
+            code = _CANARY.format(threads=threads, note=note, write=name in ("default", "pin-all"), repeats=REPEATS)
             out = subprocess.run([sys.executable, "-c", code], env=_env(setting, threads), cwd=REPO_ROOT,
                                  capture_output=True, text=True, check=True).stdout
             row = {"setting": name, "threads": threads, **json.loads(out.splitlines()[-1])}

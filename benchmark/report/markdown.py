@@ -18,7 +18,7 @@ from benchmark.report.claims import ClaimResult
 from benchmark.report.controls import ControlResult
 from benchmark.report.health import Health
 from benchmark.report.leaderboard import BASELINE_HOP_MS
-from benchmark.report.provenance import CLEAN_CURRENT
+from benchmark.report.provenance import CLEAN_CURRENT, numerics_table
 from benchmark.report.replication import counts_text, seed_halves
 from benchmark.report.runs import NO_FOLD, REFERENCE, UNKNOWN_FAMILY, Runs, registered_frontends, unknown_frontends
 from benchmark.report.verdicts import fmt_diff
@@ -208,6 +208,20 @@ def _provenance_md(every: Runs | None, include_stale: bool, runs_csv: Path, repo
                              "run"], body), ""]
 
 
+def _numerics_md(runs: Runs) -> list[str]:
+    table = numerics_table(runs.table)
+    out = ["## Numerics", "",
+           "Which machine computed the runs above (tags `numerics_*`): its CPU, torch's dispatch level, the intra-op "
+           "threads, and the canary digest (a few seeded training steps, `diffres-bench canary`), looked up in the "
+           "committed canaries (`results/numerics/canary.csv`). Runs whose digest matches a committed machine's are "
+           "reproduced bit for bit there at that thread count; on a machine with another digest expect other "
+           "numbers run by run and decisions that replicate (docs/reproducibility.md).", ""]
+    body = [[r.numerics_cpu or "–", r.numerics_cpu_capability or "–", r.numerics_threads or "–",
+             f"`{r.numerics_canary}`" if r.numerics_canary else "–", str(r.runs), r.committed_canary]
+            for r in table.itertuples(index=False)]
+    return out + [_md_table(["CPU", "dispatch", "threads", "canary", "runs", "committed canary of"], body), ""]
+
+
 def _replication_md(replicated: pd.DataFrame | None, runs: Runs, csv: Path | None, report_dir: Path) -> list[str]:
     if replicated is None or csv is None:
         return []
@@ -263,7 +277,7 @@ def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[Claim
         out.append(f"- parameters that vary within one setting and therefore split rows: "
                    f"{', '.join(runs.extra_keys)}")
     out += ["", *_provenance_md(every, include_stale, files["runs"], report_dir),
-            *_health_md(health, files["runs"], report_dir)]
+            *_numerics_md(runs), *_health_md(health, files["runs"], report_dir)]
     reference = "/".join(registered_frontends(REFERENCE))
     out += ["## How to read the numbers", "",
             "- The metric is the test metric at the best-validation epoch (accuracy or mAP, per task).",

@@ -114,3 +114,41 @@ def counts_text(table: pd.DataFrame, half: bool = False) -> str:
              NOT_RUN: "not run at half n" if half else NOT_RUN}
     return f"{len(table)} comparisons: " + ", ".join(f"{n} {names.get(a, a)}" for a, n in counts.items())
 
+
+
+RUN_KEYS = ["task", "backbone", "frontend", "hop_ms", "reduction_rate", "seed", "fold"]
+
+
+def compare_runs_files(first: Path, second: Path) -> pd.DataFrame:
+    """Two runs.csv files (e.g. the committed one and yours) run by run: one row per run setting (RUN_KEYS,
+    plus `filterbank` where both have it) that either file used, with each file's test metric, their
+    difference (second − first) and whether they are equal to the digit the CSVs hold (`identical`)."""
+    tables = []
+    for path in (first, second):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"runs file not found: {path}")
+        t = pd.read_csv(path, dtype={"fold": str})
+        missing = set(RUN_KEYS + ["test_metric"]) - set(t.columns)
+        if missing:
+            raise ValueError(f"{path} lacks columns {sorted(missing)}; expected a results/<suite>/runs.csv")
+        if "used" in t.columns:  # duplicates a report set aside are not the run it decided on
+            t = t[t["used"].astype(str).str.lower() == "true"]
+        tables.append(t)
+    keys = RUN_KEYS + (["filterbank"] if all("filterbank" in t.columns for t in tables) else [])
+    for t in tables:
+        t["fold"] = t["fold"].fillna("")
+    both = tables[0][[*keys, "test_metric"]].merge(tables[1][[*keys, "test_metric"]], on=keys, how="outer",
+                                                   suffixes=("_first", "_second"))
+    both["diff"] = (both["test_metric_second"] - both["test_metric_first"]).round(6)
+    both["identical"] = both["diff"].eq(0)
+    return both.sort_values(keys, kind="mergesort").reset_index(drop=True)
+
+
+def runs_counts_text(table: pd.DataFrame) -> str:
+    """e.g. "145 runs in both: 140 identical; |diff| median 0, max 0.02; 30 only in one file"."""
+    common = table.dropna(subset=["test_metric_first", "test_metric_second"])
+    diff = common["diff"].abs()
+    text = f"{len(common)} runs in both: {int(common['identical'].sum())} identical"
+    if len(common):
+        text += f"; |diff| median {diff.median():.3g}, 90th percentile {diff.quantile(0.9):.3g}, max {diff.max():.3g}"
+    return text + f"; {len(table) - len(common)} in one file only"

@@ -43,7 +43,10 @@ METRIC_COLUMNS = ["test_metric", "val_metric", "flops_frontend", "flops_backbone
                   *HEALTH_COLUMNS]
 # The filterbank of a run (RunConfig.filterbank); runs logged before the field existed used the mel path.
 FILTERBANK, DEFAULT_FILTERBANK = "filterbank", "mel"
-TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "device", "torch_version", "timm_version"]
+# The numerics_* tags: which machine computed the run (benchmark.numerics.fingerprint, canary digest).
+NUMERICS_COLUMNS = ["numerics_cpu", "numerics_cpu_capability", "numerics_threads", "numerics_canary"]
+TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "device", "torch_version", "timm_version",
+               *NUMERICS_COLUMNS]
 
 # The registry's families (diffres.frontends.FAMILIES, spelled here so importing the report needs no
 # torch) plus the report's own family for names the registry does not know.

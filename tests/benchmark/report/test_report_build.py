@@ -1,5 +1,6 @@
 """build_report end to end on a tiny real study: which files, where, idempotent, what is skipped."""
 
+import re
 import subprocess
 import sys
 
@@ -33,6 +34,8 @@ def test_outputs_exist_with_columns(study):
     for p in paths.figures:
         assert f"]({p.name})" in text
     assert "paper value not available" in text
+    numerics = text.split("## Numerics", 1)[1].split("\n## ", 1)[0]  # runs logged without numerics tags
+    assert re.search(r"\| – \| – \| – \| – \| \d+ \| – \|", numerics)
 
 
 def test_idempotent(study):

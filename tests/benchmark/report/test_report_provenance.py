@@ -89,3 +89,22 @@ def test_no_current_run_is_a_clear_error_naming_the_flag(repo, tmp_path):
     s.log("toy-b", "spec", 10.0, 0.0, 0, git_commit=first)
     with pytest.raises(report.ReportDataError, match=r"none of the 1 runs .*--include-stale"):
         report.build_report("old", s.uri, tmp_path / "results", tmp_path / "reports", repo=root)
+
+
+def test_the_numerics_table_names_the_committed_machine_each_digest_matches(tmp_path):
+    canaries = tmp_path / "canary.csv"
+    pd.DataFrame([{"digest": "aaaa", "cpu": "Intel X", "threads": "1", "isa_env": ""},
+                  {"digest": "aaaa", "cpu": "Intel Y", "threads": "1", "isa_env": ""},
+                  {"digest": "bbbb", "cpu": "AMD Z", "threads": "1", "isa_env": "MKL_CBWR=AVX2"}]).to_csv(canaries,
+                                                                                                    index=False)
+    runs = pd.DataFrame({"numerics_cpu": ["Intel X", "Intel X", "AMD Z", "AMD W", ""],
+                         "numerics_cpu_capability": ["AVX512", "AVX512", "AVX2", "AVX2", ""],
+                         "numerics_threads": ["1", "1", "1", "1", ""],
+                         "numerics_canary": ["aaaa", "aaaa", "bbbb", "cccc", ""]})
+    table = provenance.numerics_table(runs, canaries).set_index("numerics_canary")
+    assert table.loc["aaaa", "runs"] == 2
+    assert table.loc["aaaa", "committed_canary"] == "Intel X (1 thread(s)); Intel Y (1 thread(s))"
+    assert table.loc["bbbb", "committed_canary"] == "AMD Z (1 thread(s), MKL_CBWR=AVX2)"
+    assert table.loc["cccc", "committed_canary"] == "not committed"
+    assert table.loc["", "committed_canary"] == "–"  # logged before the canary, or on a GPU
+    assert provenance.numerics_table(runs.drop(columns="numerics_canary"), canaries)["committed_canary"].eq("–").all()

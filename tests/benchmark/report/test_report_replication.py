@@ -66,3 +66,24 @@ def test_two_claims_files_side_by_side(tmp_path):
     (tmp_path / "bad.csv").write_text("claim_id,verdict\n1,holds\n")
     with pytest.raises(ValueError, match=r"lacks columns .*expected a results/<suite>/claims.csv"):
         replication.compare_claims_files(tmp_path / "a.csv", tmp_path / "bad.csv")
+
+
+def test_two_runs_files_run_by_run_through_the_cli(tmp_path, capsys):
+    from benchmark.cli import main
+
+    cols = ["task", "backbone", "frontend", "hop_ms", "reduction_rate", "seed", "fold", "test_metric", "used"]
+    pd.DataFrame([["t", "b", "spec", 10, 0.0, 0, "", 0.9, True], ["t", "b", "spec", 10, 0.0, 1, "", 0.8, True],
+                  ["t", "b", "spec", 10, 0.0, 1, "", 0.1, False],  # a duplicate the report set aside
+                  ["t", "b", "avgpool", 10, 0.5, 0, "", 0.7, True]], columns=cols).to_csv(tmp_path / "a.csv",
+                                                                                         index=False)
+    pd.DataFrame([["t", "b", "spec", 10, 0.0, 0, "", 0.9, True], ["t", "b", "spec", 10, 0.0, 1, "", 0.85, True],
+                  ["t", "b", "spec", 10, 0.0, 2, "", 0.5, True]], columns=cols).to_csv(tmp_path / "b.csv", index=False)
+    a, b, c = (str(tmp_path / f"{n}.csv") for n in "abc")
+    assert main(["compare-runs", a, b, "--out", c]) == 0
+    assert "2 runs in both: 1 identical" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "c.csv")
+    assert len(table) == 4
+    row = table[(table["frontend"] == "spec") & (table["seed"] == 1)].iloc[0]
+    assert row["diff"] == pytest.approx(0.05) and not row["identical"]
+    with pytest.raises(FileNotFoundError, match="runs file not found"):
+        replication.compare_runs_files(tmp_path / "a.csv", tmp_path / "missing.csv")
