@@ -23,6 +23,7 @@ lint: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m benchmark.benches.bench_frontends
 	$(PY) -m benchmark.benches.bench_features
+	$(PY) -m benchmark.benches.bench_loader
 	$(PY) -m benchmark.benches.bench_filterbanks --threads 1
 	$(PY) -m benchmark.benches.bench_training
 

@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
     plan.add_argument("--device", default=None,
                       help="device name of a row of results/throughput.csv (default: the visible GPU, if any)")
+    plan.add_argument("--loader-workers", type=int, default=None,
+                      help="loader worker processes per run (default: $DIFFRES_LOADER_WORKERS, else the CUDA default)")
+    _add_data_dir_flag(plan)
     plan.set_defaults(func=_cmd_plan)
 
     canary = sub.add_parser("canary", help="does this machine compute the committed numbers bit for bit? (seconds)")
@@ -237,7 +240,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from benchmark.plan import plan_suite
 
     _require_provenance(args)
-    print(plan_suite(args.suite), flush=True)  # what it will cost, before anything starts
+    print(plan_suite(args.suite, data_dir=args.data_dir), flush=True)  # what it will cost, before anything starts
     study = _studies(args.verbose)
     final = study.run_study(args.suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
                             checkpoint_dir=args.checkpoint_dir, heartbeat_interval=args.heartbeat_interval,
@@ -319,7 +322,9 @@ def _cmd_compare_runs(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from benchmark.plan import plan_suite
 
-    print(plan_suite(args.suite, device=args.device))
+    if args.loader_workers is not None and args.loader_workers < 0:
+        raise ValueError(f"--loader-workers {args.loader_workers}: expected an integer >= 0")
+    print(plan_suite(args.suite, device=args.device, loader_workers=args.loader_workers, data_dir=args.data_dir))
     return 0
 
 

@@ -89,6 +89,27 @@ def resolve_files(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> 
     return src.hub_patterns(), _hub_identity(spec)
 
 
+def local_copy_status(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> str:
+    """One line for `plan`: is the hub task's local copy under `data_dir` (else `$DIFFRES_DATA_DIR`) there,
+    with a file for every pattern of its layout? Reads directory entries only, never the hub."""
+    root = _data_root(data_dir)
+    fallback = ("the run reads the hub (or its cache)" if spec.parquet.repo is not None else
+                "this task has no hub copy: a run cannot start without one")
+    if root is None:
+        return f"none named (no --data-dir, {DATA_DIR_ENV} not set): {fallback}"
+    task_root = root / spec.name
+    if not task_root.is_dir():
+        return f"not found at {task_root}: {fallback}"
+    found = {pat: sorted(task_root.glob(pat)) for pats in spec.parquet.data_files.values() for pat in pats}
+    missing = [pat for pat, files in found.items() if not files]
+    if missing:
+        return f"incomplete at {task_root}: no files match {', '.join(missing)} (expected {_layout(spec)})"
+    files = {p for matched in found.values() for p in matched}
+    size = sum(p.stat().st_size for p in files) / 1e9
+    return (f"complete at {task_root}: {len(files)} files, {size:.1f} GB (~{spec.download_gb:g} GB expected), "
+            "a file for every split's pattern")
+
+
 def _layout(spec: TaskSpec) -> str:
     return ", ".join(p for pats in spec.parquet.data_files.values() for p in pats)
 

@@ -1,13 +1,15 @@
 """The benches on small sizes: the front-end bench's before/after mode (a git revision against the working
-tree, in real processes) and the training bench through the trainer's own pieces."""
+tree, in real processes), the training bench through the trainer's own pieces, the loader bench on a
+synthetic cache in the waveform cache's own schema, and the throughput bench from waveforms."""
 
 import ast
+import csv
 import inspect
 import subprocess
 
 import torch
 
-from benchmark.benches import bench_frontends, bench_training
+from benchmark.benches import bench_frontends, bench_loader, bench_throughput, bench_training
 
 
 def test_compare_times_a_revision_against_the_working_tree_and_cleans_up():
@@ -32,3 +34,34 @@ def test_the_training_bench_times_the_trainers_own_step():
     tree = ast.parse(inspect.getsource(bench_training))
     imported = [a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for a in node.names]
     assert not [name for name in imported if name.startswith("_")]  # no private names of the trainer
+
+
+def test_the_loader_bench_reads_a_synthetic_cache_in_the_real_caches_schema(tmp_path, monkeypatch):
+    import pyarrow as pa
+
+    from tasks import get_task
+    from tasks.wavecache import load_waveforms
+
+    monkeypatch.setenv("DIFFRES_CACHE_DIR", str(tmp_path / "cache"))
+    real = load_waveforms(get_task("toy-transients"), "val", None, 16000)
+    synthetic = tmp_path / "s.arrow"
+    bench_loader.write_synthetic_cache(synthetic, get_task("toy-transients"), 5)
+    schema = [pa.ipc.open_file(pa.memory_map(str(p), "r")).schema for p in (real.path, synthetic)]
+    assert schema[0].equals(schema[1])  # the bench reads what a run reads
+    monkeypatch.setattr(bench_loader, "EPOCH_BYTES", 2**20)
+    out = tmp_path / "bench_loader.csv"
+    bench_loader.main(["--tasks", "speechcommands", "--workers", "0,1", "--repeats", "1", "--out", str(out)])
+    rows = list(csv.DictReader(out.open()))
+    loader = [r for r in rows if r["kind"] == "loader"]
+    assert [r["workers"] for r in loader] == ["0", "1"] and {r["clips"] for r in loader} == {"96"}
+    features = [r for r in rows if r["kind"] == "features"]
+    assert [float(r["hop_ms"]) for r in features] == [10.0, 5.0, 2.0, 1.0]
+    assert all(float(r["clips_per_s"]) > 0 and float(r["ms_per_clip"]) > 0 for r in rows)
+
+
+def test_the_throughput_bench_trains_from_waveforms_at_the_settings_hop():
+    row = bench_throughput.bench("speechcommands", None, "diffres", 0.5, 1.0, steps=1, batch_size=2,
+                                 device=torch.device("cpu"))
+    assert (row["t_in"], row["t_out"], row["hop_ms"], row["amp"]) == (1001, 500, 1.0, False)
+    assert row["clips_per_s"] > 0 and row["forward_flops_per_clip"] > 0
+    assert {s.split(":")[2] for s in bench_throughput.SETTINGS} == {"10", "1"}

@@ -1,5 +1,6 @@
-"""`diffres-bench plan`: points, downloads (hub tasks only), cache disk and GPU-hours of a suite before it
-starts, from FLOPs and the throughput table; and the paper suite's configs resolved per task."""
+"""`diffres-bench plan`: points, downloads (hub tasks only) and local copies, waveform cache disk, GPU-hours
+from FLOPs and the throughput table, loader hours from the loader table and which bounds a task; and the
+paper suite's configs resolved per task."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from benchmark.config import RunConfig
 from benchmark.model import build_model
 from benchmark.plan import ASSUMED_FLOPS_PER_S, FlopCounter, plan_suite
 from benchmark.study import load_suite
+from tasks import get_task
+from tasks.data import local_copy_status
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +59,70 @@ def test_a_measured_device_uses_its_row_of_the_throughput_table(tmp_path, counte
     slow = plan_suite("small", device="other", throughput_csv=path, counter=counter)
     assert fast.measured and fast.flops_per_s == 1e13 and "measured on cuda:Test GPU" in str(fast)
     assert fast.gpu_hours == pytest.approx(slow.gpu_hours * ASSUMED_FLOPS_PER_S / 1e13)
+
+
+def test_the_paper_suite_caches_waveforms_once_per_task(counter):
+    paper = plan_suite("paper", device="nowhere", counter=counter)
+    for task in paper.tasks:  # int16 at 16 kHz, every clip once, whatever the hops and folds
+        spec = get_task(task.task)
+        clips = sum(spec.clips(s) for s in ("train", "val", "test"))
+        assert task.cache_gb == pytest.approx(2 * 16000 * spec.clip_seconds * clips / 1e9)
+    assert sum(t.cache_gb for t in paper.tasks) <= 120  # was 3,274 GB with a log-mel cache per hop
+
+
+def _loader_table(path, rate_per_worker: float, device: str = "cuda:Test GPU", ms_per_clip: float = 0.0):
+    fields = ["kind", "task", "clip_s", "hop_ms", "workers", "clips_per_s", "ms_per_clip", "device"]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerow({"kind": "loader", "task": "esc50", "clip_s": 5.0, "hop_ms": "", "workers": 1,
+                         "clips_per_s": rate_per_worker, "ms_per_clip": "", "device": "cpu:x"})
+        for hop in (10.0, 5.0, 2.0, 1.0):
+            writer.writerow({"kind": "features", "task": "esc50", "clip_s": 5.0, "hop_ms": hop, "workers": "",
+                             "clips_per_s": "", "ms_per_clip": ms_per_clip, "device": device})
+
+
+def test_the_loader_table_gives_loader_hours_and_the_bound(tmp_path, counter):
+    slow, fast, costly = (tmp_path / f"{n}.csv" for n in ("slow", "fast", "costly"))
+    _loader_table(slow, 1.0)
+    _loader_table(fast, 1e6)
+    _loader_table(costly, 1e6, ms_per_clip=10.0)
+    plans = {name: plan_suite("small", device="cuda:Test GPU", loader_csv=path, loader_workers=2, counter=counter)
+             for name, path in (("slow", slow), ("fast", fast), ("costly", costly))}
+    esc = {name: next(t for t in p.tasks if t.task == "esc50") for name, p in plans.items()}
+    assert esc["slow"].bound == "loader" and esc["fast"].bound == "device"
+    assert esc["slow"].loader_hours == pytest.approx(esc["fast"].loader_hours * 1e6)
+    assert esc["slow"].hours == pytest.approx(esc["slow"].loader_hours)  # per point the larger of the two
+    # speech commands' 1 s clips: no row at 1 s, scaled from the 5 s row by bytes (5x the clips/s)
+    sc = {name: next(t for t in p.tasks if t.task == "speechcommands") for name, p in plans.items()}
+    assert sc["slow"].loader_hours is not None and sc["slow"].bound == "loader"
+    # the features' measured device time is compute: 10 ms per clip processed
+    cfgs = [c for c in load_suite("small").configs if c.task == "esc50"]
+    processed = sum(c.epochs * (1200 + 400 + 0.5 * 400) for c in cfgs)
+    assert esc["costly"].compute_hours - esc["fast"].compute_hours == pytest.approx(processed * 0.01 / 3600)
+    assert "2 worker(s)" in str(plans["slow"]) and "features: the mel stage's measured" in str(plans["costly"])
+    none = plan_suite("small", device="cuda:Test GPU", loader_csv=tmp_path / "missing.csv", counter=counter)
+    assert all(t.loader_hours is None and t.bound == "?" for t in none.tasks)
+    assert "loader: no measurement" in str(none)
+
+
+def test_the_local_copy_of_a_hub_task_is_checked_without_the_hub(tmp_path):
+    spec = get_task("speechcommands")
+    assert local_copy_status(spec, tmp_path).startswith(f"not found at {tmp_path / 'speechcommands'}")
+    for split in ("train", "validation"):
+        (tmp_path / "speechcommands/v0.02").mkdir(parents=True, exist_ok=True)
+        (tmp_path / f"speechcommands/v0.02/{split}-00000.parquet").write_bytes(b"x" * 10)
+    assert "incomplete" in local_copy_status(spec, tmp_path) and "v0.02/test-*.parquet" in local_copy_status(
+        spec, tmp_path)
+    (tmp_path / "speechcommands/v0.02/test-00000.parquet").write_bytes(b"x")
+    assert local_copy_status(spec, tmp_path).startswith(f"complete at {tmp_path / 'speechcommands'}: 3 files")
+
+
+def test_the_plan_command_takes_a_data_dir(tmp_path, capsys):
+    assert main(["plan", "--suite", "small", "--device", "nowhere", "--data-dir", str(tmp_path),
+                 "--loader-workers", "3"]) == 0
+    out = capsys.readouterr().out
+    assert f"local copy: not found at {tmp_path / 'esc50'}" in out and "loader h" in out
 
 
 def test_scaled_flops_are_close_to_an_exact_count(counter):
