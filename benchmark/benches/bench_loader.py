@@ -41,6 +41,7 @@ TASKS = ("speechcommands", "nsynth-instrument", "esc50", "audioset", "fsd50k")  
 HOPS_MS = (10.0, 5.0, 2.0, 1.0)
 EPOCH_BYTES = 768 * 2**20  # int16 bytes of one synthetic epoch (clips = this / clip bytes, within CLIPS)
 CLIPS = (96, 4096)
+MIN_BATCHES = 8  # the steady rate is timed over the batches after the first
 KEY = ("kind", "device", "task", "hop_ms", "workers")
 
 
@@ -77,7 +78,7 @@ def loader_rows(task: str, workers: list[int], tmp: Path) -> list[dict]:
     spec = get_task(task)
     cfg = RunConfig.for_task(task, recipe="paper", fold=1 if spec.folds else None)
     clip_bytes = 2 * int(round(spec.clip_seconds * spec.sample_rate))
-    n_clips = int(np.clip(EPOCH_BYTES // clip_bytes, *CLIPS))
+    n_clips = max(int(np.clip(EPOCH_BYTES // clip_bytes, *CLIPS)), MIN_BATCHES * cfg.batch_size)
     path = tmp / f"{task}.arrow"
     write_synthetic_cache(path, spec, n_clips)
     waves = WaveformSet(spec, "train", None, path, None, "bench")
