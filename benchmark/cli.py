@@ -152,7 +152,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field; unset flags keep the task's recipe (RunConfig.for_task)."""
     from benchmark.config import RunConfig
 
-    parser.add_argument("--task", required=True, help="task name (see `diffres-bench tasks list`)")
+    parser.add_argument("--task", required=True, help="task name (see `diffres-bench tasks list`), a task YAML "
+                                                      "path, or folder:DIR / hear:DIR / manifest:FILE (docs/tasks.md)")
     for f in RunConfig.__dataclass_fields__.values():
         if f.name == "task":
             continue

@@ -132,7 +132,7 @@ def task_control(task: pd.Series) -> pd.Series:
     for name in task.unique():
         try:
             kinds[name] = get_task(name).control
-        except KeyError:
+        except (KeyError, ValueError, OSError):  # a task no longer registered, or a user corpus gone
             kinds[name] = None
     return pd.Series([kinds[name] for name in task], index=task.index, dtype=object)
 

@@ -279,7 +279,7 @@ def check_data(suite: Suite, data_dir: str | os.PathLike | None = None) -> None:
     check_pretrained(suite.configs)
     import torch
 
-    hub = [spec.name for spec in specs if not spec.is_embedded]
+    hub = [spec.name for spec in specs if not spec.is_local]
     if hub and not torch.cuda.is_available():
         logger.warning("suite %s trains %d points on hub tasks (%s) and no GPU is visible: it is sized for a "
                        "GPU and will be very slow on this CPU", suite.name, len(suite.configs), ", ".join(hub))
