@@ -133,6 +133,8 @@ class RunConfig:
         if self.frontend == NO_REDUCTION_FRONTEND:
             object.__setattr__(self, "reduction_rate", 0.0)
         self._validate()
+        # a user task's corpus as it was when this config was made (not a field: never set by hand)
+        object.__setattr__(self, "_task_files", _task_files(self.task))
 
     # ----------------------------------------------------------------------------------- validation
     def _validate(self) -> None:
@@ -230,7 +232,7 @@ class RunConfig:
         version = int(CONFIG_VERSION)
         named = {f.name: getattr(self, f.name) for f in fields(self)
                  if f.metadata.get("since", version) <= version or getattr(self, f.name) != f.default}
-        files = _task_files(self.task)
+        files = self.__dict__.get("_task_files")
         return named if files is None else {**named, "task_files": files}
 
     def to_json(self) -> str:

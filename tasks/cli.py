@@ -62,7 +62,7 @@ def prepare(name: str, hop_ms: list[float], n_mels: int = 64, win_ms: float = 25
         for fold in fold_list:
             for split in spec.splits:
                 fs = load_features(name, split, cfg, fold=fold, data_dir=data_dir, progress=progress)
-                done.append(f"{name} fold={fold} {split}: {len(fs)} clips, logmel "
+                done.append(f"{spec.name} fold={fold} {split}: {len(fs)} clips, logmel "
                             f"[{cfg.num_frames(spec.clip_seconds)}, {n_mels}] at hop {hop:g} ms")
     return done
 
