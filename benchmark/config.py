@@ -343,10 +343,9 @@ def _check_task(task: str, fold: int | None) -> Any:
 def _task_files(task: str) -> str | None:
     """A user task's corpus fingerprint (declared fields + file names, sizes, mtimes): part of a run's identity,
     so runs on two versions of a corpus never mix. None for the registered tasks (their identities unchanged)."""
-    from tasks import get_task
-    from tasks.usertask import is_user_ref
+    from tasks.usertask import is_user_ref, task_identity
 
-    return get_task(task).local.identity() if is_user_ref(task) and get_task(task).local is not None else None
+    return task_identity(task) if is_user_ref(task) else None
 
 
 def _check_whole_samples(name: str, ms: float, spec: Any) -> None:

@@ -37,7 +37,7 @@ import yaml
 
 from tasks.cache import digest, embedded_dir
 from tasks.registry import ParquetSource, TaskSpec
-from tasks.sources import SOURCES, folder, hear, manifest  # noqa: F401  (register the readers)
+from tasks.sources import SOURCES, folder, hear, hubid, manifest  # noqa: F401  (register the readers)
 from tasks.sources.corpus import (
     Corpus,
     TaskFileError,
@@ -52,7 +52,8 @@ from tasks.sources.corpus import (
 INDEX_VERSION = 1
 DEFAULT_SAMPLE_RATE = 16000
 KEYS = {"name", "source", "root", "manifest", "label_column", "label_separator", "classes", "clip_seconds",
-        "sample_rate", "metric", "split_seed", "on_bad_file", "repo", "audio_column", "splits", "data_files"}
+        "sample_rate", "metric", "split_seed", "on_bad_file", "repo", "audio_column", "splits", "data_files",
+        "multi_label", "id_column"}
 PATH_KEYS = {"folder": "root", "hear": "root", "manifest": "manifest"}  # the shorthands: <source>:<path>
 BAD_FILE_POLICIES = ("refuse", "skip")
 SHOWN = 20  # bad files listed in an error
@@ -300,6 +301,16 @@ def spec_from(decl: dict[str, Any], meta: dict[str, Any], fp: str) -> TaskSpec:
 
 
 _RESOLVED: dict[str, TaskSpec] = {}
+_IDENTITY: dict[str, str] = {}
+
+
+def task_identity(ref: str) -> str:
+    """What a run's identity holds of a user task: the corpus fingerprint (`user-...`), or for a hub dataset
+    its declared fields (`hub-...`; the pinned revision fixes the data)."""
+    key = canonical_ref(ref)
+    if key not in _IDENTITY:
+        user_task(key)
+    return _IDENTITY[key]
 
 
 def user_task(ref: str, fresh: bool = False) -> TaskSpec:
@@ -309,9 +320,8 @@ def user_task(ref: str, fresh: bool = False) -> TaskSpec:
         return _RESOLVED[key]
     decl = declaration(key)
     if decl["source"] == "hub":
-        from tasks.sources.hubid import hub_spec
-
-        spec = hub_spec(decl)
+        spec = hubid.hub_spec(decl)
+        _IDENTITY[key] = hubid.identity(decl)
     else:
         corpus = read_corpus(decl)
         fp = fingerprint(decl, corpus)
@@ -319,5 +329,6 @@ def user_task(ref: str, fresh: bool = False) -> TaskSpec:
         meta_path = out / "meta.json"
         meta = json.loads(meta_path.read_text()) if meta_path.is_file() else build(decl, corpus, out)
         spec = spec_from(decl, meta, fp)
+        _IDENTITY[key] = spec.local.identity()
     _RESOLVED[key] = spec
     return spec

@@ -84,3 +84,22 @@ def task_yaml(path: Path, **fields) -> Path:
 
     path.write_text(yaml.safe_dump(fields))
     return path
+
+
+def hub_copy(data_dir: Path, name: str, string_labels: bool = False) -> Path:
+    """A local copy of a hub dataset in its parquet schema: data/{train,validation,test}-00000-of-00001.parquet
+    with an `audio` column typed as HF Audio (bytes) and `label` a ClassLabel (or the class names as strings)."""
+    from tasks_helpers import write_parquet
+
+    hub_split = {"train": "train", "val": "validation", "test": "test"}
+    by_split: dict[str, dict[str, list]] = {}
+    for k, (split, label, file) in enumerate(clip_names()):
+        path = tone(data_dir / ".audio" / file, label, k)
+        rows = by_split.setdefault(hub_split[split], {"file": [], "audio": [], "label": []})
+        rows["file"].append(file)
+        rows["audio"].append({"bytes": path.read_bytes(), "path": file})
+        rows["label"].append(label if string_labels else CLASSES.index(label))
+    for split, columns in by_split.items():
+        write_parquet(data_dir / name / "data" / f"{split}-00000-of-00001.parquet", columns,
+                      class_labels=None if string_labels else {"label": list(CLASSES)})
+    return data_dir / name

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus_helpers import CLASSES, class_folders, hear_task, manifest, task_yaml, tone
+from corpus_helpers import CLASSES, class_folders, hear_task, hub_copy, manifest, task_yaml, tone
 
 from benchmark.config import ConfigError, RunConfig
 from tasks import get_task
@@ -216,3 +216,27 @@ def test_tasks_info_and_prepare_take_a_task_yaml(tmp_path, capsys):
         os.chdir(cwd)
     assert "mine fold=None test: 4 clips, logmel [51, 16]" in capsys.readouterr().out
     assert np.isclose(get_task(ref).clip_seconds, 0.5)
+
+
+HUB_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_hub_dataset_by_id_from_a_local_copy_and_offline(tmp_path, monkeypatch, capsys):
+    hub_copy(tmp_path / "data", "birds", string_labels=True)
+    ref = str(task_yaml(tmp_path / "birds.yaml", name="birds", source="hub", repo=f"someone/birds@{HUB_REVISION}",
+                        id_column="file", clip_seconds=0.5))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TaskFileError, match=r"field 'classes'.*hf download --repo-type dataset someone/birds"):
+        user_task(ref, fresh=True)
+    monkeypatch.setenv("DIFFRES_DATA_DIR", str(tmp_path / "data"))
+    spec = user_task(ref, fresh=True)  # the class names read from the local copy
+    assert spec.class_names == CLASSES and spec.parquet.repo == "someone/birds" and spec.local is None
+    train = _labels(ref, "train")
+    assert len(train) == 8 and train["dog-train-0.wav"] == 1 and train["cat-train-3.wav"] == 0
+    monkeypatch.delenv("DIFFRES_DATA_DIR")
+    declared = str(task_yaml(tmp_path / "declared.yaml", name="birds2", source="hub",
+                             repo=f"someone/birds@{HUB_REVISION}", classes=list(CLASSES), clip_seconds=0.5))
+    assert main(["tasks", "prepare", declared]) == 2
+    err = capsys.readouterr().err
+    assert f"hf download --repo-type dataset someone/birds --revision {HUB_REVISION}" in err and "HF_HUB_OFFLINE" in err
+    assert RunConfig.for_task(declared).identity()["task_files"].startswith("hub-")

@@ -9,7 +9,7 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
-from corpus_helpers import class_folders, hear_task, manifest, task_yaml
+from corpus_helpers import class_folders, hear_task, hub_copy, manifest, task_yaml
 
 from benchmark.cli import main
 from tasks import get_task
@@ -33,25 +33,37 @@ def _run(capsys, store: str, task: str, tmp_path: Path, *extra: str) -> dict:
     return result
 
 
-def _sources(tmp_path: Path) -> dict[str, str]:
-    multi = manifest(tmp_path / "manifest")
-    return {
-        "folder-splits": f"folder:{class_folders(tmp_path / 'split-tree')}",
-        "folder-flat": f"folder:{class_folders(tmp_path / 'flat-tree', splits=False)}",
-        "manifest-multi": str(task_yaml(tmp_path / "multi.yaml", name="multi", source="manifest",
-                                        manifest=str(multi), label_separator=";")),
-        "hear-5fold": f"hear:{hear_task(tmp_path / 'hear-5fold', kfold=True)}",
-    }
+def _multi_manifest(tmp_path: Path) -> str:
+    return str(task_yaml(tmp_path / "multi.yaml", name="multi", source="manifest",
+                         manifest=str(manifest(tmp_path / "manifest")), label_separator=";"))
 
 
-@pytest.mark.parametrize("source", ["folder-splits", "folder-flat", "manifest-multi", "hear-5fold"])
-def test_one_short_training_per_source(capsys, tmp_path, store, source):
-    task = _sources(tmp_path)[source]
+def _hub(tmp_path: Path) -> str:
+    hub_copy(tmp_path / "data", "hubbirds")
+    return str(task_yaml(tmp_path / "hub.yaml", name="hubbirds", source="hub", clip_seconds=0.5,
+                         repo="someone/birds@0123456789abcdef0123456789abcdef01234567"))
+
+
+SOURCES = {  # a small real corpus of each kind -> the reference a user passes to --task
+    "folder-splits": lambda tmp: f"folder:{class_folders(tmp / 'split-tree')}",
+    "folder-flat": lambda tmp: f"folder:{class_folders(tmp / 'flat-tree', splits=False)}",
+    "manifest-multi": _multi_manifest,
+    "hear-5fold": lambda tmp: f"hear:{hear_task(tmp / 'hear-5fold', kfold=True)}",
+    "hub": _hub,
+}
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_one_short_training_per_source(capsys, tmp_path, store, source, monkeypatch):
+    task = SOURCES[source](tmp_path)
     extra = ["--fold", "1"] if source == "hear-5fold" else []
+    if source == "hub":  # the class names come from the local copy's ClassLabel
+        monkeypatch.setenv("DIFFRES_DATA_DIR", str(tmp_path / "data"))
+        extra = ["--data-dir", str(tmp_path / "data")]
     result = _run(capsys, store, task, tmp_path, "--frontend", "avgpool", "--reduction-rate", "0.5", *extra)
     run = mlflow.MlflowClient(store).get_run(result["run_id"])
     assert run.data.tags["metric_name"] == ("mAP" if source == "manifest-multi" else "accuracy")
-    assert run.data.params["task"] == get_task(task).local.ref
+    assert run.data.params["task"] == task and (source == "hub" or get_task(task).local.ref == task)
 
 
 def test_the_same_clips_as_hear_and_class_folders_give_the_same_cache_and_run(capsys, tmp_path, store):
