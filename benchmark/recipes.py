@@ -86,6 +86,16 @@ def recipe_for(task: str, recipe: str = "table") -> dict[str, Any]:
                    f"pass the recipe fields to RunConfig yourself")
 
 
+def auto_backbone(clip_seconds: float) -> str:
+    """`backbone: auto` of a suite: the quick recipe's CPU backbone without a GPU; on one, EfficientNet-B0 for clips
+    up to 2 s (speech-command-like) and the paper's EfficientNet-B2 for longer clips."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return QUICK_RECIPE["backbone"]
+    return "efficientnet_b0" if clip_seconds <= 2.0 else "efficientnet_b2"
+
+
 def lr_at_epoch(cfg: RunConfig, epoch: int) -> float:
     """Learning rate used during `epoch` (0-based), PSLA's MultiStepLR stepped once per epoch."""
     if epoch < cfg.lr_decay_from:

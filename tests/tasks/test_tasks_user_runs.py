@@ -81,3 +81,37 @@ def test_the_same_clips_as_hear_and_class_folders_give_the_same_cache_and_run(ca
     metrics = [mlflow.MlflowClient(store).get_run(r["run_id"]).data.metrics for r in (first, second)]
     for name in ("train_loss", "val_metric", "test_metric"):
         assert metrics[0][name] == metrics[1][name], name
+
+
+MINI = """
+name: mini
+base: {backbone: auto, epochs: 2, batch_size: 8, n_mels: 16, lr: 0.003}
+grids:
+  - frontend: [spec]
+    seed: [0, 1]
+  - frontend: [diffres, avgpool, diffres-noenc]
+    reduction_rate: [0.5]
+    seed: [0, 1]
+"""
+
+
+def test_a_suite_on_a_user_task_and_its_report(capsys, tmp_path, store):
+    root = class_folders(tmp_path / "c")
+    (root / "train/cat/cat-train-3.wav").write_bytes(b"corrupt")
+    task = str(task_yaml(tmp_path / "mine.yaml", name="mine", source="folder", root="c", clip_seconds=0.4,
+                         on_bad_file="skip"))
+    suite = tmp_path / "mini.yaml"
+    suite.write_text(MINI)
+    common = ["--suite", str(suite), "--task", task, "--storage", str(tmp_path / "optuna.journal")]
+    assert main(["plan", "--suite", "yours", "--task", task]) == 0
+    assert "plan for suite yours-mine-audiocnn_tiny: 50 points on 1 tasks" in capsys.readouterr().out
+    assert main(["reproduce", *common, "--tracking-uri", store, "--n-workers", "1", "--no-progress", "--allow-dirty",
+                 "--checkpoint-dir", str(tmp_path / "ckpt"), "--results-dir", str(tmp_path / "results"),
+                 "--reports-dir", str(tmp_path / "reports"), "--include-stale"]) == 0
+    assert "mini-mine-audiocnn_tiny: 8/8 done" in capsys.readouterr().out
+    report = (tmp_path / "reports" / "mini-mine-audiocnn_tiny" / "REPORT.md").read_text()
+    assert f"your corpus `{task}` (task mine, 0.4 s clips)" in report
+    assert "15 longer (cropped), 0 shorter (padded)" in report
+    assert "1 unreadable file(s) skipped (on_bad_file: skip): train/cat/cat-train-3.wav" in report
+    for claim in ("### Claim 1 ", "### Claim 2 ", "### Claim 5b "):
+        assert claim in report
