@@ -154,9 +154,12 @@ class UserIndex:
         return embedded_dir(self.name) / self.identity()
 
     def ensure(self) -> Path:
-        """The index folder; written again from the corpus if the cache was emptied."""
+        """The index folder; written again from the corpus if the cache was emptied since it was read."""
         if not (self.folder() / "clips.parquet").is_file():
-            user_task(self.ref, fresh=True)
+            again = user_task(self.ref, fresh=True).local
+            if again.fingerprint != self.fingerprint:
+                raise TaskFileError(f"{self.ref}: the corpus changed while this process used it (fingerprint "
+                                    f"{self.fingerprint} -> {again.fingerprint}); run the command again")
         return self.folder()
 
 

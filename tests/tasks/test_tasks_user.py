@@ -240,3 +240,14 @@ def test_hub_dataset_by_id_from_a_local_copy_and_offline(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert f"hf download --repo-type dataset someone/birds --revision {HUB_REVISION}" in err and "HF_HUB_OFFLINE" in err
     assert RunConfig.for_task(declared).identity()["task_files"].startswith("hub-")
+
+
+def test_an_emptied_cache_is_written_again_from_the_corpus(tmp_path, private_cache):
+    root = class_folders(tmp_path / "c")
+    spec = user_task(f"folder:{root}", fresh=True)
+    shutil.rmtree(private_cache / "embedded")
+    assert len(_labels(f"folder:{root}", "test")) == 4 and (spec.local.folder() / "meta.json").is_file()
+    shutil.rmtree(private_cache / "embedded")
+    tone(root / "test" / "cat" / "cat-test-0.wav", "cat", 98, seconds=0.3)
+    with pytest.raises(TaskFileError, match="the corpus changed while this process used it"):
+        spec.local.ensure()
