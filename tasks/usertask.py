@@ -64,12 +64,13 @@ def is_user_ref(ref: str) -> bool:
     return text.endswith((".yaml", ".yml")) or text.split(":", 1)[0] in PATH_KEYS and ":" in text
 
 
-def canonical_ref(ref: str) -> str:
+def canonical_ref(ref: str, base_dir: str | os.PathLike | None = None) -> str:
+    """The absolute form of a reference; relative paths are taken from `base_dir` (default: the working
+    directory; a suite YAML passes its own folder)."""
     text = str(ref)
-    if text.split(":", 1)[0] in PATH_KEYS and ":" in text:
-        kind, path = text.split(":", 1)
-        return f"{kind}:{Path(path).expanduser().resolve()}"
-    return str(Path(text).expanduser().resolve())
+    kind, path = text.split(":", 1) if text.split(":", 1)[0] in PATH_KEYS and ":" in text else ("", text)
+    absolute = (Path(base_dir or ".") / Path(path).expanduser()).resolve()
+    return f"{kind}:{absolute}" if kind else str(absolute)
 
 
 def declaration(ref: str) -> dict[str, Any]:

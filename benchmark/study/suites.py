@@ -148,11 +148,15 @@ def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Sui
     if not isinstance(grids, list) or not grids:
         raise SuiteError(f"{path}: grids: expected a non-empty list of grids (axis -> list of values), "
                          f"got {grids!r}")
+    from tasks.usertask import canonical_ref, is_user_ref
+
     configs: dict[str, RunConfig] = {}
     for index, grid in enumerate(grids):
         where = f"{path}: grids[{index}]"
         for point in _expand_grid(grid, where, fields_):
             merged = {**base, **point}
+            if isinstance(merged.get("task"), str) and is_user_ref(merged["task"]):
+                merged["task"] = canonical_ref(merged["task"], path.parent)  # a task YAML beside the suite
             if "task" not in merged:
                 raise SuiteError(f"{where}: no task: give `task` in base or as an axis, or run the suite with "
                                  f"--task TASK (a task name, a task YAML, folder:DIR, hear:DIR, manifest:FILE)")

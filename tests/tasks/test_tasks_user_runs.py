@@ -115,3 +115,17 @@ def test_a_suite_on_a_user_task_and_its_report(capsys, tmp_path, store):
     assert "1 unreadable file(s) skipped (on_bad_file: skip): train/cat/cat-train-3.wav" in report
     for claim in ("### Claim 1 ", "### Claim 2 ", "### Claim 5b "):
         assert claim in report
+
+
+def test_a_suite_yaml_names_a_task_yaml_beside_it(tmp_path, monkeypatch):
+    from benchmark.study import load_suite
+
+    class_folders(tmp_path / "c")
+    task_yaml(tmp_path / "mine.yaml", name="mine", source="folder", root="c")
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: s\nbase: {task: mine.yaml, epochs: 1}\ngrids: [{frontend: [spec, avgpool], "
+                     "reduction_rate: [0.5]}]\n")
+    monkeypatch.chdir(tmp_path.parent)  # the task YAML is found beside the suite, not in the working directory
+    loaded = load_suite(suite)
+    assert [cfg.task for cfg in loaded.configs] == [str(tmp_path / "mine.yaml")] * 2
+    assert len({cfg.config_hash for cfg in loaded.configs}) == 2
