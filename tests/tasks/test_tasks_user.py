@@ -251,3 +251,20 @@ def test_an_emptied_cache_is_written_again_from_the_corpus(tmp_path, private_cac
     tone(root / "test" / "cat" / "cat-test-0.wav", "cat", 98, seconds=0.3)
     with pytest.raises(TaskFileError, match="the corpus changed while this process used it"):
         spec.local.ensure()
+
+
+def test_a_jsonl_manifest_with_a_fold_column_is_a_k_fold_task(tmp_path):
+    rows = []
+    for fold in range(4):  # 0-based folds, as HEAR's fold00.. are
+        for label in CLASSES:
+            name = f"clips/{label}-{fold}.wav"
+            tone(tmp_path / "m" / name, label, fold)
+            rows.append(json.dumps({"file_name": name, "label": label, "fold": fold}))
+    (tmp_path / "m" / "metadata.jsonl").write_text("\n".join(rows) + "\n")
+    ref = f"manifest:{tmp_path / 'm' / 'metadata.jsonl'}"
+    spec = get_task(ref)
+    assert spec.folds == 4 and spec.name == "m" and "the manifest's `fold` column" in spec.protocol
+    assert set(_labels(ref, "test", fold=4)) == {"clips/cat-3.wav", "clips/dog-3.wav"}  # fold 4 = the 0-based 3
+    assert set(_labels(ref, "val", fold=4)) == {"clips/cat-0.wav", "clips/dog-0.wav"}
+    with pytest.raises(ValueError, match="4-fold task"):
+        load_split(ref, "test", None)
