@@ -268,3 +268,11 @@ def test_a_jsonl_manifest_with_a_fold_column_is_a_k_fold_task(tmp_path):
     assert set(_labels(ref, "val", fold=4)) == {"clips/cat-0.wav", "clips/dog-0.wav"}
     with pytest.raises(ValueError, match="4-fold task"):
         load_split(ref, "test", None)
+
+
+def test_a_multilabel_hear_task_has_label_lists(tmp_path):
+    root = hear_task(tmp_path / "h", kfold=True, multilabel=True)
+    spec = get_task(f"hear:{root}")
+    assert spec.label_kind == "multi" and spec.metric == "mAP" and spec.folds == 5
+    test = _labels(f"hear:{root}", "test", fold=1)
+    assert test["16000/fold00/cat-fold00-1.wav"] == [0, 1] and test["16000/fold00/cat-fold00-0.wav"] == [0]
