@@ -45,6 +45,7 @@ from tasks.sources.corpus import (
     file_stats,
     fold_roles,
     probe_all,
+    shorthands,
     split_problems,
     stratified_split,
 )
@@ -54,21 +55,20 @@ DEFAULT_SAMPLE_RATE = 16000
 KEYS = {"name", "source", "root", "manifest", "label_column", "label_separator", "classes", "clip_seconds",
         "sample_rate", "metric", "split_seed", "on_bad_file", "repo", "audio_column", "splits", "data_files",
         "multi_label", "id_column"}
-PATH_KEYS = {"folder": "root", "hear": "root", "manifest": "manifest"}  # the shorthands: <source>:<path>
 BAD_FILE_POLICIES = ("refuse", "skip")
 SHOWN = 20  # bad files listed in an error
 
 
 def is_user_ref(ref: str) -> bool:
     text = str(ref)
-    return text.endswith((".yaml", ".yml")) or text.split(":", 1)[0] in PATH_KEYS and ":" in text
+    return text.endswith((".yaml", ".yml")) or text.split(":", 1)[0] in shorthands() and ":" in text
 
 
 def canonical_ref(ref: str, base_dir: str | os.PathLike | None = None) -> str:
     """The absolute form of a reference; relative paths are taken from `base_dir` (default: the working
     directory; a suite YAML passes its own folder)."""
     text = str(ref)
-    kind, path = text.split(":", 1) if text.split(":", 1)[0] in PATH_KEYS and ":" in text else ("", text)
+    kind, path = text.split(":", 1) if text.split(":", 1)[0] in shorthands() and ":" in text else ("", text)
     absolute = (Path(base_dir or ".") / Path(path).expanduser()).resolve()
     return f"{kind}:{absolute}" if kind else str(absolute)
 
@@ -79,10 +79,9 @@ def declaration(ref: str) -> dict[str, Any]:
     kind, _, path = ref.partition(":") if not ref.endswith((".yaml", ".yml")) else ("", "", ref)
     if kind:
         target = Path(path)
-        decl = {"name": target.stem if kind == "manifest" else target.name, "source": kind, PATH_KEYS[kind]: path,
-                "_file": ref}
-        if kind == "manifest":
-            decl["name"] = target.parent.name or target.stem
+        field_name = shorthands()[kind]  # a folder is named after itself, a manifest after its folder
+        decl = {"name": target.name if target.is_dir() else target.parent.name or target.stem, "source": kind,
+                field_name: path, "_file": ref}
     else:
         file = Path(path)
         if not file.is_file():
@@ -115,8 +114,8 @@ def _check(decl: dict[str, Any]) -> None:
         raise file_error(file, "name", name, "a name that is not a built-in task's (`diffres-bench tasks list`)")
     if decl.get("source") not in SOURCES:
         raise file_error(file, "source", decl.get("source"), f"one of {sorted(SOURCES)}")
-    needed = {"folder": "root", "hear": "root", "manifest": "manifest", "hub": "repo"}.get(decl["source"])
-    if needed and not decl.get(needed):
+    needed = SOURCES[decl["source"]].required
+    if not decl.get(needed):
         raise file_error(file, needed, None, f"a value for source {decl['source']!r}")
     seconds = decl.get("clip_seconds")
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
@@ -165,7 +164,7 @@ class UserIndex:
 
 
 def read_corpus(decl: dict[str, Any]) -> Corpus:
-    return SOURCES[decl["source"]](decl)
+    return SOURCES[decl["source"]].read(decl)
 
 
 def fingerprint(decl: dict[str, Any], corpus: Corpus) -> str:

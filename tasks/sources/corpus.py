@@ -67,17 +67,34 @@ class Probe:
 
 
 SourceReader = Callable[[Mapping[str, Any]], Corpus]
-SOURCES: dict[str, SourceReader] = {}
 
 
-def register_source(name: str) -> Callable[[SourceReader], SourceReader]:
+@dataclass(frozen=True)
+class Source:
+    """A registered layout: its reader, the declared field it cannot do without, and whether the shorthand
+    `<name>:<path>` names a corpus by that field alone (a path)."""
+
+    read: SourceReader
+    required: str
+    shorthand: bool
+
+
+SOURCES: dict[str, Source] = {}
+
+
+def register_source(name: str, required: str, shorthand: bool = True) -> Callable[[SourceReader], SourceReader]:
     def add(fn: SourceReader) -> SourceReader:
         if name in SOURCES:
             raise ValueError(f"source {name!r} is already registered")
-        SOURCES[name] = fn
+        SOURCES[name] = Source(fn, required, shorthand)
         return fn
 
     return add
+
+
+def shorthands() -> dict[str, str]:
+    """`<name>:<path>` shorthand -> the declared field the path fills."""
+    return {name: s.required for name, s in SOURCES.items() if s.shorthand}
 
 
 # ------------------------------------------------------------------------------------------ checks

@@ -26,7 +26,7 @@ from tasks.sources.corpus import (
 )
 
 
-@register_source("folder")
+@register_source("folder", required="root")
 def read_folder(decl: Mapping[str, Any]) -> Corpus:
     root = Path(decl["root"])
     if not root.is_dir():

@@ -88,7 +88,7 @@ def rate_folder(root: Path, wanted: int | None) -> int:
     return wanted if wanted in rates else rates[-1]
 
 
-@register_source("hear")
+@register_source("hear", required="root")
 def read_hear(decl: Mapping[str, Any]) -> Corpus:
     root = Path(decl["root"])
     if not root.is_dir():

@@ -34,8 +34,9 @@ from tasks.sources.corpus import TaskFileError, file_error, register_source
 DEFAULT_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 
 
-@register_source("hub")
+@register_source("hub", required="repo", shorthand=False)
 def read_hub(decl: Mapping[str, Any]) -> Any:
+    """A hub dataset has no corpus of files to index: `tasks.usertask` builds its spec with `hub_spec`."""
     raise TaskFileError(f"{decl['_file']}: a hub dataset is read as parquet, not as a corpus of files")
 
 

@@ -42,7 +42,7 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     raise file_error(path, "manifest", path.suffix, "a .csv or .jsonl file")
 
 
-@register_source("manifest")
+@register_source("manifest", required="manifest")
 def read_manifest(decl: Mapping[str, Any]) -> Corpus:
     path = Path(decl["manifest"])
     root = Path(decl.get("root") or path.parent)
