@@ -80,8 +80,8 @@ def declaration(ref: str) -> dict[str, Any]:
     if kind:
         target = Path(path)
         field_name = shorthands()[kind]  # a folder is named after itself, a manifest after its folder
-        decl = {"name": target.name if target.is_dir() else target.parent.name or target.stem, "source": kind,
-                field_name: path, "_file": ref}
+        name = re.sub(r"[^A-Za-z0-9_.-]", "-", target.name if target.is_dir() else target.parent.name or target.stem)
+        decl = {"name": name.lstrip(".-_") or "corpus", "source": kind, field_name: path, "_file": ref}
     else:
         file = Path(path)
         if not file.is_file():

@@ -33,9 +33,9 @@ def _nothing_written(cache: Path) -> bool:
 
 
 def test_class_folders_with_split_folders_keep_them(tmp_path):
-    root = class_folders(tmp_path / "birds")
+    root = class_folders(tmp_path / "my birds")
     spec = get_task(f"folder:{root}")
-    assert (spec.name, spec.class_names, spec.label_kind, spec.folds) == ("birds", CLASSES, "single", None)
+    assert (spec.name, spec.class_names, spec.label_kind, spec.folds) == ("my-birds", CLASSES, "single", None)
     assert spec.clip_seconds == 0.5 and spec.sample_rate == 16000 and spec.metric == "accuracy"
     train = _labels(f"folder:{root}", "train")
     assert len(train) == 8 and len(_labels(f"folder:{root}", "val")) == len(_labels(f"folder:{root}", "test")) == 4
