@@ -116,8 +116,10 @@ def read_hear(decl: Mapping[str, Any]) -> Corpus:
         folder = root / str(rate) / split
         for name in sorted(entries):
             labels = entries[name]
-            if not isinstance(labels, list) or not labels or not all(isinstance(x, str) for x in labels):
+            if not isinstance(labels, list) or not labels or not all(
+                    isinstance(x, (str, int)) and not isinstance(x, bool) for x in labels):
                 raise file_error(path, name, labels, "a non-empty list of label names")
+            labels = [str(x) for x in labels]  # labelvocabulary.csv holds names as text: 60 is "60"
             unknown = [x for x in labels if x not in vocab]
             if unknown:
                 raise file_error(path, name, unknown[0], f"a label of {VOCABULARY} ({len(classes)} classes)")
