@@ -129,3 +129,11 @@ def test_a_suite_yaml_names_a_task_yaml_beside_it(tmp_path, monkeypatch):
     loaded = load_suite(suite)
     assert [cfg.task for cfg in loaded.configs] == [str(tmp_path / "mine.yaml")] * 2
     assert len({cfg.config_hash for cfg in loaded.configs}) == 2
+
+
+@pytest.mark.parametrize("command", ["plan", "create", "worker", "status", "study", "reproduce", "report"])
+def test_every_suite_command_takes_a_task(command):
+    from benchmark.cli import build_parser
+
+    args = build_parser().parse_args([command, "--suite", "yours", "--task", "folder:/data/birds"])
+    assert args.task == "folder:/data/birds"
