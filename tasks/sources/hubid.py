@@ -12,7 +12,7 @@ check, with the same offline error and `hf download` command.
     id_column: file                               # optional: a clip id column (else <split>-<row>)
     splits: {train: train, val: validation, test: test}   # our split -> the hub's split name
     data_files: {train: [data/train-*.parquet]}   # optional, by hub split (default data/<split>-*.parquet)
-    classes: [a, b, c]                            # optional when a local copy exists (read from it)
+    classes: [a, b, c]                            # optional with a local copy (--data-dir / $DIFFRES_DATA_DIR)
     clip_seconds: 5                               # required: clips are cropped or padded to it
 
 Class index = position in `classes`, else the label column's ClassLabel names, else the sorted names found.

@@ -4,6 +4,7 @@ and the same clips in two layouts (HEAR, class folders) giving the same cache an
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -54,13 +55,13 @@ SOURCES = {  # a small real corpus of each kind -> the reference a user passes t
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
-def test_one_short_training_per_source(capsys, tmp_path, store, source, monkeypatch):
+def test_one_short_training_per_source(capsys, tmp_path, store, source):
     task = SOURCES[source](tmp_path)
     extra = ["--fold", "1"] if source == "hear-5fold" else []
-    if source == "hub":  # the class names come from the local copy's ClassLabel
-        monkeypatch.setenv("DIFFRES_DATA_DIR", str(tmp_path / "data"))
+    if source == "hub":  # the class names come from the local copy's ClassLabel, found through --data-dir
         extra = ["--data-dir", str(tmp_path / "data")]
     result = _run(capsys, store, task, tmp_path, "--frontend", "avgpool", "--reduction-rate", "0.5", *extra)
+    assert "DIFFRES_DATA_DIR" not in os.environ  # --data-dir is the command's, not the process's
     run = mlflow.MlflowClient(store).get_run(result["run_id"])
     assert run.data.tags["metric_name"] == ("mAP" if source == "manifest-multi" else "accuracy")
     assert run.data.params["task"] == task and (source == "hub" or get_task(task).local.ref == task)
