@@ -11,10 +11,12 @@ directory); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     _setup_logging(args.verbose)
     try:
-        return int(args.func(args) or 0)
+        with _data_dir_in_environment(getattr(args, "data_dir", None)):
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("diffres-bench: interrupted", file=sys.stderr)
         return 130
@@ -51,6 +54,25 @@ def main(argv: list[str] | None = None) -> int:
         text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"diffres-bench: error: {mask_uri(str(text))}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _data_dir_in_environment(data_dir: Path | None) -> Iterator[None]:
+    """`--data-dir` as `$DIFFRES_DATA_DIR` while the command runs: a hub dataset named by a task YAML reads its
+    class names from its local copy when the task is first named, before any data_dir argument is passed."""
+    from tasks.data import DATA_DIR_ENV
+
+    before = os.environ.get(DATA_DIR_ENV)
+    if data_dir is not None:
+        os.environ[DATA_DIR_ENV] = str(data_dir)
+    try:
+        yield
+    finally:
+        if data_dir is not None:
+            if before is None:
+                os.environ.pop(DATA_DIR_ENV, None)
+            else:
+                os.environ[DATA_DIR_ENV] = before
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="leaderboards, figures and REPORT.md from a suite's MLflow runs")
     report.add_argument("--suite", required=True, help="suite name or YAML path")
+    _add_suite_task_flag(report)
     _add_tracking_flag(report)
     _add_report_dirs(report)
     report.set_defaults(func=_cmd_report)
@@ -124,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="what a suite will cost before it starts: points, downloads, disk, GPU-hours")
     plan.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
+    _add_suite_task_flag(plan)
     plan.add_argument("--device", default=None,
                       help="device name of a row of results/throughput.csv (default: the visible GPU, if any)")
     plan.add_argument("--loader-workers", type=int, default=None,
@@ -138,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     canary.add_argument("--note", default="", help="with --write: a note for the row (where it ran)")
     canary.set_defaults(func=_cmd_canary)
 
-    suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size")
+    suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size, and the templates")
     suites.set_defaults(func=_cmd_suites)
 
     from tasks.cli import add_parser as add_tasks_parser
@@ -152,7 +176,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field; unset flags keep the task's recipe (RunConfig.for_task)."""
     from benchmark.config import RunConfig
 
-    parser.add_argument("--task", required=True, help="task name (see `diffres-bench tasks list`)")
+    parser.add_argument("--task", required=True, help="task name (see `diffres-bench tasks list`), a task YAML "
+                                                      "path, or folder:DIR / hear:DIR / manifest:FILE (docs/tasks.md)")
     for f in RunConfig.__dataclass_fields__.values():
         if f.name == "task":
             continue
@@ -162,9 +187,25 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_suite_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
+    _add_suite_task_flag(parser)
     parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
                         help=f"Optuna storage: a journal file path or a URL such as postgresql://... "
                              f"(default: ${STORAGE_ENV} or {RESULTS_DIR}/SUITE/optuna.journal)")
+
+
+def _add_suite_task_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", default=None,
+                        help="run the suite on this task (e.g. --suite yours --task folder:DIR): a task name, a task "
+                             "YAML, folder:DIR, hear:DIR or manifest:FILE; the suite is named <suite>-<task>")
+
+
+def _suite(args: argparse.Namespace) -> Any:
+    """The suite of `--suite` (and `--task`): its name or path as given, or loaded on the task."""
+    if args.task is None:
+        return args.suite
+    from benchmark.study.suites import load_suite
+
+    return load_suite(args.suite, task=args.task)
 
 
 def _add_tracking_flag(parser: argparse.ArgumentParser) -> None:
@@ -240,19 +281,20 @@ def _cmd_study(args: argparse.Namespace) -> int:
     from benchmark.plan import plan_suite
 
     _require_provenance(args)
-    print(plan_suite(args.suite, data_dir=args.data_dir), flush=True)  # what it will cost, before anything starts
+    suite = _suite(args)
+    print(plan_suite(suite, data_dir=args.data_dir), flush=True)  # what it will cost, before anything starts
     study = _studies(args.verbose)
-    final = study.run_study(args.suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
+    final = study.run_study(suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
                             checkpoint_dir=args.checkpoint_dir, heartbeat_interval=args.heartbeat_interval,
                             grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir)
     print(final)
     if args.report:
-        _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
+        _report(suite, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
     return _study_exit(final)
 
 
 def _cmd_create(args: argparse.Namespace) -> int:
-    suite = _studies(args.verbose).create(args.suite, args.storage, args.tracking_uri, data_dir=args.data_dir)
+    suite = _studies(args.verbose).create(_suite(args), args.storage, args.tracking_uri, data_dir=args.data_dir)
     print(f"created {suite.name}: {len(suite.configs)} points")
     return 0
 
@@ -260,7 +302,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     _require_provenance(args)
     final = _studies(args.verbose).worker(
-        args.suite, args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
+        _suite(args), args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
         heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
         poll_seconds=args.poll_seconds, progress=args.progress, data_dir=args.data_dir)
     print(final)
@@ -270,7 +312,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    current = _studies(args.verbose).status(args.suite, args.storage)
+    current = _studies(args.verbose).status(_suite(args), args.storage)
     print(json.dumps(asdict(current)) if args.json else current)
     return 0
 
@@ -295,7 +337,7 @@ def _cmd_canary(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    _report(args.suite, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
+    _report(_suite(args), args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
     return 0
 
 
@@ -324,21 +366,27 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     if args.loader_workers is not None and args.loader_workers < 0:
         raise ValueError(f"--loader-workers {args.loader_workers}: expected an integer >= 0")
-    print(plan_suite(args.suite, device=args.device, loader_workers=args.loader_workers, data_dir=args.data_dir))
+    print(plan_suite(_suite(args), device=args.device, loader_workers=args.loader_workers, data_dir=args.data_dir))
     return 0
 
 
 def _cmd_suites(args: argparse.Namespace) -> int:
+    import yaml
+
     from benchmark.study import list_suites, load_suite
+    from benchmark.study.suites import TEMPLATES_DIR, list_templates
 
     for name in list_suites():
         suite = load_suite(name)
         mode = f"search {suite.n_trials} trials x " if suite.search else ""
         print(f"{name:14s} {mode}{len(suite.configs)} points  {suite.description.splitlines()[0]}")
+    for name in list_templates():
+        description = str(yaml.safe_load((TEMPLATES_DIR / f"{name}.yaml").read_text()).get("description", ""))
+        print(f"{name:14s} template (--suite {name} --task TASK)  {description.strip().splitlines()[0]}")
     return 0
 
 
-def _report(suite_arg: str, tracking_uri: str | None, results_dir: Path, reports_dir: Path,
+def _report(suite_arg: Any, tracking_uri: str | None, results_dir: Path, reports_dir: Path,
             include_stale: bool = False) -> Any:
     """The report of a suite given by name or YAML path (its name and its margin come from the YAML)."""
     from benchmark.report import build_report

@@ -126,9 +126,15 @@ class RunConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
+        from tasks.usertask import canonical_ref, is_user_ref
+
+        if is_user_ref(self.task):  # a task YAML or `folder:DIR`: the absolute reference, valid from any folder
+            object.__setattr__(self, "task", canonical_ref(self.task))
         if self.frontend == NO_REDUCTION_FRONTEND:
             object.__setattr__(self, "reduction_rate", 0.0)
         self._validate()
+        # a user task's corpus as it was when this config was made (not a field: never set by hand)
+        object.__setattr__(self, "_task_files", _task_files(self.task))
 
     # ----------------------------------------------------------------------------------- validation
     def _validate(self) -> None:
@@ -178,6 +184,8 @@ class RunConfig:
         _check(0.0 <= self.mixup_prob <= 1.0, "mixup_prob", self.mixup_prob, "a probability in [0, 1]")
         _check(self.guide_loss_weight >= 0, "guide_loss_weight", self.guide_loss_weight, "a number >= 0")
         _check(self.loss in LOSSES, "loss", self.loss, f"one of {list(LOSSES)}")
+        _check(self.loss != "ce" or spec.label_kind == "single", "loss", self.loss,
+               f"'auto' or 'bce' for the multi-label task {spec.name!r} (cross-entropy needs one label a clip)")
         for name in ("max_train_clips", "max_eval_clips"):
             value = getattr(self, name)
             _check(value is None or value >= 1, name, value, "None or an integer >= 1")
@@ -222,8 +230,10 @@ class RunConfig:
         """The fields that name this run: all of them, less those added after `CONFIG_VERSION` (field
         metadata `since`) that hold their default."""
         version = int(CONFIG_VERSION)
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if f.metadata.get("since", version) <= version or getattr(self, f.name) != f.default}
+        named = {f.name: getattr(self, f.name) for f in fields(self)
+                 if f.metadata.get("since", version) <= version or getattr(self, f.name) != f.default}
+        files = self.__dict__.get("_task_files")
+        return named if files is None else {**named, "task_files": files}
 
     def to_json(self) -> str:
         return json.dumps({"config_version": CONFIG_VERSION, **self.identity()}, sort_keys=True,
@@ -328,6 +338,14 @@ def _check_task(task: str, fold: int | None) -> Any:
     except ValueError as err:
         raise ConfigError(f"RunConfig.fold={fold!r}: {err}") from None
     return spec
+
+
+def _task_files(task: str) -> str | None:
+    """A user task's corpus fingerprint (declared fields + file names, sizes, mtimes): part of a run's identity,
+    so runs on two versions of a corpus never mix. None for the registered tasks (their identities unchanged)."""
+    from tasks.usertask import is_user_ref, task_identity
+
+    return task_identity(task) if is_user_ref(task) else None
 
 
 def _check_whole_samples(name: str, ms: float, spec: Any) -> None:

@@ -59,7 +59,7 @@ GB = 1e9
 class TaskPlan:
     task: str
     points: int
-    embedded: bool
+    embedded: bool  # nothing to download: an embedded task or a user's corpus (TaskSpec.is_local)
     download_gb: float  # 0 for embedded tasks
     cache_gb: float  # the task's waveform cache
     compute_hours: float  # on the device: model FLOPs (and the features, where measured)
@@ -123,7 +123,8 @@ class Plan:
         lines += [f"  {t.task}: {t.download}\n    local copy: {t.local}" for t in self.tasks if not t.embedded]
         embedded = [t.task for t in self.tasks if t.embedded]
         if embedded:
-            lines.append(f"  none for {', '.join(embedded)} (embedded: generated here)")
+            lines.append(f"  none for {', '.join(embedded)} (embedded tasks are generated here; your corpus is read "
+                         f"in place)")
         lines += [f"  {w}" for w in self.weights]
         return "\n".join(lines)
 
@@ -294,18 +295,18 @@ def plan_suite(suite: Any, *, device: str | None = None, throughput_csv: Path = 
             compute_s, loader_s, hours_s = compute_s + point, loader_s + read, hours_s + max(point, read)
         samples = round(spec.clip_seconds * spec.sample_rate)
         cache = CACHE_BYTES_PER_SAMPLE * samples * sum(clips.values())
-        plans.append(TaskPlan(task=task, points=len(configs), embedded=spec.is_embedded,
+        plans.append(TaskPlan(task=task, points=len(configs), embedded=spec.is_local,
                               download_gb=spec.download_gb, cache_gb=cache / GB, compute_hours=compute_s / 3600,
                               loader_hours=loader_s / 3600 if read_rate else None, hours=hours_s / 3600,
                               download=_download_line(spec),
-                              local="" if spec.is_embedded else local_copy_status(spec, data_dir)))
+                              local="" if spec.is_local else local_copy_status(spec, data_dir)))
     return Plan(suite=suite.name, device=device, flops_per_s=flops_per_s, measured=measured,
                 tasks=tuple(plans), weights=tuple(_weights_lines(suite.configs)), loader_workers=workers,
                 notes=tuple(rates.notes()))
 
 
 def _download_line(spec: Any) -> str:
-    if spec.is_embedded:
+    if spec.is_local:
         return ""
     src, note = spec.parquet, spec.size.note if spec.size else ""
     if src.repo is None:

@@ -67,10 +67,15 @@ QUICK_RECIPE: dict[str, Any] = dict(
 
 def recipe_for(task: str, recipe: str = "table") -> dict[str, Any]:
     """Recipe fields for `task`: the paper's for a hub task (matched by family name, e.g. "esc50",
-    "esc-50-fold", "nsynth-instrument"), `QUICK_RECIPE` for the embedded "toy-*" tasks.
+    "esc-50-fold", "nsynth-instrument"), `QUICK_RECIPE` for the embedded "toy-*" tasks and a user's corpus
+    (a task YAML or `folder:DIR`).
     `recipe="paper"` adds `PAPER_SYSTEM` to a hub task's recipe (the toy tasks have no paper system)."""
     if recipe not in RECIPES:
         raise KeyError(f"recipe={recipe!r}: expected one of {list(RECIPES)}")
+    from tasks.usertask import is_user_ref
+
+    if is_user_ref(task):  # a user's corpus: the quick recipe; suites/yours.yaml sizes the backbone
+        return dict(QUICK_RECIPE)
     key = re.sub(r"[^a-z0-9]", "", task.lower())
     for family, table in PAPER_RECIPES.items():
         if key.startswith(family):
@@ -79,6 +84,16 @@ def recipe_for(task: str, recipe: str = "table") -> dict[str, Any]:
         return dict(QUICK_RECIPE)
     raise KeyError(f"no recipe for task {task!r}: known families {sorted(PAPER_RECIPES)} and 'toy-*'; "
                    f"pass the recipe fields to RunConfig yourself")
+
+
+def auto_backbone(clip_seconds: float) -> str:
+    """`backbone: auto` of a suite: the quick recipe's CPU backbone without a GPU; on one, EfficientNet-B0 for clips
+    up to 2 s (speech-command-like) and the paper's EfficientNet-B2 for longer clips."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return QUICK_RECIPE["backbone"]
+    return "efficientnet_b0" if clip_seconds <= 2.0 else "efficientnet_b2"
 
 
 def lr_at_epoch(cfg: RunConfig, epoch: int) -> float:

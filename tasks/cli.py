@@ -1,4 +1,5 @@
-"""`diffres-bench tasks list | info NAME | prepare NAME`: thin calls of the tasks library.
+"""`diffres-bench tasks list | info TASK | prepare TASK | inspect SOURCE`: thin calls of the tasks library.
+TASK is a registered name, a task YAML path or a shorthand (`folder:DIR`, `hear:DIR`, `manifest:FILE`).
 
 benchmark/cli.py registers this group with `tasks.cli.add_parser(subparsers)`; each handler takes
 the parsed args and returns an exit code.
@@ -28,7 +29,8 @@ def describe(name: str) -> str:
         lines.append(f"hub:          {spec.parquet.repo} @ {spec.parquet.revision}")
         lines.append(f"download:     {spec.parquet.download_command(f'<data-dir>/{spec.name}')}")
     files = ", ".join(p for pats in spec.parquet.data_files.values() for p in pats)
-    lines.append(f"local layout: <data-dir>/{spec.name}/{{{files}}}")
+    if spec.local is None:
+        lines.append(f"local layout: <data-dir>/{spec.name}/{{{files}}}")
     if spec.parquet.note:
         lines.append(f"note:         {spec.parquet.note}")
     names = ", ".join(spec.class_names[:8]) + (", ..." if spec.num_classes > 8 else "")
@@ -60,9 +62,17 @@ def prepare(name: str, hop_ms: list[float], n_mels: int = 64, win_ms: float = 25
         for fold in fold_list:
             for split in spec.splits:
                 fs = load_features(name, split, cfg, fold=fold, data_dir=data_dir, progress=progress)
-                done.append(f"{name} fold={fold} {split}: {len(fs)} clips, logmel "
+                done.append(f"{spec.name} fold={fold} {split}: {len(fs)} clips, logmel "
                             f"[{cfg.num_frames(spec.clip_seconds)}, {n_mels}] at hop {hop:g} ms")
     return done
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from tasks.inspect import inspect_source
+
+    result = inspect_source(args.source)
+    print(result.text)
+    return 1 if result.problems else 0
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -77,11 +87,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     sub = parser.add_subparsers(dest="tasks_command", required=True)
     p = sub.add_parser("list", help="list the registered tasks")
     p.set_defaults(func=cmd_list)
+    task_help = "task name (see `tasks list`), task YAML path, or folder:DIR / hear:DIR / manifest:FILE"
     p = sub.add_parser("info", help="describe one task: source, revision, protocol, local layout")
-    p.add_argument("name", help="task name (see `tasks list`)")
+    p.add_argument("name", help=task_help)
     p.set_defaults(func=cmd_info)
     p = sub.add_parser("prepare", help="download/generate and cache log-mel features of a task")
-    p.add_argument("name", help="task name (see `tasks list`)")
+    p.add_argument("name", help=task_help)
     p.add_argument("--hop-ms", type=float, nargs="+", default=[10.0], help="hop size(s) in ms (default 10)")
     p.add_argument("--n-mels", type=int, default=64)
     p.add_argument("--win-ms", type=float, default=25.0)
@@ -90,6 +101,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--data-dir", default=None,
                    help="root of local copies: <data-dir>/<task>/... (default: $DIFFRES_DATA_DIR)")
     p.set_defaults(func=cmd_prepare)
+    p = sub.add_parser("inspect", help="your corpus before it trains: classes, clips per split/fold, clip lengths, "
+                                       "sample rates, label balance, problems (exit 1 when there are problems)")
+    p.add_argument("source", help="a task YAML path, or folder:DIR / hear:DIR / manifest:FILE")
+    p.set_defaults(func=cmd_inspect)
     return parser
 
 

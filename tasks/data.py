@@ -56,6 +56,10 @@ def _hub_offline_reason() -> str | None:
 def resolve_files(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> tuple[dict[str, list[str]], str]:
     """-> (data_files for `load_dataset("parquet", ...)`, a source identity string for cache keys)."""
     src = spec.parquet
+    if spec.local is not None:  # a user's corpus: its index, read in place (never a data-dir copy)
+        task_root = spec.local.ensure()
+        return {k: [str(task_root / pat) for pat in pats] for k, pats in src.data_files.items()}, \
+            f"user:{spec.local.identity()}"
     root = _data_root(data_dir)
     if root is not None and (root / spec.name).is_dir():
         task_root = root / spec.name
@@ -168,6 +172,8 @@ def load_split(
 def source_identity(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> str | None:
     """The source identity without loading or generating anything; None if it needs the hub check
     or generation to be known (then the caller resolves files the normal way)."""
+    if spec.local is not None:
+        return f"user:{spec.local.identity()}"
     root = _data_root(data_dir)
     if root is not None and (root / spec.name).is_dir():
         return resolve_files(spec, data_dir)[1]

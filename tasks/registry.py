@@ -91,6 +91,8 @@ class TaskSpec:
     # resolution must beat uniform reduction, "negative" where no front-end may beat another.
     control: Literal["positive", "negative"] | None = None
     size: TaskSize | None = field(default=None, compare=False)  # hub tasks: planning figures (`clips`)
+    # A user's corpus (tasks/usertask.py): the parquet index of its files, written under its fingerprint
+    local: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.num_classes:
@@ -111,17 +113,22 @@ class TaskSpec:
     def is_embedded(self) -> bool:
         return self.embedded is not None
 
+    @property
+    def is_local(self) -> bool:
+        """Nothing to download: an embedded task (generated here) or a user's corpus (read in place)."""
+        return self.embedded is not None or self.local is not None
+
     def clips(self, split: str) -> int | None:
         """Clips in `split` (train / val / test; one fold's): the generator's sizes for an embedded task, the
         registry's planning figure (`size`) for a hub task, None when neither is known."""
-        if self.embedded is not None:
-            return dict(self.embedded.sizes)[split]
+        if self.is_local:
+            return dict((self.embedded or self.local).sizes)[split]
         return getattr(self.size, split) if self.size is not None else None
 
     @property
     def download_gb(self) -> float:
         """GB to download before the task can run: 0 for an embedded task (generated here)."""
-        return 0.0 if self.embedded is not None or self.size is None else self.size.download_gb
+        return 0.0 if self.is_local or self.size is None else self.size.download_gb
 
     def check_fold(self, fold: int | None) -> None:
         """k-fold tasks need fold in 1..k; other tasks take no fold."""
@@ -150,10 +157,16 @@ def register_task(fn: Callable[[], TaskSpec]) -> Callable[[], TaskSpec]:
 
 
 def get_task(name: str) -> TaskSpec:
-    try:
+    """A registered task by name, or a user's corpus by a task YAML path or a shorthand such as
+    `folder:/path/to/dir` (`tasks.usertask`; its errors name the file, field and value)."""
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}") from None
+    from tasks.usertask import is_user_ref, user_task
+
+    if is_user_ref(name):
+        return user_task(name)
+    raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}; or your own corpus: a task "
+                   f"YAML path, hear:DIR, folder:DIR or manifest:FILE (docs/tasks.md)")
 
 
 def list_tasks() -> list[str]:

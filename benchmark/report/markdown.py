@@ -20,7 +20,15 @@ from benchmark.report.health import Health
 from benchmark.report.leaderboard import BASELINE_HOP_MS
 from benchmark.report.provenance import CLEAN_CURRENT, numerics_table
 from benchmark.report.replication import counts_text, seed_halves
-from benchmark.report.runs import NO_FOLD, REFERENCE, UNKNOWN_FAMILY, Runs, registered_frontends, unknown_frontends
+from benchmark.report.runs import (
+    NO_FOLD,
+    REFERENCE,
+    UNKNOWN_FAMILY,
+    Runs,
+    data_notes,
+    registered_frontends,
+    unknown_frontends,
+)
 from benchmark.report.verdicts import fmt_diff
 
 
@@ -260,6 +268,7 @@ def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[Claim
            f"- runs ignored because their status is not FINISHED: {runs.n_not_finished}",
            f"- finished runs of points no longer in the suite (set aside, not read): {runs.n_outside_suite}",
            f"- tasks: {', '.join(f'`{t}` ({m})' for t, m in lb.groupby('task')['metric'].first().items())}",
+           *[f"- your corpus {line}" for line in data_notes(df["task"])],
            f"- front-ends: {', '.join(sorted(df['frontend'].unique()))}",
            f"- input hops (ms): {', '.join(f'{h:g}' for h in sorted(df['hop_ms'].unique()))}; "
            f"reduction rates δ: {', '.join(f'{r:g}' for r in sorted(df['reduction_rate'].unique()))}",

@@ -132,9 +132,26 @@ def task_control(task: pd.Series) -> pd.Series:
     for name in task.unique():
         try:
             kinds[name] = get_task(name).control
-        except KeyError:
+        except (KeyError, ValueError, OSError):  # a task no longer registered, or a user corpus gone
             kinds[name] = None
     return pd.Series([kinds[name] for name in task], index=task.index, dtype=object)
+
+
+def data_notes(task: pd.Series) -> list[str]:
+    """One line per user task of ``task`` (a task YAML or ``folder:DIR``, ...): how its clips were fitted to its
+    clip length (cropped / padded counts) and which unreadable files were skipped, from ``TaskSpec.protocol``."""
+    from tasks import get_task
+    from tasks.usertask import is_user_ref
+
+    out = []
+    for name in sorted(n for n in task.unique() if is_user_ref(n)):
+        try:
+            spec = get_task(name)
+        except (KeyError, ValueError, OSError) as err:
+            out.append(f"`{name}`: cannot be read now ({err})")
+            continue
+        out.append(f"`{name}` (task {spec.name}, {spec.clip_seconds:g} s clips): {spec.protocol}")
+    return out
 
 
 def unknown_frontends(frontend: pd.Series) -> list[str]:

@@ -10,6 +10,12 @@ data check that runs before anything is created or trained.
 - `extends: <suite>` + `seed_offset: N` (optional): every key of that suite, less those this file sets,
   with every `seed` value moved by N — the same design on a fresh draw of seeds, the replication of a
   suite (`quick-replication`: the report compares its decisions with `quick`'s).
+- `--task TASK` (`load_suite(suite, task=...)`): the suite's design on one task, e.g. a user's corpus (a task
+  YAML, `folder:DIR`, ...): TASK in `base`, the suite named `<suite>-<task name>`. The suite may have no task
+  axis. Templates written for it live in `benchmark/suites/templates/` (`yours`: the standard ablation).
+- `backbone: auto` in `base`: the quick CPU backbone without a GPU, EfficientNet-B0/B2 by clip length on one
+  (`benchmark.recipes.auto_backbone`); the suite's name then ends with the backbone chosen, so points
+  sized for a CPU and for a GPU never share a study.
 - Every error names the file, the key and the value.
 
 No Optuna here: `diffres-bench report` and `suites` read suites without loading it.
@@ -61,6 +67,7 @@ class Suite:
     search: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     n_trials: int | None = None
     margin: float = DEFAULT_MARGIN  # non-inferiority margin of the report's "equal or better" claims
+    task: str | None = None  # the `--task` the suite was loaded for (workers are started with it)
 
     @property
     def keys(self) -> list[str]:
@@ -71,8 +78,15 @@ class Suite:
         return self.name if key is None else f"{self.name}.{key}"
 
 
+TEMPLATES_DIR = SUITES_DIR / "templates"  # suites without a task: loaded with `--task`
+
+
 def list_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def list_templates() -> list[str]:
+    return sorted(p.stem for p in TEMPLATES_DIR.glob("*.yaml"))
 
 
 def suite_path(name_or_path: str | Path) -> Path:
@@ -84,16 +98,19 @@ def suite_path(name_or_path: str | Path) -> Path:
             raise SuiteNotFoundError(f"suite file {path} does not exist")
         return path
     path = SUITES_DIR / f"{text}.yaml"
+    if not path.is_file() and (TEMPLATES_DIR / f"{text}.yaml").is_file():
+        return TEMPLATES_DIR / f"{text}.yaml"
     if not path.is_file():
-        raise SuiteNotFoundError(f"unknown suite {text!r}: known suites {list_suites()} "
-                                 f"(in {SUITES_DIR}), or give a path to a .yaml file")
+        raise SuiteNotFoundError(f"unknown suite {text!r}: known suites {list_suites()} (in {SUITES_DIR}), "
+                                 f"templates {list_templates()} (with --task), or give a path to a .yaml file")
     return path
 
 
-def load_suite(name_or_path: str | Path | Suite) -> Suite:
-    """Read and validate a suite; every error names the file, the key and the value."""
+def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Suite:
+    """Read and validate a suite (on `task` when given, see the module docstring); every error names the file,
+    the key and the value."""
     if isinstance(name_or_path, Suite):
-        return name_or_path
+        return name_or_path if task is None or task == name_or_path.task else load_suite(name_or_path.path, task)
     path = suite_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -105,6 +122,9 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
         if key not in _TOP_KEYS:
             raise SuiteError(f"{path}: unknown key {key!r}; expected one of {list(_TOP_KEYS)}")
     data = _extended(data, path)
+    if task is not None:
+        data = _on_task(data, task, path)
+    data = _auto_backbone(data, path)
 
     name = data.get("name", path.stem)
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
@@ -128,13 +148,18 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
     if not isinstance(grids, list) or not grids:
         raise SuiteError(f"{path}: grids: expected a non-empty list of grids (axis -> list of values), "
                          f"got {grids!r}")
+    from tasks.usertask import canonical_ref, is_user_ref
+
     configs: dict[str, RunConfig] = {}
     for index, grid in enumerate(grids):
         where = f"{path}: grids[{index}]"
         for point in _expand_grid(grid, where, fields_):
             merged = {**base, **point}
+            if isinstance(merged.get("task"), str) and is_user_ref(merged["task"]):
+                merged["task"] = canonical_ref(merged["task"], path.parent)  # a task YAML beside the suite
             if "task" not in merged:
-                raise SuiteError(f"{where}: no task: give `task` in base or as an axis")
+                raise SuiteError(f"{where}: no task: give `task` in base or as an axis, or run the suite with "
+                                 f"--task TASK (a task name, a task YAML, folder:DIR, hear:DIR, manifest:FILE)")
             try:
                 cfg = (_build_recipe(recipe="paper" if task_recipe == "paper" else "table", **merged)
                        if task_recipe else RunConfig.from_dict(merged))
@@ -148,7 +173,41 @@ def load_suite(name_or_path: str | Path | Suite) -> Suite:
     _validate_search(search, n_trials, path, fields_, axes=_axes(grids))
     return Suite(name=name, path=path, description=str(data.get("description", "")).strip(),
                  configs=tuple(configs.values()), search=search, n_trials=n_trials,
-                 margin=_margin(data.get("margin", DEFAULT_MARGIN), path))
+                 margin=_margin(data.get("margin", DEFAULT_MARGIN), path), task=task)
+
+
+def _on_task(data: dict[str, Any], task: str, path: Path) -> dict[str, Any]:
+    """`--task`: the suite on one task, named after it (a task axis would make that ambiguous)."""
+    from tasks import get_task
+
+    for index, grid in enumerate(data.get("grids") or []):
+        if isinstance(grid, dict) and "task" in grid:
+            raise SuiteError(f"{path}: grids[{index}] has a task axis {grid['task']!r}; --task {task} runs a suite "
+                             f"whose grids name no task (e.g. `yours`)")
+    try:
+        spec = get_task(task)
+    except (KeyError, ValueError) as err:
+        raise SuiteError(f"--task {task}: {error_message(err)}") from None
+    name = f"{data.get('name', path.stem)}-{re.sub(r'[^A-Za-z0-9_-]', '-', spec.name)}"
+    grids = data.get("grids")
+    if spec.folds and isinstance(grids, list) and not any(isinstance(g, dict) and "fold" in g for g in grids) \
+            and "fold" not in (data.get("base") or {}):  # a k-fold task: every point on every fold
+        grids = [{**g, "fold": list(range(1, spec.folds + 1))} if isinstance(g, dict) else g for g in grids]
+    return {**data, "name": name, "base": {**(data.get("base") or {}), "task": task}, "grids": grids}
+
+
+def _auto_backbone(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    base = data.get("base")
+    if not isinstance(base, dict) or base.get("backbone") != "auto":
+        return data
+    from benchmark.recipes import auto_backbone
+    from tasks import get_task
+
+    if "task" not in base:
+        raise SuiteError(f"{path}: base: backbone='auto' is sized from the task's clip length: give `task` in base "
+                         f"or run the suite with --task TASK")
+    backbone = auto_backbone(get_task(base["task"]).clip_seconds)
+    return {**data, "name": f"{data.get('name', path.stem)}-{backbone}", "base": {**base, "backbone": backbone}}
 
 
 def _extended(data: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -279,7 +338,7 @@ def check_data(suite: Suite, data_dir: str | os.PathLike | None = None) -> None:
     check_pretrained(suite.configs)
     import torch
 
-    hub = [spec.name for spec in specs if not spec.is_embedded]
+    hub = [spec.name for spec in specs if not spec.is_local]
     if hub and not torch.cuda.is_available():
         logger.warning("suite %s trains %d points on hub tasks (%s) and no GPU is visible: it is sized for a "
                        "GPU and will be very slow on this CPU", suite.name, len(suite.configs), ", ".join(hub))

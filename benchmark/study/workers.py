@@ -227,7 +227,7 @@ def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_ur
                       run_fn=run_fn, data_dir=data_dir)
     procs = [spawn_worker(suite.path, storage, tracking_uri, checkpoint_dir=checkpoint_dir,
                           heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                          threads=max(1, (os.cpu_count() or 1) // n_workers), data_dir=data_dir)
+                          threads=max(1, (os.cpu_count() or 1) // n_workers), data_dir=data_dir, task=suite.task)
              for _ in range(n_workers)]
     storage_obj = open_storage(storage)
     bar = _bar(progress, suite, status_in(suite, storage_obj))
@@ -251,7 +251,7 @@ def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_ur
 def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoint_dir: Path | None = None,
                  heartbeat_interval: int = 30, grace_period: int | None = None, poll_seconds: float = 5.0,
                  threads: int | None = None, log_file: Path | None = None,
-                 data_dir: Path | None = None) -> subprocess.Popen:
+                 data_dir: Path | None = None, task: str | None = None) -> subprocess.Popen:
     """Start `diffres-bench worker` as a child process; the storage URL travels in the environment (not
     the command line, where `ps` would show a password).
 
@@ -271,6 +271,8 @@ def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoi
         cmd += ["--checkpoint-dir", str(checkpoint_dir)]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
+    if task is not None:  # a suite run on one task (`--task`): the worker loads the same points
+        cmd += ["--task", task]
     if log_file is None:
         return subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
     with open(log_file, "ab") as out:
