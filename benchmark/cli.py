@@ -131,19 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_dirs(report)
     report.set_defaults(func=_cmd_report)
 
-    both = sub.add_parser("compare-claims", help="two claims.csv files (a run and its rerun) side by side: verdicts "
-                                                 "and whether they agree, flip or do not replicate")
-    both.add_argument("first", type=Path, help="a results/<suite>/claims.csv")
-    both.add_argument("second", type=Path, help="another claims.csv (e.g. the rerun on other seeds)")
-    both.add_argument("--out", type=Path, required=True, help="CSV to write the side-by-side decisions to")
-    both.set_defaults(func=_cmd_compare_claims)
-
-    runs = sub.add_parser("compare-runs", help="two runs.csv files (e.g. the committed one and yours) run by run: "
-                                               "test metrics, differences, how many are identical")
-    runs.add_argument("first", type=Path, help="a results/<suite>/runs.csv")
-    runs.add_argument("second", type=Path, help="another runs.csv (e.g. the same suite on your machine)")
-    runs.add_argument("--out", type=Path, required=True, help="CSV to write the run-by-run table to")
-    runs.set_defaults(func=_cmd_compare_runs)
+    for name, kind, what, func in (
+            ("compare-claims", "claims", "verdicts side by side and whether they agree, flip or do not replicate",
+             _cmd_compare_claims),
+            ("compare-runs", "runs", "run by run: test metrics, differences, how many are identical",
+             _cmd_compare_runs)):
+        both = sub.add_parser(name, help=f"two {kind}.csv files (e.g. the committed one and yours): {what}")
+        both.add_argument("first", type=Path, help=f"a results/<suite>/{kind}.csv")
+        both.add_argument("second", type=Path, help=f"another {kind}.csv (a rerun: other seeds or another machine)")
+        both.add_argument("--out", type=Path, required=True, help="CSV to write the side-by-side table to")
+        both.set_defaults(func=func)
 
     plan = sub.add_parser("plan", help="what a suite will cost before it starts: points, downloads, disk, GPU-hours")
     plan.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")

@@ -31,16 +31,22 @@ PREDICTION_TYPES = {"multiclass": False, "multilabel": True}
 TRAINVALTEST = {"train": "train", "valid": "val", "test": "test"}
 
 
+def _json_object(path: Path, expected: str) -> dict[str, Any]:
+    """The JSON object in `path`, or an error naming the file and what it should hold."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise file_error(path, "(file)", "malformed JSON", f"{expected} ({err})") from None
+    if not isinstance(value, dict):
+        raise file_error(path, "(file)", type(value).__name__, expected)
+    return value
+
+
 def read_metadata(root: Path) -> dict[str, Any]:
     path = root / METADATA
     if not path.is_file():
         raise file_error(path, METADATA, None, "a HEAR task directory has a task_metadata.json (missing)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise file_error(path, "(file)", "malformed JSON", f"a JSON object ({err})") from None
-    if not isinstance(meta, dict):
-        raise file_error(path, "(file)", type(meta).__name__, "a JSON object")
+    meta = _json_object(path, "a JSON object")
     for key in ("task_name", "embedding_type", "prediction_type", "split_mode", "sample_duration"):
         if key not in meta:
             raise file_error(path, key, None, f"a value (task_metadata.json needs {key!r})")
@@ -107,12 +113,7 @@ def read_hear(decl: Mapping[str, Any]) -> Corpus:
         if not path.is_file():
             raise file_error(path, f"{split}.json", None,
                              f"a split file for split_mode {meta['split_mode']!r} (missing)")
-        try:
-            entries = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise file_error(path, "(file)", "malformed JSON", f"a JSON object file -> labels ({err})") from None
-        if not isinstance(entries, dict):
-            raise file_error(path, "(file)", type(entries).__name__, "a JSON object {\"file.wav\": [\"label\", ...]}")
+        entries = _json_object(path, "a JSON object {\"file.wav\": [\"label\", ...]}")
         folder = root / str(rate) / split
         for name in sorted(entries):
             labels = entries[name]
