@@ -40,13 +40,14 @@ Why every uniform reduction loses the label at δ = 0.9 (log-mel: 25 ms Hann win
   its direction. That is why this control runs at δ = 0.9.
 - DiffRes keeps it, though not the way one might guess. Its score network reads the full-resolution
   log-mel, so it can see each sweep's direction; the warp it computes (and the resolution encoding
-  that describes the warp) hands that to the classifier. In the committed `quick` run (DiffRes 0.997,
+  that describes the warp) hands that to the classifier. In the committed `quick` runs (DiffRes 0.997,
   pooling 0.36, changehop 0.22 at δ = 0.9; reports/quick/diffres_examples_toy-ctrl-sweeps.png) the score
   does not rise on the sweeps: it dips to 0 on each sweep between two small bumps, over a floor of
-  1 - δ on the silence, so the merged log-mel keeps little of the sweeps. Without the resolution
-  encoding (`diffres-noenc`, also in `quick`) DiffRes reaches 0.48 (0.30-0.71 over 5 seeds): most of the
-  label travels in the encoding. The control tests what it should (learned resolution against
-  uniform reduction), and the mechanism is worth knowing when reading claim 5b.
+  1 - δ on the silence. Without the resolution encoding (`diffres-noenc`, also in `quick`) DiffRes still
+  reaches 0.97 (0.88-1.00 over 5 seeds), so the warp alone carries most of the label. (A round-2 report
+  said 0.48 for `diffres-noenc`: those runs were trained from uncommitted code and are withdrawn,
+  docs/reproducibility.md.) The control tests what it should: learned resolution against uniform
+  reduction.
 
 toy-ctrl-texture (negative control: no front-end may differ at δ <= 0.5)
 ------------------------------------------------------------------------

@@ -50,26 +50,22 @@ def test_toy_suites_are_sized_to_decide(name) -> None:
     assert any(c.hop_ms < 10 and c.frontend == "diffres" and c.reduction_rate == 1 - c.hop_ms / 10 for c in configs)
 
 
-def test_filterbanks_suite_is_claim_4_on_the_rhythm_tasks() -> None:
+def test_filterbanks_suite_is_claim_4_on_the_rhythm_tasks_with_both_controls() -> None:
+    from diffres import frontend_info
     from diffres.filterbanks import filterbank_info
+    from tasks import get_task
 
     configs = load_suite("filterbanks").configs
-    assert {c.task for c in configs} == {"toy-rhythm", "toy-rhythm-short"}
+    assert {c.task for c in configs} == {"toy-rhythm", "toy-rhythm-short", "toy-ctrl-sweeps", "toy-ctrl-texture"}
     every = {"mel", "leaf", "efficientleaf", "sincnet", "tdfbanks"}
-    sized = [c for c in configs if c.max_train_clips == 120]  # the one-hour sizing: every filterbank, 3 seeds
-    assert {c.task for c in sized} == {"toy-rhythm"} and {c.seed for c in sized} == {0, 1, 2}
-    assert {c.filterbank for c in sized if c.frontend == "spec"} == every
-    assert any(c.frontend == "diffres" and c.filterbank == "mel" for c in sized)
-    # the quick recipe, 5 seeds: on toy-rhythm only the cheap learnable filterbank, beside DiffRes and spec
-    # on mel; on the 0.6 s clips of toy-rhythm-short every filterbank (the decisive block)
-    quick = [c for c in configs if c.max_train_clips != 120]
-    assert {c.max_train_clips for c in quick} == {800}
-    long_clips = [c for c in quick if c.task == "toy-rhythm"]
+    # every run at the quick recipe (no undecidable small block)
+    assert {c.max_train_clips for c in configs} == {800} and {c.max_eval_clips for c in configs} == {None}
+    long_clips = [c for c in configs if c.task == "toy-rhythm"]
     assert {c.seed for c in long_clips} == {0, 1, 2, 3, 4}
     assert {c.filterbank for c in long_clips if filterbank_info(c.filterbank).learnable} == {"efficientleaf"}
     assert {(c.frontend, c.filterbank) for c in long_clips} == {("spec", "mel"), ("spec", "efficientleaf"),
                                                                 ("diffres", "mel")}
-    short = [c for c in quick if c.task == "toy-rhythm-short"]
+    short = [c for c in configs if c.task == "toy-rhythm-short"]
     assert {(c.frontend, c.filterbank) for c in short} == {("spec", f) for f in every} | {("diffres", "mel")}
     assert all({c.seed for c in short if c.filterbank == f} >= {0, 1, 2, 3, 4} for f in every)
     # ten more seeds for the runs that cost seconds: DiffRes against EfficientLEAF decided on 15 pairs
@@ -77,6 +73,19 @@ def test_filterbanks_suite_is_claim_4_on_the_rhythm_tasks() -> None:
     assert {c.seed for c in short if c.frontend == "diffres"} == set(range(15))
     assert {c.seed for c in short if c.filterbank == "tdfbanks"} == set(range(9))
     assert len(short) == 6 * 5 + 3 * 10 + 4
+    # both controls, on a learnable filterbank: DiffRes against uniform reductions at δ 0.9 (positive) and
+    # against a uniform reduction and the reference at δ 0.5 (negative), 5 seeds each
+    controls = [c for c in configs if get_task(c.task).control]
+    assert {c.filterbank for c in controls} == {"efficientleaf"}
+    assert {get_task(c.task).control for c in controls} == {"positive", "negative"}
+    assert {c.reduction_rate for c in controls if get_task(c.task).control == "positive"} == {0.9}
+    assert {c.reduction_rate for c in controls if get_task(c.task).control == "negative"} <= {0.0, 0.5}
+    families = {(get_task(c.task).control, frontend_info(c.frontend).family) for c in controls}
+    assert families == {("positive", "learned resolution"), ("positive", "uniform reduction"),
+                        ("negative", "learned resolution"), ("negative", "uniform reduction"),
+                        ("negative", "reference")}
+    assert all({c.seed for c in controls if c.frontend == f and c.task == t} == {0, 1, 2, 3, 4}
+               for f, t in {(c.frontend, c.task) for c in controls})
     assert all(c.patience is not None for c in configs)
 
 
