@@ -11,12 +11,10 @@ directory); 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(args.verbose)
+    from tasks.data import data_dir_in_environment
+
     try:
-        with _data_dir_in_environment(getattr(args, "data_dir", None)):
+        with data_dir_in_environment(getattr(args, "data_dir", None)):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("diffres-bench: interrupted", file=sys.stderr)
@@ -54,25 +54,6 @@ def main(argv: list[str] | None = None) -> int:
         text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"diffres-bench: error: {mask_uri(str(text))}", file=sys.stderr)
         return 2
-
-
-@contextlib.contextmanager
-def _data_dir_in_environment(data_dir: Path | None) -> Iterator[None]:
-    """`--data-dir` as `$DIFFRES_DATA_DIR` while the command runs: a hub dataset named by a task YAML reads its
-    class names from its local copy when the task is first named, before any data_dir argument is passed."""
-    from tasks.data import DATA_DIR_ENV
-
-    before = os.environ.get(DATA_DIR_ENV)
-    if data_dir is not None:
-        os.environ[DATA_DIR_ENV] = str(data_dir)
-    try:
-        yield
-    finally:
-        if data_dir is not None:
-            if before is None:
-                os.environ.pop(DATA_DIR_ENV, None)
-            else:
-                os.environ[DATA_DIR_ENV] = before
 
 
 def build_parser() -> argparse.ArgumentParser:

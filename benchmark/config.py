@@ -126,7 +126,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
-        from tasks.usertask import canonical_ref, is_user_ref
+        from tasks.taskref import canonical_ref, is_user_ref
 
         if is_user_ref(self.task):  # a task YAML or `folder:DIR`: the absolute reference, valid from any folder
             object.__setattr__(self, "task", canonical_ref(self.task))
@@ -343,7 +343,8 @@ def _check_task(task: str, fold: int | None) -> Any:
 def _task_files(task: str) -> str | None:
     """A user task's corpus fingerprint (declared fields + file names, sizes, mtimes): part of a run's identity,
     so runs on two versions of a corpus never mix. None for the registered tasks (their identities unchanged)."""
-    from tasks.usertask import is_user_ref, task_identity
+    from tasks.taskref import is_user_ref
+    from tasks.usertask import task_identity
 
     return task_identity(task) if is_user_ref(task) else None
 

@@ -72,7 +72,7 @@ def recipe_for(task: str, recipe: str = "table") -> dict[str, Any]:
     `recipe="paper"` adds `PAPER_SYSTEM` to a hub task's recipe (the toy tasks have no paper system)."""
     if recipe not in RECIPES:
         raise KeyError(f"recipe={recipe!r}: expected one of {list(RECIPES)}")
-    from tasks.usertask import is_user_ref
+    from tasks.taskref import is_user_ref
 
     if is_user_ref(task):  # a user's corpus: the quick recipe; suites/yours.yaml sizes the backbone
         return dict(QUICK_RECIPE)
@@ -86,12 +86,13 @@ def recipe_for(task: str, recipe: str = "table") -> dict[str, Any]:
                    f"pass the recipe fields to RunConfig yourself")
 
 
-def auto_backbone(clip_seconds: float) -> str:
+def auto_backbone(clip_seconds: float, gpu: bool | None = None) -> str:
     """`backbone: auto` of a suite: the quick recipe's CPU backbone without a GPU; on one, EfficientNet-B0 for clips
-    up to 2 s (speech-command-like) and the paper's EfficientNet-B2 for longer clips."""
+    up to 2 s (speech-command-like) and the paper's EfficientNet-B2 for longer clips. `gpu`: whether the runs
+    will have one (default: whether this process sees one)."""
     import torch
 
-    if not torch.cuda.is_available():
+    if not (torch.cuda.is_available() if gpu is None else gpu):
         return QUICK_RECIPE["backbone"]
     return "efficientnet_b0" if clip_seconds <= 2.0 else "efficientnet_b2"
 

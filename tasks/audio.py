@@ -78,6 +78,12 @@ def fit_length(wav: torch.Tensor, num_samples: int, generator: torch.Generator |
     return wav
 
 
+def decode_mono(audio: dict | bytes, clip_id: str, sample_rate: int, where: str = "audio") -> torch.Tensor:
+    """Decode, down-mix to mono, resample to `sample_rate` -> float32 [samples] at its own length."""
+    wav, sr = decode_audio(audio, clip_id, where)
+    return resample(to_mono(torch.from_numpy(wav)), sr, sample_rate)
+
+
 def load_clip(
     audio: dict | bytes,
     clip_id: str,
@@ -87,9 +93,7 @@ def load_clip(
     where: str = "audio",
 ) -> torch.Tensor:
     """Decode, down-mix to mono, resample to `sample_rate`, crop/pad -> float32 [num_samples]."""
-    wav, sr = decode_audio(audio, clip_id, where)
-    mono = to_mono(torch.from_numpy(wav))
-    return fit_length(resample(mono, sr, sample_rate), num_samples, generator)
+    return fit_length(decode_mono(audio, clip_id, sample_rate, where), num_samples, generator)
 
 
 def encode_wav(wav: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> bytes:

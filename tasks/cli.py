@@ -70,7 +70,7 @@ def prepare(name: str, hop_ms: list[float], n_mels: int = 64, win_ms: float = 25
 def cmd_inspect(args: argparse.Namespace) -> int:
     from tasks.inspect import inspect_source
 
-    result = inspect_source(args.source)
+    result = inspect_source(args.source, data_dir=args.data_dir)
     print(result.text)
     return 1 if result.problems else 0
 
@@ -103,7 +103,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.set_defaults(func=cmd_prepare)
     p = sub.add_parser("inspect", help="your corpus before it trains: classes, clips per split/fold, clip lengths, "
                                        "sample rates, label balance, problems (exit 1 when there are problems)")
-    p.add_argument("source", help="a task YAML path, or folder:DIR / hear:DIR / manifest:FILE")
+    p.add_argument("source", help="a task YAML path (a hub dataset's too), or folder:DIR / hear:DIR / manifest:FILE")
+    p.add_argument("--data-dir", default=None,
+                   help="a hub dataset's local copies: <data-dir>/<task>/... (default: $DIFFRES_DATA_DIR)")
     p.set_defaults(func=cmd_inspect)
     return parser
 
@@ -113,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="diffres-bench")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
+    from tasks.data import data_dir_in_environment
+
     try:
-        return args.func(args)
+        with data_dir_in_environment(getattr(args, "data_dir", None)):
+            return args.func(args)
     except (KeyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2

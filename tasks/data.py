@@ -13,9 +13,11 @@ Where the files are looked for, in order:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -24,6 +26,23 @@ from tasks.cache import CACHE_DIR_ENV, cache_dir, digest, embedded_dir, hf_dir  
 from tasks.registry import SPLITS, TaskSpec, get_task
 
 DATA_DIR_ENV = "DIFFRES_DATA_DIR"
+
+
+@contextlib.contextmanager
+def data_dir_in_environment(data_dir: str | os.PathLike | None) -> Iterator[None]:
+    """A command's `--data-dir` as `$DIFFRES_DATA_DIR` while it runs: a hub dataset named by a task YAML reads
+    its class names from its local copy when the task is first named, before any data_dir argument is passed."""
+    before = os.environ.get(DATA_DIR_ENV)
+    if data_dir is not None:
+        os.environ[DATA_DIR_ENV] = str(data_dir)
+    try:
+        yield
+    finally:
+        if data_dir is not None:
+            if before is None:
+                os.environ.pop(DATA_DIR_ENV, None)
+            else:
+                os.environ[DATA_DIR_ENV] = before
 HUB_TIMEOUT_S = 2.0
 
 

@@ -1,17 +1,23 @@
 """`diffres-bench tasks inspect SOURCE`: what a user's corpus holds and what is wrong with it, before
 anything trains. Reads the layout and every audio file's header (no decoding, nothing written): classes,
 clips per split or fold, clip lengths, sample rates, label balance, and every problem found (all of
-them, where building the task stops at the first kind)."""
+them, where building the task stops at the first kind). A hub dataset is read from its local copy
+(`--data-dir` or $DIFFRES_DATA_DIR) through the task's own split selection, headers only."""
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from tasks.sources.corpus import TaskFileError, fold_roles, probe_all, split_problems, stratified_split
-from tasks.usertask import SHOWN, bad_files, declaration, read_corpus
+from tasks.taskref import DEFAULT_SAMPLE_RATE, declaration
+from tasks.usertask import SHOWN, bad_files, read_corpus
+
+HEADER_BATCH = 256  # hub rows whose audio bytes are held at once
 
 
 @dataclass(frozen=True)
@@ -20,17 +26,14 @@ class Inspection:
     problems: tuple[str, ...]
 
 
-def inspect_source(ref: str) -> Inspection:
+def inspect_source(ref: str, data_dir: str | None = None) -> Inspection:
     try:
         decl = declaration(ref)
         if decl["source"] == "hub":
-            from tasks.registry import get_task
-
-            spec = get_task(ref)
-            return Inspection(f"{spec.name}: hub dataset, {spec.num_classes} classes\nsource: {spec.source}", ())
+            return _inspect_hub(ref, decl, data_dir)
         corpus = read_corpus(decl)
     except TaskFileError as err:
-        return Inspection(f"{ref}: cannot be read as a task", (str(err),))
+        return Inspection(f"{ref}: cannot be read as a task: {err}", (str(err),))
     problems: list[str] = []
     probes = probe_all(corpus)
     try:
@@ -48,11 +51,9 @@ def inspect_source(ref: str) -> Inspection:
         clips = stratified_split(clips, decl.get("split_seed", 0))
     problems += split_problems(corpus, clips)
 
-    lengths = np.array([probes[c.rel].seconds for c in clips]) if clips else np.zeros(1)
-    seconds = decl.get("clip_seconds") or corpus.clip_seconds or float(lengths.max())
+    lengths = [probes[c.rel].seconds for c in clips]
     lines = [f"task:         {decl['name']} ({decl['source']} at {corpus.root})",
-             f"classes:      {len(corpus.classes)} ({'multi' if corpus.multi else 'single'}-label): "
-             + ", ".join(corpus.classes[:10]) + (", ..." if len(corpus.classes) > 10 else ""),
+             _classes_line(corpus.classes, corpus.multi),
              f"clips:        {len(corpus.clips)} listed, {len(clips)} usable, {len(bad)} unusable"]
     if corpus.folds:
         per_fold = Counter(c.fold for c in clips)
@@ -63,23 +64,85 @@ def inspect_source(ref: str) -> Inspection:
         rule = corpus.rule or f"a seeded stratified split, split_seed {decl.get('split_seed', 0)}"
         lines.append("splits:       " + ", ".join(f"{s} {per_split[s]}" for s in ("train", "val", "test"))
                      + f"  ({rule})")
-    q = np.quantile(lengths, [0.0, 0.1, 0.5, 0.9, 1.0])
-    lines.append("clip length:  min {:.2f} s, p10 {:.2f}, median {:.2f}, p90 {:.2f}, max {:.2f} s".format(*q))
+    seconds = decl.get("clip_seconds") or corpus.clip_seconds or max(lengths, default=0.0)
     origin = ("declared" if decl.get("clip_seconds") else "from the metadata" if corpus.clip_seconds
               else "the longest clip")
-    lines.append(f"clip_seconds: {seconds:g} s ({origin}): {int((lengths > seconds + 1e-9).sum())} clips cropped, "
-                 f"{int((lengths < seconds - 1e-9).sum())} padded")
-    rates = Counter(probes[c.rel].sample_rate for c in clips)
-    lines.append("sample rates: " + ", ".join(f"{r} Hz x {n}" for r, n in sorted(rates.items()))
-                 + f" (resampled to {decl.get('sample_rate', 16000)} Hz)")
     counts = Counter(name for c in clips for name in c.labels)
-    balance = [counts.get(name, 0) for name in corpus.classes]
-    lines.append(f"label balance: {min(balance)}..{max(balance)} clips a class"
-                 + (f" (ratio {max(balance) / max(min(balance), 1):.1f})" if balance else ""))
-    lines += [f"  {name}: {counts.get(name, 0)}" for name in corpus.classes[:30]]
-    lines.append(f"problems:     {len(problems) or 'none'}")
-    lines += [f"  - {p}" for p in problems]
+    lines += _summary(lengths, seconds, origin, Counter(probes[c.rel].sample_rate for c in clips),
+                      [counts.get(name, 0) for name in corpus.classes], corpus.classes,
+                      decl.get("sample_rate", DEFAULT_SAMPLE_RATE), problems)
     return Inspection("\n".join(lines), tuple(problems))
+
+
+def _inspect_hub(ref: str, decl: dict, data_dir: str | None) -> Inspection:
+    """The hub task's splits as a run forms them (its local copy, else the hub), every clip's header."""
+    import soundfile as sf
+
+    from tasks.data import load_split, read_column
+    from tasks.registry import SPLITS, get_task
+
+    spec = get_task(ref)
+    problems: list[str] = []
+    lengths: list[float] = []
+    rates: Counter = Counter()
+    counts = np.zeros(spec.num_classes, dtype=np.int64)
+    per_split = {}
+    for split in SPLITS:
+        try:
+            table, _ = load_split(spec, split, None, data_dir)
+        except (ValueError, OSError) as err:  # no local copy and offline, a bad label, a missing column
+            problems.append(f"split {split}: {err}")
+            continue
+        per_split[split] = len(table)
+        for label in read_column(table, "label" if spec.label_kind == "single" else "labels").to_pylist():
+            counts[label] += 1
+        ids = read_column(table, "clip_id").to_pylist()
+        audio = table.select_columns(["audio"]).with_format("arrow")
+        for start in range(0, len(table), HEADER_BATCH):
+            for k, clip in enumerate(audio[start:start + HEADER_BATCH]["audio"].to_pylist(), start):
+                try:
+                    data = clip.get("bytes")
+                    info = sf.info(io.BytesIO(data) if data else Path(str(clip.get("path"))))
+                    if info.frames <= 0:
+                        raise ValueError("0 samples")
+                except Exception as err:  # soundfile's errors differ by format
+                    problems.append(f"split {split}, clip {ids[k]!r} (row {k}): cannot read its header: {err}")
+                    continue
+                lengths.append(info.frames / info.samplerate)
+                rates[info.samplerate] += 1
+    lines = [f"task:         {spec.name} (hub dataset)", f"source:       {spec.source}",
+             _classes_line(spec.class_names, spec.label_kind == "multi"),
+             "splits:       " + ", ".join(f"{s} {per_split.get(s, 'unreadable')}" for s in SPLITS)
+             + f"  ({spec.protocol.split(';')[0]})"]
+    lines += _summary(lengths, spec.clip_seconds, "declared", rates, counts.tolist(), spec.class_names,
+                      spec.sample_rate, problems)
+    return Inspection("\n".join(lines), tuple(problems))
+
+
+def _classes_line(classes: tuple[str, ...], multi: bool) -> str:
+    return (f"classes:      {len(classes)} ({'multi' if multi else 'single'}-label): " + ", ".join(classes[:10])
+            + (", ..." if len(classes) > 10 else ""))
+
+
+def _summary(lengths: list[float], seconds: float, origin: str, rates: Counter, balance: list[int],
+             classes: tuple[str, ...], target_rate: int, problems: list[str]) -> list[str]:
+    """Clip lengths, the crop / pad counts at `seconds`, sample rates, label balance, the problems."""
+    arr = np.asarray(lengths) if lengths else np.zeros(1)
+    q = np.quantile(arr, [0.0, 0.1, 0.5, 0.9, 1.0])
+    lines = ["clip length:  min {:.2f} s, p10 {:.2f}, median {:.2f}, p90 {:.2f}, max {:.2f} s".format(*q),
+             f"clip_seconds: {seconds:g} s ({origin}): {int((arr > seconds + 1e-9).sum()) if lengths else 0} clips "
+             f"cropped, {int((arr < seconds - 1e-9).sum()) if lengths else 0} padded",
+             "sample rates: " + ", ".join(f"{r} Hz x {n}" for r, n in sorted(rates.items()))
+             + f" (resampled to {target_rate} Hz)"]
+    if balance:
+        lines.append(f"label balance: {min(balance)}..{max(balance)} clips a class"
+                     f" (ratio {max(balance) / max(min(balance), 1):.1f})")
+    lines += [f"  {name}: {n}" for name, n in list(zip(classes, balance, strict=True))[:30]]
+    lines.append(f"problems:     {len(problems) or 'none'}")
+    lines += [f"  - {p}" for p in problems[:SHOWN]]
+    if len(problems) > SHOWN:
+        lines.append(f"  ... and {len(problems) - SHOWN} more")
+    return lines
 
 
 def _roles(folds: int) -> str:

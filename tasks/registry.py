@@ -161,7 +161,8 @@ def get_task(name: str) -> TaskSpec:
     `folder:/path/to/dir` (`tasks.usertask`; its errors name the file, field and value)."""
     if name in _REGISTRY:
         return _REGISTRY[name]
-    from tasks.usertask import is_user_ref, user_task
+    from tasks.taskref import is_user_ref
+    from tasks.usertask import user_task
 
     if is_user_ref(name):
         return user_task(name)

@@ -1,18 +1,5 @@
-"""A user's own corpus as a task, named without Python: a task YAML or a shorthand, wherever a task name
-is accepted (`get_task` resolves both).
-
-    name: birds                  # names cache folders (letters, digits, '-', '_', '.')
-    source: folder               # folder | manifest | hear | hub (tasks/sources/)
-    root: data/birds             # relative paths are relative to the YAML's folder
-    clip_seconds: 5              # optional: HEAR's sample_duration, else the longest clip
-    sample_rate: 16000           # optional (16000)
-    metric: accuracy             # optional: accuracy for single-label, mAP for multi-label tasks
-    split_seed: 0                # optional: the seeded stratified split of a corpus without splits
-    on_bad_file: refuse          # refuse (default: an error lists them) | skip (the report states it)
-
-Shorthands: `folder:/path/to/dir`, `hear:/path/to/dir`, `manifest:/path/to/metadata.csv` (the name is
-the folder's or file's name). The reference a run stores is canonical: the YAML's absolute path, or
-`<source>:<absolute path>`.
+"""A user's own corpus as a task, named without Python: a task YAML or a shorthand (`tasks.taskref`: the
+format), wherever a task name is accepted (`get_task` resolves both).
 
 The corpus is read into a parquet index (clip_id, audio path, label(s), split or fold, length, rate)
 written once, atomically, under `<cache>/embedded/<name>/user-<fingerprint>/`, and from there the task
@@ -27,113 +14,27 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tasks.cache import digest, embedded_dir
 from tasks.registry import ParquetSource, TaskSpec
-from tasks.sources import SOURCES, folder, hear, hubid, manifest  # noqa: F401  (register the readers)
+from tasks.sources import SOURCES, hubid
 from tasks.sources.corpus import (
     Corpus,
     TaskFileError,
-    file_error,
     file_stats,
     fold_roles,
     probe_all,
-    shorthands,
     split_problems,
     stratified_split,
 )
+from tasks.taskref import DEFAULT_SAMPLE_RATE, canonical_ref, declaration
 
 INDEX_VERSION = 1
-DEFAULT_SAMPLE_RATE = 16000
-KEYS = {"name", "source", "root", "manifest", "label_column", "label_separator", "classes", "clip_seconds",
-        "sample_rate", "metric", "split_seed", "on_bad_file", "repo", "audio_column", "splits", "data_files",
-        "multi_label", "id_column"}
-BAD_FILE_POLICIES = ("refuse", "skip")
 SHOWN = 20  # bad files listed in an error
-
-
-def is_user_ref(ref: str) -> bool:
-    text = str(ref)
-    return text.endswith((".yaml", ".yml")) or text.split(":", 1)[0] in shorthands() and ":" in text
-
-
-def canonical_ref(ref: str, base_dir: str | os.PathLike | None = None) -> str:
-    """The absolute form of a reference; relative paths are taken from `base_dir` (default: the working
-    directory; a suite YAML passes its own folder)."""
-    text = str(ref)
-    kind, path = text.split(":", 1) if text.split(":", 1)[0] in shorthands() and ":" in text else ("", text)
-    absolute = (Path(base_dir or ".") / Path(path).expanduser()).resolve()
-    return f"{kind}:{absolute}" if kind else str(absolute)
-
-
-def declaration(ref: str) -> dict[str, Any]:
-    """The task's declared fields, checked, with paths made absolute; `_file` names where they came from."""
-    ref = canonical_ref(ref)
-    kind, _, path = ref.partition(":") if not ref.endswith((".yaml", ".yml")) else ("", "", ref)
-    if kind:
-        target = Path(path)
-        field_name = shorthands()[kind]  # a folder is named after itself, a manifest after its folder
-        name = re.sub(r"[^A-Za-z0-9_.-]", "-", target.name if target.is_dir() else target.parent.name or target.stem)
-        decl = {"name": name.lstrip(".-_") or "corpus", "source": kind, field_name: path, "_file": ref}
-    else:
-        file = Path(path)
-        if not file.is_file():
-            raise TaskFileError(f"task file {file} does not exist")
-        try:
-            decl = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except yaml.YAMLError as err:
-            raise TaskFileError(f"{file}: malformed YAML: {err}") from None
-        if not isinstance(decl, dict):
-            raise file_error(file, "(file)", type(decl).__name__, f"a mapping with keys {sorted(KEYS)}")
-        unknown = sorted(set(decl) - KEYS)
-        if unknown:
-            raise file_error(file, unknown[0], decl[unknown[0]], f"one of the keys {sorted(KEYS)}")
-        for key in ("root", "manifest"):
-            if key in decl:
-                decl[key] = str((file.parent / str(decl[key])).expanduser().resolve())
-        decl["_file"] = str(file)
-    _check(decl)
-    return decl
-
-
-def _check(decl: dict[str, Any]) -> None:
-    from tasks.registry import _REGISTRY
-
-    file = decl["_file"]
-    name = decl.get("name")
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise file_error(file, "name", name, "letters, digits, '.', '-' or '_' (it names cache folders)")
-    if name in _REGISTRY:
-        raise file_error(file, "name", name, "a name that is not a built-in task's (`diffres-bench tasks list`)")
-    if decl.get("source") not in SOURCES:
-        raise file_error(file, "source", decl.get("source"), f"one of {sorted(SOURCES)}")
-    needed = SOURCES[decl["source"]].required
-    if not decl.get(needed):
-        raise file_error(file, needed, None, f"a value for source {decl['source']!r}")
-    seconds = decl.get("clip_seconds")
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))
-                                or not 0 < seconds <= 600):
-        raise file_error(file, "clip_seconds", seconds, "seconds in (0, 600]")
-    rate = decl.get("sample_rate", DEFAULT_SAMPLE_RATE)
-    if isinstance(rate, bool) or not isinstance(rate, int) or not 1000 <= rate <= 192000:
-        raise file_error(file, "sample_rate", rate, "an integer in Hz, 1000..192000")
-    if decl.get("metric", "accuracy") not in ("accuracy", "mAP"):
-        raise file_error(file, "metric", decl["metric"], "'accuracy' or 'mAP'")
-    seed = decl.get("split_seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise file_error(file, "split_seed", seed, "an integer >= 0")
-    if decl.get("on_bad_file", "refuse") not in BAD_FILE_POLICIES:
-        raise file_error(file, "on_bad_file", decl["on_bad_file"], f"one of {list(BAD_FILE_POLICIES)}")
-    sep = decl.get("label_separator")
-    if sep is not None and (not isinstance(sep, str) or not sep):
-        raise file_error(file, "label_separator", sep, "a non-empty string (the character between labels)")
 
 
 # ---------------------------------------------------------------------------------------- the index
@@ -196,8 +97,9 @@ def build(decl: dict[str, Any], corpus: Corpus, out: Path) -> dict[str, Any]:
     if bad and not skip:
         listed = "; ".join(f"{corpus.root / rel}: {problem}" for rel, problem in bad[:SHOWN])
         raise TaskFileError(f"{len(bad)} of {len(corpus.clips)} audio file(s) cannot be used: {listed}"
-                            f"{' ...' if len(bad) > SHOWN else ''}. Fix or remove them, or declare "
-                            f"`on_bad_file: skip` in a task YAML (the report then states the skipped files)")
+                            f"{' ...' if len(bad) > SHOWN else ''}. Fix or remove them, or skip them: "
+                            f"`on_bad_file: skip` in a task YAML, or a shorthand ending in `?on_bad_file=skip` "
+                            f"(the report then states the skipped files)")
     dropped = {rel for rel, _ in bad}
     clips = [c for c in corpus.clips if c.rel not in dropped]
     drawn = corpus.folds is None and any(c.split is None for c in clips)

@@ -8,6 +8,7 @@ list of rows of it, a few KB of JSON beside it, found again by its own key).
 
     <cache>/features/<task>/waveforms-<unit>-<fp>.arrow   clip_id, label(s), waveform int16 [N]
     <cache>/features/<task>/rows-<split>-f<fold>-<fp>.json rows of a k-fold task's split in that file
+    <cache>/features/<task>/waveforms-<unit>-<fp>.fit.json how many clips were cropped / padded (`fit_counts`)
     <cache>/features/<task>/stats-<fp>.json                the train split's log-mel mean / std
 
 Format: int16 at the task's rate, `x = k / 32768`. For PCM-16 sources at the task's rate (the embedded
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tasks.audio import BadClipError, load_clip
+from tasks.audio import BadClipError, decode_mono, fit_length
 from tasks.cache import digest, feature_dir
 from tasks.data import load_split, read_column, source_identity, split_origin
 from tasks.registry import SPLITS, TaskSpec
@@ -151,6 +152,8 @@ def _write_unit(path: Path, spec: TaskSpec, tables: list[tuple[str, Any, Any]], 
     _remove_stale_temporaries(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     rows_per_batch = max(1, WRITE_BYTES // (2 * num_samples))
+    fit = {"task": spec.name, "sample_rate": sample_rate, "num_samples": num_samples, "clips": 0, "cropped": 0,
+           "padded": 0}
     try:
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             for split, table, origin in tables:
@@ -165,17 +168,47 @@ def _write_unit(path: Path, spec: TaskSpec, tables: list[tuple[str, Any, Any]], 
                     for k, clip in enumerate(column):
                         i = start + k
                         try:
-                            waves[k] = quantise(load_clip(clip, str(ids[i]), sample_rate, num_samples,
-                                                          where=where).numpy())
+                            wave = decode_mono(clip, str(ids[i]), sample_rate, where=where)
                         except BadClipError as err:
                             raise BadClipError(f"{err} [row {i} of the split; {origin(i)}]") from None
+                        fit["clips"] += 1
+                        fit["cropped"] += wave.shape[-1] > num_samples
+                        fit["padded"] += wave.shape[-1] < num_samples
+                        waves[k] = quantise(fit_length(wave, num_samples).numpy())
                     flat = pa.array(waves.reshape(-1), type=pa.int16())
                     writer.write_batch(pa.record_batch(
                         [pa.array(ids[start:stop], pa.string()), pa.array(labels[start:stop], label_type),
                          pa.FixedSizeListArray.from_arrays(flat, num_samples)], schema=schema))
+        _fit_path(path).write_text(json.dumps(fit))  # before the cache file: a cache never lacks its counts
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fit_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".arrow") + ".fit.json")
+
+
+def fit_counts(spec: TaskSpec, sample_rate: int | None = None) -> dict[str, int] | None:
+    """How many of a task's cached clips were longer (cropped) or shorter (padded) than its clip length, summed
+    over its cache units (the newest cache of each, at `sample_rate`, default the task's); None when no waveform
+    cache of the task has been built here. Counted as the cache is built, on the decoded, resampled clip."""
+    rate = sample_rate or spec.sample_rate
+    num_samples = int(round(spec.clip_seconds * rate))
+    newest: dict[str, tuple[float, dict]] = {}
+    for file in feature_dir(spec.name).glob("waveforms-*.fit.json"):
+        fit = json.loads(file.read_text())
+        unit = file.name.removeprefix("waveforms-").rsplit("-", 1)[0]
+        if (fit.get("sample_rate"), fit.get("num_samples")) != (rate, num_samples):
+            continue
+        if not file.with_name(file.name.removesuffix(".fit.json") + ".arrow").is_file():
+            continue  # the cache it counted was deleted
+        mtime = file.stat().st_mtime
+        if unit not in newest or mtime > newest[unit][0]:
+            newest[unit] = (mtime, fit)
+    if not newest:
+        return None
+    return {k: sum(int(f[k]) for _, f in newest.values()) for k in ("clips", "cropped", "padded")}
 
 
 def load_waveforms(spec: TaskSpec, split: str, fold: int | None, sample_rate: int,

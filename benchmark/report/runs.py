@@ -139,9 +139,11 @@ def task_control(task: pd.Series) -> pd.Series:
 
 def data_notes(task: pd.Series) -> list[str]:
     """One line per user task of ``task`` (a task YAML or ``folder:DIR``, ...): how its clips were fitted to its
-    clip length (cropped / padded counts) and which unreadable files were skipped, from ``TaskSpec.protocol``."""
+    clip length (cropped / padded counts) and which unreadable files were skipped, from ``TaskSpec.protocol``; for a
+    hub dataset the counts recorded when its waveform cache was built (``tasks.wavecache.fit_counts``)."""
     from tasks import get_task
-    from tasks.usertask import is_user_ref
+    from tasks.taskref import is_user_ref
+    from tasks.wavecache import fit_counts
 
     out = []
     for name in sorted(n for n in task.unique() if is_user_ref(n)):
@@ -150,7 +152,12 @@ def data_notes(task: pd.Series) -> list[str]:
         except (KeyError, ValueError, OSError) as err:
             out.append(f"`{name}`: cannot be read now ({err})")
             continue
-        out.append(f"`{name}` (task {spec.name}, {spec.clip_seconds:g} s clips): {spec.protocol}")
+        line = f"`{name}` (task {spec.name}, {spec.clip_seconds:g} s clips): {spec.protocol}"
+        if spec.local is None:  # a hub dataset: its clips are first measured when its waveform cache is built
+            fit = fit_counts(spec)
+            line += (f"; waveform cache: {fit['cropped']} of {fit['clips']} clips longer (cropped), {fit['padded']} "
+                     f"shorter (padded)" if fit else "; cropped / padded counts: no waveform cache of it here")
+        out.append(line)
     return out
 
 

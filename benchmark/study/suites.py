@@ -148,7 +148,7 @@ def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Sui
     if not isinstance(grids, list) or not grids:
         raise SuiteError(f"{path}: grids: expected a non-empty list of grids (axis -> list of values), "
                          f"got {grids!r}")
-    from tasks.usertask import canonical_ref, is_user_ref
+    from tasks.taskref import canonical_ref, is_user_ref
 
     configs: dict[str, RunConfig] = {}
     for index, grid in enumerate(grids):

@@ -209,3 +209,41 @@ def test_bad_replication_keys_are_named(tmp_path, extra, message):
     path.write_text("name: rep\n" + extra)
     with pytest.raises((SuiteError, SuiteNotFoundError), match=message):
         load_suite(path)
+
+
+@pytest.mark.parametrize(("seconds", "gpu", "expected"), [(1.0, False, "audiocnn_tiny"), (10.0, False, "audiocnn_tiny"),
+                                                         (1.0, True, "efficientnet_b0"), (2.0, True, "efficientnet_b0"),
+                                                         (5.0, True, "efficientnet_b2")])
+def test_auto_backbone_sizes_by_clip_length_on_a_gpu(seconds, gpu, expected) -> None:
+    from benchmark.recipes import auto_backbone
+
+    assert auto_backbone(seconds, gpu=gpu) == expected
+
+
+def test_the_yours_template_composes_with_the_gpu_backbone_it_would_pick() -> None:
+    """The GPU branch of `backbone: auto` without a GPU: the template's points on a task, with the backbone a GPU
+    host picks for its clips, are valid RunConfigs whose model is built and runs one forward pass."""
+    import dataclasses
+
+    import torch
+
+    from benchmark.model import build_model
+    from benchmark.recipes import auto_backbone
+    from tasks import get_task
+    from tasks.features import FeatureConfig
+
+    suite = load_suite("yours", task="toy-rhythm")
+    spec = get_task("toy-rhythm")
+    gpu_backbone = auto_backbone(spec.clip_seconds, gpu=True)
+    assert gpu_backbone == "efficientnet_b0" and suite.name == "yours-toy-rhythm-audiocnn_tiny"
+    for frontend in ("diffres", "avgpool"):
+        cfg = next(c for c in suite.configs if c.frontend == frontend and c.reduction_rate == 0.75)
+        cfg = dataclasses.replace(cfg, backbone=gpu_backbone)
+        t_in = FeatureConfig(sample_rate=spec.sample_rate, n_mels=cfg.n_mels, win_ms=cfg.win_ms,
+                             hop_ms=cfg.hop_ms).num_frames(spec.clip_seconds)
+        model = build_model(cfg, num_classes=spec.num_classes, t_in=t_in).eval()
+        wave = torch.randn(2, int(spec.clip_seconds * spec.sample_rate)) * 0.1
+        with torch.no_grad():
+            out = model(wave)
+        logits = out[0] if isinstance(out, tuple) else out
+        assert logits.shape == (2, spec.num_classes) and torch.isfinite(logits).all()

@@ -75,8 +75,8 @@ def test_one_waveform_cache_serves_every_hop_and_n_mels(private_cache):
     load_features(spec, "val", FeatureConfig(n_mels=8, hop_ms=1.0))
     load_features(small_embedded("toy-transients", 5, 5, 5, seed=1), "val", FeatureConfig(n_mels=8, hop_ms=10.0))
     folder = private_cache / "features" / "toy-transients"
-    assert len(list(folder.glob("waveforms-val-*"))) == 2  # one per source, whatever the feature settings
-    assert len(list(folder.glob("waveforms-train-*"))) == 2  # the train statistics read the train split
+    assert len(list(folder.glob("waveforms-val-*.arrow"))) == 2  # one per source, whatever the feature settings
+    assert len(list(folder.glob("waveforms-train-*.arrow"))) == 2  # the train statistics read the train split
     assert len(list(folder.glob("stats-*"))) == 3  # a few bytes per feature config
 
 

@@ -174,6 +174,27 @@ def test_corrupt_files_are_listed_then_skipped_on_request(tmp_path, private_cach
     assert "cat-train-1.wav: unreadable" in out
 
 
+def test_a_shorthand_takes_the_yaml_options_after_a_question_mark(tmp_path, private_cache):
+    from tasks.taskref import canonical_ref
+
+    root = class_folders(tmp_path / "c")
+    (root / "train/cat/cat-train-1.wav").write_bytes(b"not audio")
+    ref = f"folder:{root}?on_bad_file=skip&clip_seconds=0.25"
+    # canonical: absolute path, options sorted, so a run's stored reference does not depend on their order
+    assert canonical_ref(ref) == f"folder:{root.resolve()}?clip_seconds=0.25&on_bad_file=skip"
+    assert canonical_ref(f"folder:{root}?clip_seconds=0.25&on_bad_file=skip") == canonical_ref(ref)
+    spec = user_task(ref)
+    assert spec.name == "c" and spec.clip_seconds == 0.25  # a YAML scalar: a float, not the text "0.25"
+    assert "1 unreadable file(s) skipped (on_bad_file: skip): train/cat/cat-train-1.wav" in spec.protocol
+    assert len(_labels(ref, "train")) == 7
+    with pytest.raises(TaskFileError, match=r"field 'on_bad_file', value 'ignore'"):
+        user_task(f"folder:{root}?on_bad_file=ignore")
+    with pytest.raises(TaskFileError, match=r"field 'root'.*an option key=value with key one of"):
+        user_task(f"folder:{root}?root=/elsewhere")
+    with pytest.raises(TaskFileError, match=r"field 'skip', value None"):
+        user_task(f"folder:{root}?skip")
+
+
 def test_inspect_reports_the_corpus_before_anything_trains(tmp_path, private_cache):
     root = hear_task(tmp_path / "h", kfold=True)
     result = inspect_source(f"hear:{root}")
@@ -185,6 +206,20 @@ def test_inspect_reports_the_corpus_before_anything_trains(tmp_path, private_cac
     assert not (private_cache / "embedded").exists()  # inspect writes nothing
     bad = inspect_source(str(tmp_path / "none.yaml"))
     assert bad.problems and "does not exist" in bad.problems[0]
+
+
+def test_inspect_reads_a_hub_dataset_from_its_local_copy(tmp_path, private_cache, capsys):
+    from corpus_helpers import hub_copy
+
+    hub_copy(tmp_path / "data", "hubinspect")
+    ref = str(task_yaml(tmp_path / "hub.yaml", name="hubinspect", source="hub", clip_seconds=0.4,
+                        repo="someone/birds@0123456789abcdef0123456789abcdef01234567"))
+    assert main(["tasks", "inspect", ref, "--data-dir", str(tmp_path / "data")]) == 0
+    out = capsys.readouterr().out
+    assert "classes:      2 (single-label): cat, dog" in out
+    assert "splits:       train 8, val 4, test 4  (the hub's splits: train = train, val = validation" in out
+    assert "clip_seconds: 0.4 s (declared): 16 clips cropped, 0 padded" in out
+    assert "sample rates: 16000 Hz x 16" in out and "label balance: 8..8" in out and "problems:     none" in out
 
 
 def test_yaml_errors_name_the_file_field_and_value(tmp_path):

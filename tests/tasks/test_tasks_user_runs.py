@@ -67,6 +67,27 @@ def test_one_short_training_per_source(capsys, tmp_path, store, source):
     assert run.data.params["task"] == task and (source == "hub" or get_task(task).local.ref == task)
 
 
+def test_a_hub_task_counts_its_cropped_clips_when_its_cache_is_built(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from benchmark.report.runs import data_notes
+    from tasks.wavecache import fit_counts
+
+    hub_copy(tmp_path / "data", "hubcrop")
+    task = str(task_yaml(tmp_path / "hub.yaml", name="hubcrop", source="hub", clip_seconds=0.25,
+                         repo="someone/birds@0123456789abcdef0123456789abcdef01234567"))
+    monkeypatch.setenv("DIFFRES_DATA_DIR", str(tmp_path / "data"))
+    spec = get_task(task)
+    assert fit_counts(spec) is None  # nothing measured before the cache exists, and the report says so
+    assert "cropped / padded counts: no waveform cache of it here" in data_notes(pd.Series([task]))[0]
+    sizes = [len(load_waveforms(spec, split, None, 16000, data_dir=tmp_path / "data")) for split in ("train", "val",
+                                                                                                     "test")]
+    # every clip of the copy is 0.5 s, longer than the declared 0.25 s: all cropped, none padded
+    assert fit_counts(spec) == {"clips": sum(sizes), "cropped": sum(sizes), "padded": 0}
+    assert f"waveform cache: {sum(sizes)} of {sum(sizes)} clips longer (cropped), 0 shorter (padded)" in \
+        data_notes(pd.Series([task]))[0]
+
+
 def test_the_same_clips_as_hear_and_class_folders_give_the_same_cache_and_run(capsys, tmp_path, store):
     hear = f"hear:{hear_task(tmp_path / 'as-hear')}"
     folders = f"folder:{class_folders(tmp_path / 'as-folders')}"

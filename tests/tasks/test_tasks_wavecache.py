@@ -46,7 +46,8 @@ def test_one_cache_serves_every_fold_and_hop(private_cache, tmp_path):
                 fs = load_features("esc50", split, FeatureConfig(n_mels=16, hop_ms=hop), fold=fold, data_dir=tmp_path)
                 clips[fold, split] = set(fs.clip_ids)
     files = sorted(p.name for p in feature_dir("esc50").iterdir())
-    assert len([f for f in files if f.startswith("waveforms-")]) == 1  # one build for 3 folds x 3 hops
+    caches = [f for f in files if f.startswith("waveforms-") and f.endswith(".arrow")]
+    assert len(caches) == 1  # one build for 3 folds x 3 hops
     assert not any(f.startswith("logmel") for f in files)
     assert len([f for f in files if f.startswith("stats-")]) == 9  # per fold and feature config: bytes
     for fold in (1, 2, 5):  # each fold's splits are its own clips, and cover the task
