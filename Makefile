@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 SUITE  ?= quick
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: test bench reproduce replicate report ablate-rate ablate-hop lint clean-results
+.PHONY: test bench reproduce replicate recheck report ablate-rate ablate-hop lint clean-results
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ replicate: $(VENV)/.installed
 	$(PY) -m benchmark.benches.bench_suite_time --suite quick-replication
 	$(VENV)/bin/diffres-bench compare-claims results/quick/claims.csv results/quick-replication/claims.csv \
 		--out results/quick-replication/vs_quick.csv
+
+recheck: $(VENV)/.installed  # retrain one committed run per setting of $(SUITE): identical here?
+	$(PY) -m benchmark.benches.recheck --suite $(SUITE)
 
 report: $(VENV)/.installed
 	$(VENV)/bin/diffres-bench report --suite $(SUITE)

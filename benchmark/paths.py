@@ -24,6 +24,7 @@ ALLOW_DIRTY_ENV = "DIFFRES_BENCH_ALLOW_DIRTY"  # "1": train suites from uncommit
 RESULTS_DIR = Path("results")  # results/<suite>/*.csv, the Optuna journal of a local study
 REPORTS_DIR = Path("reports")  # reports/<suite>/REPORT.md and figures
 CANARY_CSV = REPO_ROOT / RESULTS_DIR / "numerics" / "canary.csv"  # committed canary digests (benchmark.numerics)
+NEUTRAL_COMMITS = RESULTS_DIR / "numerics" / "neutral_commits.csv"  # under a repo root: benchmark.report.provenance
 CHECKPOINTS_DIR = Path("checkpoints")  # checkpoints/<suite>/<config hash>/last.pt (`run`: checkpoints/runs/)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"

@@ -31,7 +31,7 @@ from benchmark.report.figures import (
 from benchmark.report.health import health, runs_table
 from benchmark.report.leaderboard import BASELINE_HOP_MS, leaderboard, write_csv
 from benchmark.report.markdown import render_markdown
-from benchmark.report.provenance import CLEAN_CURRENT, provenance_column
+from benchmark.report.provenance import DECIDABLE, provenance_column
 from benchmark.report.replication import replication
 from benchmark.report.runs import ReportDataError, Runs, download_examples, load_runs
 
@@ -114,8 +114,8 @@ def _suite_file(suite: str):
 
 
 def with_provenance(runs: Runs, repo: Path, include_stale: bool) -> tuple[Runs, Runs]:
-    """(every run with its ``provenance`` column, the runs the report decides on): only the clean-current
-    ones unless ``include_stale``. No run left to decide on is a clear error naming the flag."""
+    """(every run with its ``provenance`` column, the runs the report decides on): only the clean-current and
+    clean-equivalent ones unless ``include_stale``. No run left to decide on is a clear error naming the flag."""
     table = runs.table.assign(provenance=provenance_column(runs.table["git_commit"], repo))
     superseded = runs.superseded
     if superseded is not None:
@@ -123,7 +123,7 @@ def with_provenance(runs: Runs, repo: Path, include_stale: bool) -> tuple[Runs, 
     every = dataclasses.replace(runs, table=table, superseded=superseded)
     if include_stale:
         return every, every
-    kept = table[table["provenance"] == CLEAN_CURRENT].reset_index(drop=True)
+    kept = table[table["provenance"].isin(DECIDABLE)].reset_index(drop=True)
     if kept.empty:
         counts = table["provenance"].value_counts().sort_index().to_dict()
         raise ReportDataError(f"none of the {len(table)} runs was trained by the current training code "

@@ -18,7 +18,7 @@ from benchmark.report.claims import ClaimResult
 from benchmark.report.controls import ControlResult
 from benchmark.report.health import Health
 from benchmark.report.leaderboard import BASELINE_HOP_MS
-from benchmark.report.provenance import CLEAN_CURRENT, numerics_table
+from benchmark.report.provenance import DECIDABLE, EQUIVALENT, numerics_table
 from benchmark.report.replication import counts_text, seed_halves
 from benchmark.report.runs import (
     NO_FOLD,
@@ -182,7 +182,7 @@ def _pairs(r) -> str:
 def _not_current(every: Runs | None) -> pd.DataFrame:
     if every is None or "provenance" not in every.table.columns:
         return pd.DataFrame(columns=["provenance"])
-    return every.table[every.table["provenance"] != CLEAN_CURRENT]
+    return every.table[~every.table["provenance"].isin(DECIDABLE)]
 
 
 def _stale_banner(every: Runs | None, include_stale: bool) -> list[str]:
@@ -201,14 +201,21 @@ def _provenance_md(every: Runs | None, include_stale: bool, runs_csv: Path, repo
     df = every.table
     counts = ", ".join(f"{k}: {n}" for k, n in df["provenance"].value_counts().sort_index().items())
     out += [f"Each run's `git_commit` tag against the current checkout ({counts}): *clean-current* when its "
-            "commit's training code (`benchmark.paths.TRAINING_CODE`) equals HEAD's, *stale* when it differs, *dirty* "
-            "when trained from uncommitted code, *unknown* without a commit this repository holds. "
+            "commit's training code (`benchmark.paths.TRAINING_CODE`) equals HEAD's, *clean-equivalent* when every "
+            "commit since then that touched it is declared numerics-neutral (`results/numerics/neutral_commits.csv`, "
+            "with its evidence), *stale* when it differs otherwise, *dirty* when trained from uncommitted code, "
+            "*unknown* without a commit this repository holds. "
             + ("All of them are in the verdicts below (`--include-stale`)." if include_stale else
-               "Only clean-current runs are in the verdicts, controls and leaderboards; rebuild with "
-               "`--include-stale` to include the others.") + f" Every run: {_link(runs_csv, report_dir)}.", ""]
+               "Only clean-current and clean-equivalent runs are in the verdicts, controls and leaderboards; rebuild "
+               "with `--include-stale` to include the others.") + f" Every run: {_link(runs_csv, report_dir)}.", ""]
+    equivalent = df[df["provenance"] == EQUIVALENT]
+    if not equivalent.empty:
+        by_commit = equivalent["git_commit"].value_counts().sort_index()
+        out += ["Clean-equivalent runs, by the commit that trained them: "
+                + ", ".join(f"`{c[:12]}` ({n})" for c, n in by_commit.items()) + ".", ""]
     others = _not_current(every)
     if others.empty:
-        return out + ["Every run is clean-current.", ""]
+        return out + ["Every run is clean-current or clean-equivalent.", ""]
     body = [[r["task"], r["frontend"], f"{r['hop_ms']:g}", f"{r['reduction_rate']:g}", r["backbone"], str(r["seed"]),
              r["git_commit"] or "–", r["provenance"], r["run_id"]]
             for _, r in others.sort_values(["provenance", "task", "frontend", "seed", "run_id"]).iterrows()]

@@ -6,13 +6,18 @@ The trainer tags a run with the HEAD sha, suffixed ``-dirty`` when the tree had 
 ("unknown" outside git). A run is
 
 - ``clean-current``: its commit's training code equals the current HEAD's;
+- ``clean-equivalent``: its commit is an ancestor of HEAD, and every commit since then that touched the
+  training code is declared numerics-neutral in ``results/numerics/neutral_commits.csv`` (a structural
+  change: moved modules, new checks, new tools), each with the evidence that it moves no number (stored
+  runs retrained at that commit, identical to the last digit; the canary digest unchanged);
 - ``dirty``: trained from uncommitted code (nobody can say which);
 - ``stale``: a clean commit whose training code differs from HEAD's (``git diff --quiet <commit> HEAD --
-  TRAINING_CODE``);
+  TRAINING_CODE``) by a commit not declared neutral;
 - ``unknown``: no tag, "unknown", or a commit this repository does not hold.
 
-Only clean-current runs enter verdicts, controls and leaderboards unless the report is asked to include
-the others (``build_report(include_stale=True)``, ``diffres-bench report --include-stale``).
+Only clean-current and clean-equivalent runs enter verdicts, controls and leaderboards unless the report
+is asked to include the others (``build_report(include_stale=True)``, ``diffres-bench report
+--include-stale``).
 
 Numerics: its ``numerics_*`` tags (``benchmark.numerics``), grouped by machine, thread count and canary
 digest, each digest looked up among the committed canaries (``results/numerics/canary.csv``): a run whose
@@ -27,11 +32,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.paths import CANARY_CSV, TRAINING_CODE  # the code that decides what a run learns, defined once
+from benchmark.paths import CANARY_CSV, NEUTRAL_COMMITS, TRAINING_CODE  # the code that decides what a run learns
 from benchmark.provenance import DIRTY_SUFFIX, UNKNOWN
 
-CLEAN_CURRENT, DIRTY, STALE = "clean-current", "dirty", "stale"
-PROVENANCES = (CLEAN_CURRENT, DIRTY, STALE, UNKNOWN)
+CLEAN_CURRENT, EQUIVALENT, DIRTY, STALE = "clean-current", "clean-equivalent", "dirty", "stale"
+PROVENANCES = (CLEAN_CURRENT, EQUIVALENT, DIRTY, STALE, UNKNOWN)
+DECIDABLE = (CLEAN_CURRENT, EQUIVALENT)  # what verdicts read unless asked for more
+NEUTRAL_COLUMNS = ["commit", "subject", "evidence"]
 
 
 def _git(repo: Path, *args: str) -> int:
@@ -42,20 +49,53 @@ def _git(repo: Path, *args: str) -> int:
         return -1
 
 
-def classify(commit: str, repo: Path) -> str:
-    """The provenance of one ``git_commit`` tag against ``repo``'s HEAD (see the module docstring)."""
+def _git_lines(repo: Path, *args: str) -> list[str] | None:
+    try:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+    return done.stdout.split() if done.returncode == 0 else None
+
+
+def neutral_commits(repo: Path) -> pd.DataFrame:
+    """The commits declared numerics-neutral in ``repo`` (``NEUTRAL_COMMITS``, NEUTRAL_COLUMNS; empty when the
+    file is absent). A malformed file is an error naming it: a silent misread would move verdicts."""
+    path = Path(repo) / NEUTRAL_COMMITS
+    if not path.is_file():
+        return pd.DataFrame(columns=NEUTRAL_COLUMNS)
+    table = pd.read_csv(path, dtype=str).fillna("")
+    missing = [c for c in NEUTRAL_COLUMNS if c not in table.columns]
+    bad = table[~table.get("commit", pd.Series(dtype=str)).str.fullmatch(r"[0-9a-f]{40}")] if not missing else None
+    if missing or (bad is not None and len(bad)):
+        raise ValueError(f"{path}: " + (f"columns {missing} missing (expected {NEUTRAL_COLUMNS})" if missing else
+                                        f"field 'commit', value {bad['commit'].iloc[0]!r}: a full 40-digit sha"))
+    return table
+
+
+def classify(commit: str, repo: Path, neutral: frozenset[str] = frozenset()) -> str:
+    """The provenance of one ``git_commit`` tag against ``repo``'s HEAD (see the module docstring); ``neutral``:
+    the full shas declared numerics-neutral."""
     tag = (commit or "").strip()
     if tag.endswith(DIRTY_SUFFIX):
         return DIRTY
     if not tag or tag == UNKNOWN or _git(repo, "cat-file", "-e", f"{tag}^{{commit}}") != 0:
         return UNKNOWN
     code = _git(repo, "diff", "--quiet", tag, "HEAD", "--", *TRAINING_CODE)
-    return CLEAN_CURRENT if code == 0 else STALE if code == 1 else UNKNOWN
+    if code == 0:
+        return CLEAN_CURRENT
+    if code != 1:
+        return UNKNOWN
+    if neutral and _git(repo, "merge-base", "--is-ancestor", tag, "HEAD") == 0:
+        since = _git_lines(repo, "rev-list", f"{tag}..HEAD", "--", *TRAINING_CODE)
+        if since and set(since) <= neutral:
+            return EQUIVALENT
+    return STALE
 
 
 def classify_commits(commits: Iterable[str], repo: Path) -> dict[str, str]:
     """``classify`` of each distinct tag (git runs once per tag, not per run)."""
-    return {tag: classify(tag, repo) for tag in dict.fromkeys(commits)}
+    neutral = frozenset(neutral_commits(repo)["commit"])
+    return {tag: classify(tag, repo, neutral) for tag in dict.fromkeys(commits)}
 
 
 def provenance_column(git_commit: pd.Series, repo: Path) -> pd.Series:

@@ -56,6 +56,43 @@ def test_a_change_outside_the_training_code_keeps_a_run_current(repo):
     assert provenance.classify(head, root) == provenance.STALE
 
 
+def _declare_neutral(root: Path, *commits: str) -> None:
+    path = root / "results/numerics/neutral_commits.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("commit,subject,evidence\n" + "".join(f"{c},moved a module,8 of 8 runs identical\n"
+                                                           for c in commits))
+
+
+def test_a_run_is_equivalent_when_every_training_change_since_is_declared_neutral(repo):
+    root, first, report_only, head = repo
+    assert provenance.classify_commits([report_only], root) == {report_only: provenance.STALE}
+    _declare_neutral(root, head)  # the one training-code commit since report_only (and since first)
+    assert provenance.classify_commits([first, report_only, head], root) == {
+        first: provenance.EQUIVALENT, report_only: provenance.EQUIVALENT, head: provenance.CLEAN_CURRENT}
+    (root / "diffres/model.py").write_text("v3\n")  # a training change nobody declared
+    _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "real change")
+    assert provenance.classify_commits([report_only, head], root) == {report_only: provenance.STALE,
+                                                                      head: provenance.STALE}
+    # a commit off HEAD's history is never equivalent, even when it is declared
+    _git(root, "checkout", "-q", "-b", "side", first)
+    (root / "diffres/model.py").write_text("side\n")
+    _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "side")
+    side = _git(root, "rev-parse", "HEAD")
+    _git(root, "checkout", "-q", "-")
+    _declare_neutral(root, head, side)
+    assert provenance.classify(side, root, frozenset([head, side])) == provenance.STALE
+
+
+def test_a_malformed_neutral_commits_file_is_an_error_naming_it(repo):
+    root, _, report_only, _ = repo
+    _declare_neutral(root, "abc123")
+    with pytest.raises(ValueError, match=r"neutral_commits.csv: field 'commit', value 'abc123': a full 40-digit sha"):
+        provenance.classify_commits([report_only], root)
+    (root / "results/numerics/neutral_commits.csv").write_text("sha,why\n")
+    with pytest.raises(ValueError, match=r"columns \['commit', 'subject', 'evidence'\] missing"):
+        provenance.classify_commits([report_only], root)
+
+
 def test_stale_runs_are_listed_and_kept_out_of_the_verdicts_unless_asked(repo, tmp_path):
     root, first, _, head = repo
     s = Study(tmp_path, suite="prov")
