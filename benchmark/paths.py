@@ -18,7 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # whether a finished run is stale (trained from other code than the checkout's). Suites are data (a
 # run's config hash names what it read of them); the report, its statistics, `plan` and the benches train nothing.
 TRAINING_CODE = ("diffres", "tasks", "benchmark", ":(exclude)benchmark/report", ":(exclude)benchmark/stats.py",
-                 ":(exclude)benchmark/plan.py", ":(exclude)benchmark/benches", ":(exclude)benchmark/suites")
+                 ":(exclude)benchmark/plan.py", ":(exclude)benchmark/benches", ":(exclude)benchmark/suites",
+                 ":(exclude)benchmark/paper")
 ALLOW_DIRTY_ENV = "DIFFRES_BENCH_ALLOW_DIRTY"  # "1": train suites from uncommitted code (runs are tagged -dirty)
 
 RESULTS_DIR = Path("results")  # results/<suite>/*.csv, the Optuna journal of a local study

@@ -1,7 +1,8 @@
 """Training recipes as data, and the learning-rate schedule their fields describe.
 
-`PAPER_RECIPES`: the PSLA-style recipes of the authors' code, one per task family (see
-../shared/PAPER.md); `QUICK_RECIPE`: a small, fast default for the embedded offline tasks.
+`PAPER_RECIPES`: the PSLA-style recipes of the authors' code (the `pydiffres` package and its training
+scripts forked from PSLA), one per task family, compared row by row in docs/fidelity.md; `QUICK_RECIPE`: a
+small, fast default for the embedded offline tasks.
 `PAPER_SYSTEM`: the rest of the paper's system per family (pretrained init, attention head, BCE,
 balanced sampling, weight averaging), added by `recipe_for(task, "paper")`.
 `recipe_for(task)` picks one; `RunConfig.for_task(task, **overrides)` builds a config from it.
@@ -40,7 +41,7 @@ PAPER_RECIPES: dict[str, dict[str, Any]] = {
     "nsynth": dict(_PAPER_COMMON, lr=1e-4, epochs=20, lr_decay=0.85, lr_decay_every=5, lr_decay_from=10,
                    time_mask_ms=760.0, mixup_prob=0.5, batch_size=128),
 }
-# The rest of the paper's system, beyond the recipe table (the authors' PSLA fork, ../shared/PAPER.md):
+# The rest of the paper's system, beyond the recipe table (the authors' PSLA fork):
 # ImageNet-pretrained EfficientNet-B2, PSLA's 4-head attention pooling, BCE for every task, class-balanced
 # sampling and weight averaging for AudioSet / FSD50K / NSynth, AudioSet's 1,000-step warm-up (~1 epoch of
 # its balanced train set at batch 24). Kept apart from PAPER_RECIPES so that `RunConfig.for_task(task)`

@@ -15,10 +15,15 @@ import warnings
 import torch
 from torch import Tensor
 
-# index_reduce is marked beta, but its amax and backward are what the max aggregation needs.
-warnings.filterwarnings("ignore", message="index_reduce\\(\\) is in beta")
-
 __all__ = ["MergeFrames", "WarpSum"]
+
+
+def _index_amax(out: Tensor, index: Tensor, source: Tensor) -> Tensor:
+    """``out.index_reduce_(0, index, source, "amax")``. index_reduce is marked beta, but its amax is what the max
+    aggregation needs: its beta warning is silenced here only, not for the importing program."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="index_reduce\\(\\) is in beta")
+        return out.index_reduce_(0, index, source, "amax")
 
 
 def _rows(x: Tensor) -> Tensor:
@@ -101,7 +106,7 @@ class MergeFrames(torch.autograd.Function):
         else:
             # Any range: shift each output frame by the largest log value merged into it.
             shift = xr.new_full((batch * t_out, n_feat), float("-inf"))
-            shift.index_reduce_(0, r0, xr, "amax").index_reduce_(0, r1_k, xr[k], "amax")
+            _index_amax(_index_amax(shift, r0, xr), r1_k, xr[k])
             # Output frames no input reaches (past a padded clip's T') keep a finite shift.
             shift = torch.where(torch.isfinite(shift), shift, 0.0)
             term0 = torch.sub(xr, shift.index_select(0, r0)).exp_()
@@ -110,7 +115,7 @@ class MergeFrames(torch.autograd.Function):
         term1_k.mul_(w1.reshape(-1, 1)[k])
         total = xr.new_zeros(batch * t_out, n_feat).index_add_(0, r0, term0).index_add_(0, r1_k, term1_k)
         peak = xr.new_zeros(batch * t_out, n_feat)
-        peak.index_reduce_(0, r0, term0, "amax").index_reduce_(0, r1_k, term1_k, "amax")
+        _index_amax(_index_amax(peak, r0, term0), r1_k, term1_k)
         if any(ctx.needs_input_grad[:3]):
             ctx.save_for_backward(w0, w1, r0, k, r1_k, term0, term1_k, total, peak)
             ctx.scale = scale

@@ -4,7 +4,7 @@
    δ in {0.25, 0.5, 0.75}: the linear-time implementation, with the paper's score network and with
    the depthwise-separable one (``score_network`` column), under glibc's allocator as it is and with
    freed memory kept in the heap (``allocator`` column, see ALLOCATORS), against the plain dense
-   O(T*T') form (``benchmark.benches.oracle``: a [B, T, T'] weight matrix and batched matmuls).
+   O(T*T') form (``diffres.reference``: a [B, T, T'] weight matrix and batched matmuls).
    Each case runs in fresh subprocesses (``--case``; 3 for the linear form, 5 at T = 10000, 1 for
    the dense one): a process's time is the median of its passes 2-6, the row's time the median
    over processes (min and max beside it); the peak memory is
@@ -49,7 +49,7 @@ def run_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_n
     the median of passes 2-6 and the peak resident memory during them above the memory before.
 
     ``impl`` is ``"linear"`` (``diffres.DiffRes``) or ``"dense"`` (the same module's merge as
-    :func:`benchmark.benches.oracle.dense_diffres`). ``diffres_from`` puts that tree's ``diffres``
+    :func:`diffres.reference.dense_diffres`). ``diffres_from`` puts that tree's ``diffres``
     first on the import path (``--compare`` times an older revision of the package).
     """
     import resource
@@ -70,7 +70,7 @@ def run_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_n
         def features():
             return model(x).features
     else:
-        from benchmark.benches import oracle
+        from diffres import reference as oracle
 
         def features():
             return oracle.dense_diffres(model, x)[0]

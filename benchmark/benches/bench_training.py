@@ -35,7 +35,7 @@ from benchmark.steps import Amp, choose_loss, make_model, make_optimizer, one_ho
 
 FRONTENDS = ["spec", "diffres", "avgpool", "maxpool", "avgmaxpool", "changehop", "convavgpool", "specpool",
              "pool3ch"]
-# paper frame counts at 10 ms (../shared/PAPER.md) and the recipe's batch size
+# paper frame counts at 10 ms (the tasks' clip lengths, tasks/hub.py) and the recipe's batch size
 PAPER_SIZES = {"audioset": 1056, "fsd50k": 3000, "esc50": 500, "speechcommands": 100, "nsynth": 400}
 PAPER_CLASSES = 50  # one single-label head size for every family: the head is a small part of the step
 

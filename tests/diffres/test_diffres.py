@@ -4,9 +4,9 @@ against the dense oracle, and merging in groups of clips."""
 import pytest
 import torch
 
-from benchmark.benches.oracle import dense_diffres
 from diffres import DiffRes
 from diffres import functional as Fn
+from diffres.reference import dense_diffres
 
 T, F = 120, 16
 

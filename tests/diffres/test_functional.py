@@ -1,5 +1,5 @@
 """Properties of the DiffRes maths (diffres.functional and its kernels in diffres.merge), checked
-against the dense O(T*T') oracle (benchmark.benches.oracle)."""
+against the dense O(T*T') oracle (diffres.reference)."""
 
 import math
 
@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmark.benches.oracle import dense_merge, dense_weights
 from diffres import functional as Fn
+from diffres.reference import dense_merge, dense_weights
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,7 +7,7 @@ from tasks_helpers import small_embedded
 
 from tasks import FeatureConfig, load_features
 from tasks.data import read_column
-from tasks.features import FeatureConfigError, not_whole_samples
+from tasks.features import FeatureConfigError, LogMel, not_whole_samples
 
 
 @pytest.mark.parametrize("kwargs,field", [
@@ -86,3 +86,14 @@ def test_read_column_applies_a_selection():
     picked = ds.select([4, 0, 2])
     assert read_column(picked, "label").to_pylist() == [5, 3, 4] == list(picked["label"])
     assert read_column(picked, "clip_id").to_pylist() == ["e", "a", "c"]
+
+
+def test_the_mel_filterbank_is_the_cached_log_mel():
+    """`diffres`'s mel filterbank (the model's first stage) computes the log-mel `tasks` caches and normalises."""
+    from diffres.filterbanks import create_filterbank
+
+    x = torch.randn(3, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    ours = create_filterbank("mel", n_bands=64)(x)
+    assert torch.allclose(ours, LogMel(FeatureConfig(n_mels=64))(x), atol=1e-5)
+    for n in (400, 16123):
+        assert create_filterbank("mel", n_bands=40).t_out(n) == FeatureConfig(n_mels=40).num_frames(n / 16000)

@@ -5,7 +5,8 @@ writes the same maths as a dense ``[B, T, T']`` overlap matrix, batched matmuls 
 ``[B, T, T', F]`` product for the max, differentiated by autograd. The tests check the fast path
 against it (values and gradients), and ``bench_frontends`` times it as the dense baseline. Torch
 only (plus ``diffres`` for the score network and the score normalisation, which it does not
-replace). Memory grows as B*T*T'*F: use it on small inputs, or to measure that cost.
+replace). Memory grows as B*T*T'*F: use it on small inputs, or to measure that cost. It lives in the
+library, not in the tests, so `tests/diffres` runs with torch and `diffres` alone.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import math
 import torch
 from torch import Tensor
 
-from diffres import DiffRes
 from diffres import functional as Fn
+from diffres.diffres import DiffRes
 
 __all__ = ["dense_diffres", "dense_merge", "dense_weights"]
 
