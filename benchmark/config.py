@@ -2,9 +2,8 @@
 
 `RunConfig` is the unit that Optuna samples, MLflow logs as params (`to_params`) and the report groups
 by; `config_hash` is a run's identity (a finished run with the same hash is never trained again).
-`RunConfig.for_task(task, **overrides)` starts from the task's training recipe (`benchmark.recipes`:
-`PAPER_RECIPES`, `QUICK_RECIPE`, `recipe_for`, and the schedule `lr_at_epoch` / `lr_at_step`, all
-re-exported here).
+`RunConfig.for_task(task, **overrides)` starts from the task's training recipe (`benchmark.recipes`, chosen
+by the task's registry entry, `TaskSpec.recipe`; the schedule its fields describe is there too).
 The paper's system beyond its recipe table (`pretrained`, `head`, `balanced_sampling`, `weight_averaging`,
 `batch_size_scales_with_rate`; modules `benchmark.pretrained`, `heads`, `sampling`, `averaging`) is a block
 of fields added under version 1; `for_task(task, recipe="paper")` sets them as the paper's code did.
@@ -45,15 +44,6 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
-
-from benchmark.recipes import (  # noqa: F401  (re-exported)
-    PAPER_RECIPES,
-    PAPER_SYSTEM,
-    QUICK_RECIPE,
-    lr_at_epoch,
-    lr_at_step,
-    recipe_for,
-)
 
 # Bump when the meaning of a field or the training code changes results for the same field values:
 # every run identity (config_hash) changes with it, so old finished runs are not reused by mistake.
@@ -279,6 +269,8 @@ class RunConfig:
         """A config with the recipe of `recipe_for(task, recipe)`, then `overrides` on top. `recipe="table"`:
         the paper's recipe table (the default; its configs keep their identities); "paper": the table plus
         the rest of the paper's system (`PAPER_SYSTEM`: pretrained init, attention head, sampling, ...)."""
+        from benchmark.recipes import recipe_for  # recipes reads RunConfig's fields: imported here, no cycle
+
         return cls.from_dict({"task": task, **recipe_for(task, recipe), **overrides})
 
 

@@ -19,7 +19,6 @@ moves the moment estimates and is otherwise wasted.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -67,24 +66,20 @@ QUICK_RECIPE: dict[str, Any] = dict(
 
 
 def recipe_for(task: str, recipe: str = "table") -> dict[str, Any]:
-    """Recipe fields for `task`: the paper's for a hub task (matched by family name, e.g. "esc50",
-    "esc-50-fold", "nsynth-instrument"), `QUICK_RECIPE` for the embedded "toy-*" tasks and a user's corpus
-    (a task YAML or `folder:DIR`).
-    `recipe="paper"` adds `PAPER_SYSTEM` to a hub task's recipe (the toy tasks have no paper system)."""
+    """Recipe fields for `task`, by its registry entry's recipe family (`TaskSpec.recipe`): the paper's table for
+    a paper task, `QUICK_RECIPE` for the embedded tasks and a user's corpus (a task YAML or `folder:DIR`).
+    `recipe="paper"` adds `PAPER_SYSTEM` to a paper task's recipe (the quick family has no paper system)."""
     if recipe not in RECIPES:
         raise KeyError(f"recipe={recipe!r}: expected one of {list(RECIPES)}")
-    from tasks.taskref import is_user_ref
+    from tasks import get_task
 
-    if is_user_ref(task):  # a user's corpus: the quick recipe; suites/yours.yaml sizes the backbone
+    family = get_task(task).recipe
+    if family == "quick":
         return dict(QUICK_RECIPE)
-    key = re.sub(r"[^a-z0-9]", "", task.lower())
-    for family, table in PAPER_RECIPES.items():
-        if key.startswith(family):
-            return dict(table, **(PAPER_SYSTEM[family] if recipe == "paper" else {}))
-    if key.startswith("toy"):
-        return dict(QUICK_RECIPE)
-    raise KeyError(f"no recipe for task {task!r}: known families {sorted(PAPER_RECIPES)} and 'toy-*'; "
-                   f"pass the recipe fields to RunConfig yourself")
+    if family not in PAPER_RECIPES:
+        raise KeyError(f"no recipe for task {task!r}: its recipe family {family!r} is not one of "
+                       f"{sorted(PAPER_RECIPES)} or 'quick'; pass the recipe fields to RunConfig yourself")
+    return dict(PAPER_RECIPES[family], **(PAPER_SYSTEM[family] if recipe == "paper" else {}))
 
 
 def auto_backbone(clip_seconds: float, gpu: bool | None = None) -> str:

@@ -67,7 +67,7 @@ from benchmark.checkpoint import (  # noqa: F401  (also re-exports the names tha
     training_state,
 )
 from benchmark.compute import describe_device, measure
-from benchmark.config import CONFIG_VERSION, RunConfig, lr_at_step
+from benchmark.config import CONFIG_VERSION, RunConfig
 from benchmark.data import Split, TaskData, load_task_data, n_batches
 from benchmark.loader import train_loader
 from benchmark.metrics import (  # noqa: F401  (also re-exports the names that lived here)
@@ -83,6 +83,7 @@ from benchmark.metrics import (  # noqa: F401  (also re-exports the names that l
 from benchmark.model import Classifier
 from benchmark.pretrained import stem_adaptation
 from benchmark.provenance import git_commit
+from benchmark.recipes import lr_at_step
 from benchmark.sampling import train_batch_size, train_batches
 from benchmark.steps import (  # noqa: F401  (also re-exports the names that lived here)
     EVAL_FRAMES_PER_BATCH,

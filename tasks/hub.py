@@ -107,7 +107,7 @@ def _esc50_select(sources: Mapping[str, Any], split: str, fold: int | None, spec
 @register_task
 def esc50() -> TaskSpec:
     return TaskSpec(
-        name="esc50", num_classes=50, class_names=ESC50_CLASSES, label_kind="single", metric="accuracy",
+        name="esc50", recipe="esc50", num_classes=50, class_names=ESC50_CLASSES, label_kind="single", metric="accuracy",
         sample_rate=16000, clip_seconds=5.0, folds=5,
         source=f"hub {ESC50_REPO}@{ESC50_REVISION}: data/train-*.parquet (one split, 2,000 clips of 5 s, "
                "44.1 kHz WAV; columns filename, fold, target, category, esc10, src_file, take, audio)",
@@ -129,7 +129,8 @@ def _speechcommands_standardise(ds: Any, split: str, spec: TaskSpec) -> Any:
 @register_task
 def speechcommands() -> TaskSpec:
     return TaskSpec(
-        name="speechcommands", num_classes=35, class_names=SPEECHCOMMANDS_WORDS, label_kind="single",
+        name="speechcommands", recipe="speechcommands", num_classes=35, class_names=SPEECHCOMMANDS_WORDS,
+        label_kind="single",
         metric="accuracy", sample_rate=16000, clip_seconds=1.0, folds=None,
         source=f"hub {SPEECHCOMMANDS_REPO}@{SPEECHCOMMANDS_REVISION} (parquet on the main branch): "
                "v0.02/{train,validation,test}-*.parquet, columns file, audio, label, is_unknown, "
@@ -151,7 +152,7 @@ def speechcommands() -> TaskSpec:
 # ---------------------------------------------------------------- NSynth (instrument family, pitch)
 def _nsynth_spec(name: str, label_col: str, class_names: tuple[str, ...]) -> TaskSpec:
     return TaskSpec(
-        name=name, num_classes=len(class_names), class_names=class_names, label_kind="single",
+        name=name, recipe="nsynth", num_classes=len(class_names), class_names=class_names, label_kind="single",
         metric="accuracy", sample_rate=16000, clip_seconds=4.0, folds=None,
         source=f"hub {NSYNTH_REPO}@{NSYNTH_REVISION}: data/{{train,validation,test}}/*.parquet (16 kHz, "
                f"4 s; columns id, note, ..., pitch, ..., instrument_family, ..., audio; label {label_col}); "
@@ -203,7 +204,8 @@ def _audioset_select(sources: Mapping[str, Any], split: str, fold: int | None, s
 @register_task
 def audioset() -> TaskSpec:
     return TaskSpec(
-        name="audioset", num_classes=527, class_names=AUDIOSET_NAMES, label_kind="multi", metric="mAP",
+        name="audioset", recipe="audioset", num_classes=527, class_names=AUDIOSET_NAMES, label_kind="multi",
+        metric="mAP",
         sample_rate=16000, clip_seconds=10.0, folds=None,
         source=f"hub {AUDIOSET_REPO}@{AUDIOSET_REVISION}: data/bal_train/*.parquet, data/eval/*.parquet "
                "(FLAC bytes; columns video_id, audio, labels = MID list, human_labels)",
@@ -241,7 +243,7 @@ def _fsd50k_select(sources: Mapping[str, Any], split: str, fold: int | None, spe
 @register_task
 def fsd50k() -> TaskSpec:
     return TaskSpec(
-        name="fsd50k", num_classes=FSD50K_NUM_CLASSES,
+        name="fsd50k", recipe="fsd50k", num_classes=FSD50K_NUM_CLASSES,
         class_names=tuple(f"fsd50k_{i:03d}" for i in range(FSD50K_NUM_CLASSES)),
         label_kind="multi", metric="mAP", sample_rate=16000, clip_seconds=30.0, folds=None,
         source="local copy only (no verified parquet+audio hub repo; nguyenvulebinh/fsd50k stores mp3 bytes): "

@@ -9,17 +9,8 @@ import json
 import pytest
 import torch
 
-from benchmark.config import (
-    CONFIG_VERSION,
-    PAPER_RECIPES,
-    QUICK_RECIPE,
-    ConfigError,
-    RunConfig,
-    field_names,
-    lr_at_epoch,
-    lr_at_step,
-    recipe_for,
-)
+from benchmark.config import CONFIG_VERSION, ConfigError, RunConfig, field_names
+from benchmark.recipes import PAPER_RECIPES, QUICK_RECIPE, lr_at_epoch, lr_at_step, recipe_for
 from diffres import list_frontends
 from tasks import get_task, list_tasks
 
@@ -219,11 +210,24 @@ def test_every_registered_task_has_a_recipe(task):
     assert cfg.lr == recipe["lr"] and cfg.backbone == recipe["backbone"]
 
 
-def test_recipes_are_re_exported_from_config():
-    from benchmark import config, recipes
+def test_the_recipe_is_task_data_not_a_name_rule():
+    """A task's recipe family is a field of its registry entry: nsynth-pitch takes NSynth's recipe by it, and a
+    task named like a paper task but registered as quick gets the quick recipe."""
+    import dataclasses
 
-    for name in ("PAPER_RECIPES", "QUICK_RECIPE", "recipe_for", "lr_at_epoch"):
-        assert getattr(config, name) is getattr(recipes, name)
+    from tasks.registry import _REGISTRY
+
+    assert get_task("nsynth-pitch").recipe == "nsynth" and recipe_for("nsynth-pitch") == PAPER_RECIPES["nsynth"]
+    assert {get_task(t).recipe for t in list_tasks() if t.startswith("toy")} == {"quick"}
+    spec = dataclasses.replace(get_task("toy-transients"), name="esc50-lookalike")
+    _REGISTRY["esc50-lookalike"] = spec
+    try:
+        assert recipe_for("esc50-lookalike") == QUICK_RECIPE
+        _REGISTRY["esc50-lookalike"] = dataclasses.replace(spec, recipe="librispeech")
+        with pytest.raises(KeyError, match="recipe family 'librispeech'"):
+            recipe_for("esc50-lookalike")
+    finally:
+        del _REGISTRY["esc50-lookalike"]
 
 
 def test_identities_of_finished_runs_do_not_move():
@@ -241,8 +245,8 @@ def test_paper_recipes_match_the_paper_table():
     assert RunConfig.for_task("audioset").time_mask_frames == 192
     # the time mask is a duration: a 1 ms hop masks ten times the frames
     assert esc.replace(hop_ms=1.0).time_mask_frames == 960
-    with pytest.raises(KeyError, match="no recipe"):
-        recipe_for("librispeech")
+    with pytest.raises(KeyError, match="librispeech"):
+        recipe_for("librispeech")  # not a registered task
 
 
 def test_without_warm_up_every_step_of_an_epoch_has_the_epoch_lr():

@@ -14,8 +14,9 @@ from mlflow import MlflowClient
 
 from benchmark import numerics
 from benchmark.checkpoint import checkpoint_path
-from benchmark.config import RunConfig, lr_at_step
+from benchmark.config import RunConfig
 from benchmark.data import epoch_batches, load_task_data
+from benchmark.recipes import lr_at_step
 from benchmark.train import (
     Amp,
     choose_loss,
