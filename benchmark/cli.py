@@ -1,5 +1,6 @@
-"""The `diffres-bench` console script: a thin layer over library calls (benchmark.train.run,
-benchmark.study, benchmark.report, tasks.cli). Bad input ends with one clear line and a non-zero exit.
+"""The `diffres-bench` console script: its parser and `main`; each command is a function of
+`benchmark.commands`, a thin layer over library calls (benchmark.training.train.run, benchmark.study,
+benchmark.report, tasks.cli). Bad input ends with one clear line and a non-zero exit.
 Each command imports what it needs when it runs: `--help` and `report` do not load Optuna, and a task
 whose data is missing is named before any MLflow store is opened.
 
@@ -11,22 +12,20 @@ directory); 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
-from benchmark.outages import DiskError
+from benchmark import commands
 from benchmark.paths import (
     CHECKPOINTS_DIR,
     REPORTS_DIR,
     RESULTS_DIR,
     STORAGE_ENV,
     TRACKING_URI_ENV,
-    default_tracking_uri,
 )
+from benchmark.tracking.outages import DiskError
 
 _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ConnectionError, DiskError)
 
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     except _USER_ERRORS as err:
         if os.environ.get("DIFFRES_BENCH_DEBUG"):
             raise
-        from benchmark.tracking import mask_uri
+        from benchmark.tracking.outages import mask_uri
 
         text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"diffres-bench: error: {mask_uri(str(text))}", file=sys.stderr)
@@ -70,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"per-epoch checkpoints (default: {CHECKPOINTS_DIR / 'runs'})")
     _add_data_dir_flag(run)
     run.add_argument("--no-progress", dest="progress", action="store_false")
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=commands.run)
 
     for name, help_text in (("study", "run a suite's study with local workers (resumes)"),
                             ("reproduce", "run a suite's study, then build its report")):
@@ -83,13 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         _add_data_dir_flag(cmd)
         if name == "reproduce":
             _add_report_dirs(cmd)
-        cmd.set_defaults(func=_cmd_study, report=name == "reproduce")
+        cmd.set_defaults(func=commands.study, report=name == "reproduce")
 
     make = sub.add_parser("create", help="create a suite's Optuna study and MLflow experiment (before workers)")
     _add_suite_flags(make)
     _add_tracking_flag(make)
     _add_data_dir_flag(make)
-    make.set_defaults(func=_cmd_create)
+    make.set_defaults(func=commands.create)
 
     work = sub.add_parser("worker", help="join a suite's study (any machine) and train points until done")
     _add_suite_flags(work)
@@ -98,25 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir_flag(work)
     work.add_argument("--poll-seconds", type=float, default=5.0,
                       help="wait between checks while the last points run elsewhere (default 5)")
-    work.set_defaults(func=_cmd_worker)
+    work.set_defaults(func=commands.worker)
 
     stat = sub.add_parser("status", help="points of a suite done / running / failed / left")
     _add_suite_flags(stat)
     stat.add_argument("--json", action="store_true", help="print a JSON object")
-    stat.set_defaults(func=_cmd_status)
+    stat.set_defaults(func=commands.status)
 
     report = sub.add_parser("report", help="leaderboards, figures and REPORT.md from a suite's MLflow runs")
     report.add_argument("--suite", required=True, help="suite name or YAML path")
     _add_suite_task_flag(report)
     _add_tracking_flag(report)
     _add_report_dirs(report)
-    report.set_defaults(func=_cmd_report)
+    report.set_defaults(func=commands.report)
 
     for name, kind, what, func in (
             ("compare-claims", "claims", "verdicts side by side and whether they agree, flip or do not replicate",
-             _cmd_compare_claims),
+             commands.compare_claims),
             ("compare-runs", "runs", "run by run: test metrics, differences, how many are identical",
-             _cmd_compare_runs)):
+             commands.compare_runs)):
         both = sub.add_parser(name, help=f"two {kind}.csv files (e.g. the committed one and yours): {what}")
         both.add_argument("first", type=Path, help=f"a results/<suite>/{kind}.csv")
         both.add_argument("second", type=Path, help=f"another {kind}.csv (a rerun: other seeds or another machine)")
@@ -131,17 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--loader-workers", type=int, default=None,
                       help="loader worker processes per run (default: $DIFFRES_LOADER_WORKERS, else the CUDA default)")
     _add_data_dir_flag(plan)
-    plan.set_defaults(func=_cmd_plan)
+    plan.set_defaults(func=commands.plan)
 
     canary = sub.add_parser("canary", help="does this machine compute the committed numbers bit for bit? (seconds)")
     canary.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as CPU suites run)")
     canary.add_argument("--write", action="store_true",
                         help="add this machine's row to results/numerics/canary.csv")
     canary.add_argument("--note", default="", help="with --write: a note for the row (where it ran)")
-    canary.set_defaults(func=_cmd_canary)
+    canary.set_defaults(func=commands.canary)
 
     suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size, and the templates")
-    suites.set_defaults(func=_cmd_suites)
+    suites.set_defaults(func=commands.suites)
 
     from tasks.cli import add_parser as add_tasks_parser
 
@@ -177,15 +176,6 @@ def _add_suite_task_flag(parser: argparse.ArgumentParser) -> None:
                              "YAML, folder:DIR, hear:DIR or manifest:FILE; the suite is named <suite>-<task>")
 
 
-def _suite(args: argparse.Namespace) -> Any:
-    """The suite of `--suite` (and `--task`): its name or path as given, or loaded on the task."""
-    if args.task is None:
-        return args.suite
-    from benchmark.study.suites import load_suite
-
-    return load_suite(args.suite, task=args.task)
-
-
 def _add_tracking_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default=None,
                         help=f"MLflow tracking URI (default: ${TRACKING_URI_ENV} or sqlite:///./mlflow.db)")
@@ -218,186 +208,6 @@ def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--include-stale", action="store_true",
                         help="decide on runs trained by other training code too (stale, dirty, unknown commits); "
                              "by default only clean-current runs are, and REPORT.md lists the others")
-
-
-# --------------------------------------------------------------------------------------- commands
-def _cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import tracking
-    from benchmark.config import RunConfig
-    from benchmark.pretrained import check_pretrained
-    from benchmark.study import check_task_data
-    from benchmark.train import run
-    from tasks import get_task
-
-    get_task(args.task)  # an unknown task is named before the recipe lookup
-    overrides = {k.removeprefix("cfg_"): v for k, v in vars(args).items() if k.startswith("cfg_")}
-    cfg = RunConfig.for_task(args.task, **overrides)
-    check_task_data([cfg.task], args.data_dir)  # before the MLflow store: creating it takes seconds
-    check_pretrained([cfg])
-    tracking_uri = args.tracking_uri or default_tracking_uri()
-    tracking.check_tracking_uri(tracking_uri)
-    result = run(cfg, tracking_uri=tracking_uri, experiment=args.experiment,
-                 checkpoint_dir=args.checkpoint_dir, progress=args.progress, data_dir=args.data_dir)
-    print(json.dumps({"run_name": cfg.run_name, "config_hash": cfg.config_hash, "run_id": result.run_id,
-                      "val_metric": result.val_metric, "test_metric": result.test_metric,
-                      "reused": result.reused}))
-    return 0
-
-
-def _require_provenance(args: argparse.Namespace) -> None:
-    """Refuse to train from uncommitted code unless asked; local workers inherit the permission."""
-    from benchmark.paths import ALLOW_DIRTY_ENV
-    from benchmark.provenance import require_clean_tree
-
-    commit = require_clean_tree(args.allow_dirty)
-    if args.allow_dirty:
-        os.environ[ALLOW_DIRTY_ENV] = "1"
-    logging.getLogger("benchmark").info("training code at %s", commit)
-
-
-def _cmd_study(args: argparse.Namespace) -> int:
-    from benchmark.plan import plan_suite
-
-    _require_provenance(args)
-    suite = _suite(args)
-    print(plan_suite(suite, data_dir=args.data_dir), flush=True)  # what it will cost, before anything starts
-    study = _studies(args.verbose)
-    final = study.run_study(suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
-                            checkpoint_dir=args.checkpoint_dir, heartbeat_interval=args.heartbeat_interval,
-                            grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir)
-    print(final)
-    if args.report:
-        _report(suite, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
-    return _study_exit(final)
-
-
-def _cmd_create(args: argparse.Namespace) -> int:
-    suite = _studies(args.verbose).create(_suite(args), args.storage, args.tracking_uri, data_dir=args.data_dir)
-    print(f"created {suite.name}: {len(suite.configs)} points")
-    return 0
-
-
-def _cmd_worker(args: argparse.Namespace) -> int:
-    _require_provenance(args)
-    final = _studies(args.verbose).worker(
-        _suite(args), args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
-        heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
-        poll_seconds=args.poll_seconds, progress=args.progress, data_dir=args.data_dir)
-    print(final)
-    return _study_exit(final)
-
-
-def _cmd_status(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    current = _studies(args.verbose).status(_suite(args), args.storage)
-    print(json.dumps(asdict(current)) if args.json else current)
-    return 0
-
-
-def _cmd_canary(args: argparse.Namespace) -> int:
-    import torch
-
-    from benchmark import numerics
-
-    if args.threads < 1:
-        raise ValueError(f"--threads {args.threads}: expected an integer >= 1")
-    torch.set_num_threads(args.threads)
-    result = numerics.canary()
-    print(f"canary {result.digest} (loss {result.final_loss}) on {result.cpu}, {result.cpu_capability}, "
-          f"{result.threads} thread(s){', ' + result.isa_env if result.isa_env else ''}, "
-          f"{result.ms_per_step:.1f} ms/step")
-    print(numerics.verdict(result))
-    if args.write:
-        numerics.write_canary(result, machine_note=args.note)
-        print(f"written to {numerics.CANARY_CSV}")
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    _report(_suite(args), args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
-    return 0
-
-
-def _cmd_compare_claims(args: argparse.Namespace) -> int:
-    from benchmark.report.leaderboard import write_csv
-    from benchmark.report.replication import compare_claims_files, counts_text
-
-    table = compare_claims_files(args.first, args.second)
-    write_csv(table, args.out)
-    print(f"{counts_text(table)}; written to {args.out}")
-    return 0
-
-
-def _cmd_compare_runs(args: argparse.Namespace) -> int:
-    from benchmark.report.leaderboard import write_csv
-    from benchmark.report.replication import compare_runs_files, runs_counts_text
-
-    table = compare_runs_files(args.first, args.second)
-    write_csv(table, args.out)
-    print(f"{runs_counts_text(table)}; written to {args.out}")
-    return 0
-
-
-def _cmd_plan(args: argparse.Namespace) -> int:
-    from benchmark.plan import plan_suite
-
-    if args.loader_workers is not None and args.loader_workers < 0:
-        raise ValueError(f"--loader-workers {args.loader_workers}: expected an integer >= 0")
-    print(plan_suite(_suite(args), device=args.device, loader_workers=args.loader_workers, data_dir=args.data_dir))
-    return 0
-
-
-def _cmd_suites(args: argparse.Namespace) -> int:
-    import yaml
-
-    from benchmark.study import list_suites, load_suite
-    from benchmark.study.suites import TEMPLATES_DIR, list_templates
-
-    for name in list_suites():
-        suite = load_suite(name)
-        mode = f"search {suite.n_trials} trials x " if suite.search else ""
-        print(f"{name:14s} {mode}{len(suite.configs)} points  {suite.description.splitlines()[0]}")
-    for name in list_templates():
-        description = str(yaml.safe_load((TEMPLATES_DIR / f"{name}.yaml").read_text()).get("description", ""))
-        print(f"{name:14s} template (--suite {name} --task TASK)  {description.strip().splitlines()[0]}")
-    return 0
-
-
-def _report(suite_arg: Any, tracking_uri: str | None, results_dir: Path, reports_dir: Path,
-            include_stale: bool = False) -> Any:
-    """The report of a suite given by name or YAML path (its name and its margin come from the YAML)."""
-    from benchmark.report import build_report
-    from benchmark.study import load_suite
-    from benchmark.tracking import check_tracking_uri
-
-    suite = load_suite(suite_arg)
-    tracking_uri = tracking_uri or default_tracking_uri()
-    check_tracking_uri(tracking_uri)
-    paths = build_report(suite.name, tracking_uri, results_dir=results_dir, reports_dir=reports_dir,
-                         margin=suite.margin, points=[cfg.config_hash for cfg in suite.configs],
-                         include_stale=include_stale)
-    print(f"report: {paths}")
-    return paths
-
-
-def _studies(verbose: bool) -> Any:
-    """`benchmark.study`, with Optuna's own log lines at WARNING (DEBUG with -v)."""
-    import optuna
-
-    from benchmark import study
-
-    optuna.logging.set_verbosity(optuna.logging.DEBUG if verbose else optuna.logging.WARNING)
-    return study
-
-
-def _study_exit(final: Any) -> int:
-    if final.finished:
-        return 0
-    print(f"diffres-bench: {final.total - final.done} point(s) not done ({final.failed} failed); run the same "
-          f"command again to retry them, `diffres-bench status --suite {final.suite}` to check",
-          file=sys.stderr)
-    return 1
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -2,10 +2,10 @@
 
 `RunConfig` is the unit that Optuna samples, MLflow logs as params (`to_params`) and the report groups
 by; `config_hash` is a run's identity (a finished run with the same hash is never trained again).
-`RunConfig.for_task(task, **overrides)` starts from the task's training recipe (`benchmark.recipes`, chosen
+`RunConfig.for_task(task, **overrides)` starts from the task's training recipe (`benchmark.training.recipes`, chosen
 by the task's registry entry, `TaskSpec.recipe`; the schedule its fields describe is there too).
 The paper's system beyond its recipe table (`pretrained`, `head`, `balanced_sampling`, `weight_averaging`,
-`batch_size_scales_with_rate`; modules `benchmark.pretrained`, `heads`, `sampling`, `averaging`) is a block
+`batch_size_scales_with_rate`; modules `benchmark.model.pretrained`, `heads`, `sampling`, `averaging`) is a block
 of fields added under version 1; `for_task(task, recipe="paper")` sets them as the paper's code did.
 Validation asks the task registry for what depends on the task (its fold protocol, and a hop and window
 that are whole numbers of samples at its sample rate), with the same checks `tasks` applies itself.
@@ -19,7 +19,7 @@ Conventions:
 - `lr` decays by `lr_decay` from epoch `lr_decay_from`, every `lr_decay_every` epochs (`lr_at_epoch`);
   `warmup_epochs` > 0 ramps it up linearly per optimiser step over the first epochs (`lr_at_step`).
   `lr = 0` means no learning at all: a control for the run-health check (such a run must come out
-  `trained = 0`, see `benchmark.train`).
+  `trained = 0`, see `benchmark.training.train`).
 - `patience`: None trains all `epochs`; k stops once k epochs in a row brought no new best val metric,
   but not before `min_epochs` epochs (a model that sits at chance for a while before it takes off,
   as DiffRes does while its score network finds the events, is not at a plateau).
@@ -37,13 +37,23 @@ to the new version ordinary members of the JSON. MLflow params (`to_params`) alw
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from benchmark.fields import (
+    ConfigError,
+    check,
+    check_backbone,
+    check_filterbank,
+    check_frontend,
+    check_task,
+    coerce,
+    task_files,
+)
 
 # Bump when the meaning of a field or the training code changes results for the same field values:
 # every run identity (config_hash) changes with it, so old finished runs are not reused by mistake.
@@ -55,10 +65,6 @@ LOSSES = ("auto", "ce", "bce")  # auto: cross-entropy for single-label tasks, BC
 OPTIMIZERS = ("adam", "adamw")
 NO_REDUCTION_FRONTEND = "spec"
 DEFAULT_FILTERBANK = "mel"  # the cached log-mel; the other filterbanks are learned with the model
-
-
-class ConfigError(ValueError):
-    """A RunConfig field has a value outside what the benchmark accepts."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +106,7 @@ class RunConfig:
     min_epochs: int = field(default=0, metadata={"since": 2})  # early stopping waits for this many epochs
     # the paper's system beyond its recipe table (issue 14; docs/benchmark.md, "The paper's system")
     pretrained: str = field(default="none", metadata={"since": 2})  # none | imagenet | a weights file, via timm
-    head: str = field(default="linear", metadata={"since": 2})  # benchmark.heads: linear | attention
+    head: str = field(default="linear", metadata={"since": 2})  # benchmark.model.heads: linear | attention
     balanced_sampling: bool = field(default=False, metadata={"since": 2})  # inverse label frequency sampler
     weight_averaging: str = field(default="none", metadata={"since": 2})  # none | "A-B": mean of epochs A..B
     batch_size_scales_with_rate: bool = field(default=False, metadata={"since": 2})  # batch / (1 - δ)
@@ -115,7 +121,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            object.__setattr__(self, f.name, _coerce(f.name, f.type, getattr(self, f.name)))
+            object.__setattr__(self, f.name, coerce(f.name, f.type, getattr(self, f.name)))
         from tasks.taskref import canonical_ref, is_user_ref
 
         if is_user_ref(self.task):  # a task YAML or `folder:DIR`: the absolute reference, valid from any folder
@@ -124,81 +130,95 @@ class RunConfig:
             object.__setattr__(self, "reduction_rate", 0.0)
         self._validate()
         # a user task's corpus as it was when this config was made (not a field: never set by hand)
-        object.__setattr__(self, "_task_files", _task_files(self.task))
+        object.__setattr__(self, "_task_files", task_files(self.task))
 
     # ----------------------------------------------------------------------------------- validation
     def _validate(self) -> None:
-        _check(bool(self.task.strip()), "task", self.task, "a task name (see `diffres-bench tasks list`)")
-        spec = _check_task(self.task, self.fold)
-        _check_frontend(self.frontend)
-        _check_filterbank(self.filterbank, spec)
-        _check_backbone(self.backbone)
-        _check(math.isfinite(self.hop_ms) and self.hop_ms > 0, "hop_ms", self.hop_ms, "a number > 0 (ms)")
-        _check(math.isfinite(self.win_ms) and self.win_ms > 0, "win_ms", self.win_ms, "a number > 0 (ms)")
-        _check(self.hop_ms <= self.win_ms, "hop_ms", self.hop_ms,
-               f"a hop no larger than the window win_ms={self.win_ms}")
-        for name in ("win_ms", "hop_ms"):  # what the task's feature extraction will require
-            _check_whole_samples(name, getattr(self, name), spec)
+        check(bool(self.task.strip()), "task", self.task, "a task name (see `diffres-bench tasks list`)")
+        spec = check_task(self.task, self.fold)
+        check_frontend(self.frontend)
+        check_filterbank(self.filterbank, spec)
+        check_backbone(self.backbone)
+        features = self.feature_config(spec)  # hop, window and mel bands: the one check, the one the features run
         if self.frontend != NO_REDUCTION_FRONTEND:
-            _check(0.0 < self.reduction_rate < 1.0, "reduction_rate", self.reduction_rate,
+            check(0.0 < self.reduction_rate < 1.0, "reduction_rate", self.reduction_rate,
                    f"a fraction of frames removed in (0, 1) for frontend={self.frontend!r} "
                    f"(δ = 0, no reduction, is frontend='{NO_REDUCTION_FRONTEND}')")
-        _check(self.n_mels >= 1, "n_mels", self.n_mels, "an integer >= 1")
-        bins = int(round(self.win_ms * spec.sample_rate / 1000)) // 2 + 1  # the mel's STFT bins (n_fft = window)
-        _check(self.filterbank != DEFAULT_FILTERBANK or self.n_mels <= bins, "n_mels", self.n_mels,
-               f"<= {bins}, the FFT bins of a {self.win_ms:g} ms window at {spec.sample_rate} Hz (the mel "
-               f"filterbank cannot have more bands)")
-        _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
-        _check(self.cpu_threads >= 1, "cpu_threads", self.cpu_threads, "an integer >= 1")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
-        _check(math.isfinite(self.lr) and self.lr >= 0, "lr", self.lr,
+            frames = features.num_frames(spec.clip_seconds)  # T' >= 1, checked here once for every run
+            from diffres.functional import output_frames
+
+            try:
+                output_frames(frames, self.reduction_rate)
+            except ValueError as err:
+                raise ConfigError(f"RunConfig.reduction_rate={self.reduction_rate!r}: expected a rate that leaves "
+                                  f"T' >= 1 of the T={frames} frames of a {spec.clip_seconds:g} s clip of task "
+                                  f"{spec.name!r} at hop_ms={self.hop_ms:g} ({err})") from None
+        check(self.n_mels >= 1, "n_mels", self.n_mels, "an integer >= 1")
+        check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        check(self.cpu_threads >= 1, "cpu_threads", self.cpu_threads, "an integer >= 1")
+        check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
+        check(math.isfinite(self.lr) and self.lr >= 0, "lr", self.lr,
                "a learning rate >= 0 (0: no learning, a control for the run-health check)")
         for name in ("beta1", "beta2"):
-            _check(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "a number in [0, 1)")
-        _check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
-        _check(0.0 < self.lr_decay <= 1.0, "lr_decay", self.lr_decay, "a factor in (0, 1]")
-        _check(self.lr_decay_every >= 1, "lr_decay_every", self.lr_decay_every, "an integer >= 1 (epochs)")
-        _check(self.lr_decay_from >= 0, "lr_decay_from", self.lr_decay_from, "an integer >= 0 (epoch)")
-        _check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
-        _check(self.patience is None or self.patience >= 1, "patience", self.patience,
+            check(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "a number in [0, 1)")
+        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
+        check(0.0 < self.lr_decay <= 1.0, "lr_decay", self.lr_decay, "a factor in (0, 1]")
+        check(self.lr_decay_every >= 1, "lr_decay_every", self.lr_decay_every, "an integer >= 1 (epochs)")
+        check(self.lr_decay_from >= 0, "lr_decay_from", self.lr_decay_from, "an integer >= 0 (epoch)")
+        check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
+        check(self.patience is None or self.patience >= 1, "patience", self.patience,
                "None (train all epochs) or an integer >= 1 (epochs without a new best val metric)")
-        _check(0 <= self.min_epochs <= self.epochs, "min_epochs", self.min_epochs,
+        check(0 <= self.min_epochs <= self.epochs, "min_epochs", self.min_epochs,
                f"an integer in [0, epochs={self.epochs}] (epochs before early stopping may end a run)")
-        _check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", self.warmup_epochs,
+        check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", self.warmup_epochs,
                f"an integer in [0, epochs={self.epochs}) (at least one epoch at the full lr)")
-        _check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        _check(0 <= self.freq_mask <= self.n_mels, "freq_mask", self.freq_mask,
+        check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
+        check(0 <= self.freq_mask <= self.n_mels, "freq_mask", self.freq_mask,
                f"an integer in [0, n_mels={self.n_mels}] (mel bins)")
-        _check(self.time_mask_ms >= 0, "time_mask_ms", self.time_mask_ms, "a duration >= 0 (ms)")
-        _check(self.mixup_alpha > 0, "mixup_alpha", self.mixup_alpha, "a Beta parameter > 0")
-        _check(0.0 <= self.mixup_prob <= 1.0, "mixup_prob", self.mixup_prob, "a probability in [0, 1]")
-        _check(self.guide_loss_weight >= 0, "guide_loss_weight", self.guide_loss_weight, "a number >= 0")
-        _check(self.loss in LOSSES, "loss", self.loss, f"one of {list(LOSSES)}")
-        _check(self.loss != "ce" or spec.label_kind == "single", "loss", self.loss,
+        check(self.time_mask_ms >= 0, "time_mask_ms", self.time_mask_ms, "a duration >= 0 (ms)")
+        check(self.mixup_alpha > 0, "mixup_alpha", self.mixup_alpha, "a Beta parameter > 0")
+        check(0.0 <= self.mixup_prob <= 1.0, "mixup_prob", self.mixup_prob, "a probability in [0, 1]")
+        check(self.guide_loss_weight >= 0, "guide_loss_weight", self.guide_loss_weight, "a number >= 0")
+        check(self.loss in LOSSES, "loss", self.loss, f"one of {list(LOSSES)}")
+        check(self.loss != "ce" or spec.label_kind == "single", "loss", self.loss,
                f"'auto' or 'bce' for the multi-label task {spec.name!r} (cross-entropy needs one label a clip)")
         for name in ("max_train_clips", "max_eval_clips"):
             value = getattr(self, name)
-            _check(value is None or value >= 1, name, value, "None or an integer >= 1")
+            check(value is None or value >= 1, name, value, "None or an integer >= 1")
         self._validate_system()
+
+    def feature_config(self, spec: Any = None) -> Any:
+        """The `tasks.FeatureConfig` this run's features are computed with (its checks are the run's: a RunConfig
+        that validates is one whose features can be built; the log-mel statistics of every run come from it)."""
+        from tasks import get_task
+        from tasks.features import FeatureConfig, FeatureConfigError
+
+        spec = spec or get_task(self.task)
+        try:
+            return FeatureConfig(sample_rate=spec.sample_rate, n_mels=self.n_mels, win_ms=self.win_ms,
+                                 hop_ms=self.hop_ms)
+        except FeatureConfigError as err:
+            raise ConfigError(f"{str(err).replace('FeatureConfig.', 'RunConfig.', 1)} (task {spec.name!r} at "
+                              f"{spec.sample_rate} Hz)") from None
 
     def _validate_system(self) -> None:
         """The fields of the paper's system (pretrained init, head, sampling, weight averaging)."""
-        from benchmark.heads import list_heads
-        from benchmark.pretrained import pretrained_problem
+        from benchmark.model.heads import list_heads
+        from benchmark.model.pretrained import pretrained_problem
 
-        _check(bool(self.pretrained.strip()), "pretrained", self.pretrained,
+        check(bool(self.pretrained.strip()), "pretrained", self.pretrained,
                "'none', 'imagenet' or the path of a weights file for timm")
         problem = pretrained_problem(self.backbone, self.pretrained)
-        _check(problem is None, "pretrained", self.pretrained, f"{problem}")
-        _check(self.pretrained == "none" or self.pretrained_weights is None, "pretrained", self.pretrained,
+        check(problem is None, "pretrained", self.pretrained, f"{problem}")
+        check(self.pretrained == "none" or self.pretrained_weights is None, "pretrained", self.pretrained,
                f"'none' when pretrained_weights={self.pretrained_weights!r} is set (one source of initial weights; "
                f"a file goes through timm as pretrained=<path>)")
-        _check(self.head in list_heads(), "head", self.head, f"one of {list_heads()}")
+        check(self.head in list_heads(), "head", self.head, f"one of {list_heads()}")
         epochs = self.averaged_epochs
-        _check(epochs is None or 1 <= epochs[0] <= epochs[1] <= self.epochs, "weight_averaging",
+        check(epochs is None or 1 <= epochs[0] <= epochs[1] <= self.epochs, "weight_averaging",
                self.weight_averaging, f"'none' or 'A-B' with 1 <= A <= B <= epochs={self.epochs} (1-based epochs "
                f"whose end-of-epoch weights are averaged, PSLA's wa_start / wa_end)")
-        _check(epochs is None or self.patience is None, "weight_averaging", self.weight_averaging,
+        check(epochs is None or self.patience is None, "weight_averaging", self.weight_averaging,
                f"'none' with patience={self.patience} (early stopping could end the run before epoch "
                f"{epochs[0] if epochs else ''}: averaging reads a fixed epoch range)")
 
@@ -269,110 +289,10 @@ class RunConfig:
         """A config with the recipe of `recipe_for(task, recipe)`, then `overrides` on top. `recipe="table"`:
         the paper's recipe table (the default; its configs keep their identities); "paper": the table plus
         the rest of the paper's system (`PAPER_SYSTEM`: pretrained init, attention head, sampling, ...)."""
-        from benchmark.recipes import recipe_for  # recipes reads RunConfig's fields: imported here, no cycle
+        from benchmark.training.recipes import recipe_for  # recipes reads RunConfig's fields: imported here, no cycle
 
         return cls.from_dict({"task": task, **recipe_for(task, recipe), **overrides})
 
 
 def field_names() -> list[str]:
     return [f.name for f in fields(RunConfig)]
-
-
-# ------------------------------------------------------------------------------------------ helpers
-def _check(ok: bool, name: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"RunConfig.{name}={value!r}: expected {expected}")
-
-
-def _coerce(name: str, type_name: str, value: Any) -> Any:
-    """Turn YAML/CLI/MLflow-param values into the field's type, so equal configs hash equally."""
-    optional = "None" in type_name
-    if value is None or (optional and value in ("None", "none", "null", "")):
-        if optional:
-            return None
-        raise ConfigError(f"RunConfig.{name}=None: expected a value of type {type_name}")
-    base = type_name.replace(" | None", "")
-    try:
-        if base == "bool":
-            if isinstance(value, str) and value.lower() in ("true", "false"):
-                return value.lower() == "true"
-            if isinstance(value, bool):
-                return value
-            raise TypeError
-        if isinstance(value, bool):  # True is an int in Python; never a number here
-            raise TypeError
-        if base == "float":
-            return float(value)
-        if base == "int":
-            number = float(value) if isinstance(value, str) else value
-            if isinstance(number, float) and not number.is_integer():
-                raise TypeError
-            return int(number)
-        if base == "str":
-            if not isinstance(value, str):
-                raise TypeError
-            return value
-    except (TypeError, ValueError):
-        raise ConfigError(f"RunConfig.{name}={value!r}: expected a value of type {base}") from None
-    raise AssertionError(f"unhandled field type {type_name}")
-
-
-def _check_task(task: str, fold: int | None) -> Any:
-    """The task's spec (tasks.TaskSpec), after checking `fold` against its protocol."""
-    from tasks import get_task  # the task registry names valid tasks and their fold protocol
-
-    try:
-        spec = get_task(task)
-    except KeyError as err:
-        raise ConfigError(f"RunConfig.task={task!r}: {err.args[0] if err.args else err}") from None
-    try:
-        spec.check_fold(fold)
-    except ValueError as err:
-        raise ConfigError(f"RunConfig.fold={fold!r}: {err}") from None
-    return spec
-
-
-def _task_files(task: str) -> str | None:
-    """A user task's corpus fingerprint (declared fields + file names, sizes, mtimes): part of a run's identity,
-    so runs on two versions of a corpus never mix. None for the registered tasks (their identities unchanged)."""
-    from tasks.taskref import is_user_ref
-    from tasks.usertask import task_identity
-
-    return task_identity(task) if is_user_ref(task) else None
-
-
-def _check_whole_samples(name: str, ms: float, spec: Any) -> None:
-    from tasks.features import not_whole_samples
-
-    problem = not_whole_samples(ms, spec.sample_rate)
-    _check(problem is None, name, ms, f"{problem}; {spec.sample_rate} Hz is the sample rate of task {spec.name!r}")
-
-
-def _check_frontend(frontend: str) -> None:
-    from diffres import list_frontends
-
-    names = list_frontends()
-    _check(frontend in names, "frontend", frontend, f"one of {names}")
-
-
-def _check_filterbank(filterbank: str, spec: Any) -> None:
-    from diffres.filterbanks import filterbank_info, list_filterbanks
-
-    names = list_filterbanks()
-    _check(filterbank in names, "filterbank", filterbank, f"one of {names}")
-    if filterbank_info(filterbank).learnable:
-        _check(spec.sample_rate == 16000, "filterbank", filterbank,
-               f"'mel' for task {spec.name!r} at {spec.sample_rate} Hz (the learnable filterbanks are "
-               f"initialised for 16 kHz audio)")
-
-
-def _check_backbone(backbone: str) -> None:
-    import timm
-
-    import benchmark.backbones  # noqa: F401  (registers the repo's own backbones in timm)
-
-    if not timm.is_model(backbone):
-        close = difflib.get_close_matches(backbone, timm.list_models(), n=8, cutoff=0.5)
-        raise ConfigError(f"RunConfig.backbone={backbone!r}: expected a timm model name; close matches: "
-                          f"{close or 'none'}; quick choices: ['audiocnn_tiny', 'mobilenetv3_small_050', 'resnet10t', "
-                          f"'efficientnet_b0', 'efficientnet_b2']; all: timm.list_models()")

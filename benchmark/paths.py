@@ -1,9 +1,10 @@
-"""Every default location of the benchmark, defined once.
+"""Every default location of the benchmark and every environment variable it reads, defined once.
 
 Relative paths are relative to the working directory the command runs in (the repository root for
-``make``), so a study, its checkpoints and its report land beside each other. The feature cache has
-its own default in :mod:`tasks.cache` (``DIFFRES_CACHE_DIR``) since ``tasks`` does not import
-``benchmark``.
+``make``), so a study, its checkpoints and its report land beside each other. The task library's two
+(``DIFFRES_CACHE_DIR`` in :mod:`tasks.cache`, ``DIFFRES_DATA_DIR`` in :mod:`tasks.data`) live there, since
+``tasks`` does not import ``benchmark``. ``env_number`` reads a numeric one with the error every caller
+gives.
 """
 
 from __future__ import annotations
@@ -17,19 +18,38 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # What a run executes: a change here can move a number, so it decides whether a tree is dirty and
 # whether a finished run is stale (trained from other code than the checkout's). Suites are data (a
 # run's config hash names what it read of them); the report, its statistics, `plan` and the benches train nothing.
-TRAINING_CODE = ("diffres", "tasks", "benchmark", ":(exclude)benchmark/report", ":(exclude)benchmark/stats.py",
-                 ":(exclude)benchmark/plan.py", ":(exclude)benchmark/benches", ":(exclude)benchmark/suites",
-                 ":(exclude)benchmark/paper")
+TRAINING_CODE = ("diffres", "tasks", "benchmark", ":(exclude)benchmark/report", ":(exclude)benchmark/plan.py",
+                 ":(exclude)benchmark/benches", ":(exclude)benchmark/suites", ":(exclude)benchmark/paper")
 ALLOW_DIRTY_ENV = "DIFFRES_BENCH_ALLOW_DIRTY"  # "1": train suites from uncommitted code (runs are tagged -dirty)
 
 RESULTS_DIR = Path("results")  # results/<suite>/*.csv, the Optuna journal of a local study
 REPORTS_DIR = Path("reports")  # reports/<suite>/REPORT.md and figures
-CANARY_CSV = REPO_ROOT / RESULTS_DIR / "numerics" / "canary.csv"  # committed canary digests (benchmark.numerics)
+CANARY_CSV = REPO_ROOT / RESULTS_DIR / "numerics" / "canary.csv"  # committed canary digests (tracking.numerics)
 NEUTRAL_COMMITS = RESULTS_DIR / "numerics" / "neutral_commits.csv"  # under a repo root: benchmark.report.provenance
 CHECKPOINTS_DIR = Path("checkpoints")  # checkpoints/<suite>/<config hash>/last.pt (`run`: checkpoints/runs/)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 STORAGE_ENV = "DIFFRES_BENCH_STORAGE"
+LOADER_WORKERS_ENV = "DIFFRES_LOADER_WORKERS"  # loader worker processes a run uses (training.loader)
+TRACKING_RETRY_ENV = "DIFFRES_BENCH_TRACKING_RETRY_S"  # how long a run waits for MLflow (tracking.outages)
+DB_RETRY_ENV = "DIFFRES_BENCH_DB_RETRY_S"  # how long a worker waits for the Optuna storage
+BACKOFF_MAX_ENV = "DIFFRES_BENCH_BACKOFF_MAX_S"  # the longest pause between two tries
+
+
+def env_number(name: str, default: float, what: str, integer: bool = False) -> float:
+    """The environment variable `name` as a number >= 0 (`default` when unset or blank); anything else is an
+    error naming the variable, its value and what it means (`what`: "seconds", "loader worker processes")."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    expected = f"expected {'an integer' if integer else 'a number'} >= 0 ({what})"
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: {expected}") from None
+    if value < 0:
+        raise ValueError(f"{name}={text!r}: {expected}")
+    return value
 
 
 def suite_results_dir(suite: str, results_dir: Path | None = None) -> Path:

@@ -15,7 +15,7 @@ and the hours it takes (per point the larger of the two: the loader reads ahead 
   training FLOP/s (backward ≈ 2 x forward), plus the device-side features (the mel stage at the point's
   hop) at their measured ms per clip (`results/bench_loader.csv` rows `features` of the device) for every
   clip processed; without such a row the features are not counted and the plan says so.
-- Forward FLOPs (`benchmark.compute.count_flops`, the run's own rules) of front-end and backbone + head.
+- Forward FLOPs (`benchmark.tracking.compute.count_flops`, the run's own rules) of front-end and backbone + head.
   Both are convolutional over time, so each is counted once per distinct module (front-end at
   `REF_FRAMES` input frames; backbone per backbone, head, input channels, classes and n_mels, at
   `REF_FRAMES_OUT` frames) and scaled linearly to the point's T and T' (within ~1 % of an exact count for
@@ -26,7 +26,7 @@ and the hours it takes (per point the larger of the two: the loader reads ahead 
   `loader` rows of `results/bench_loader.csv` (`python -m benchmark.benches.bench_loader`): the row at the
   stated worker count where measured, else the 1-worker row times the workers. A clip length with no row
   is scaled from the nearest measured one by its bytes. `--loader-workers` (default: the loader's default
-  on CUDA, `benchmark.loader.DEFAULT_CUDA_WORKERS`).
+  on CUDA, `benchmark.training.loader.DEFAULT_CUDA_WORKERS`).
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class FlopCounter:
         if key not in self._frontends:
             import torch
 
-            from benchmark.compute import count_flops
+            from benchmark.tracking.compute import count_flops
             from diffres import create_frontend
 
             module = create_frontend(cfg.frontend, in_t_dim=REF_FRAMES, in_f_dim=cfg.n_mels,
@@ -158,9 +158,9 @@ class FlopCounter:
             import timm
             import torch
 
-            from benchmark.backbones import backbone_kwargs
-            from benchmark.compute import count_flops
-            from benchmark.heads import get_head
+            from benchmark.model.backbones import backbone_kwargs
+            from benchmark.model.heads import get_head
+            from benchmark.tracking.compute import count_flops
 
             head = get_head(cfg.head)
             body = timm.create_model(cfg.backbone, pretrained=False, in_chans=in_chans,
@@ -237,16 +237,17 @@ class LoaderRates:
 def default_device() -> str:
     import torch
 
-    from benchmark.compute import describe_device
+    from benchmark.tracking.compute import describe_device
 
     return describe_device("cuda") if torch.cuda.is_available() else "a GPU (none visible here)"
 
 
 def default_loader_workers() -> int:
-    from benchmark.loader import DEFAULT_CUDA_WORKERS, WORKERS_ENV
+    """What a CUDA run will use: $DIFFRES_LOADER_WORKERS, else the default (a bad value is the run's error)."""
+    from benchmark.paths import LOADER_WORKERS_ENV, env_number
+    from benchmark.training.loader import DEFAULT_CUDA_WORKERS
 
-    raw = os.environ.get(WORKERS_ENV, "").strip()
-    return int(raw) if raw.isdigit() else DEFAULT_CUDA_WORKERS
+    return int(env_number(LOADER_WORKERS_ENV, DEFAULT_CUDA_WORKERS, "loader worker processes", integer=True))
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -255,7 +256,7 @@ def plan_suite(suite: Any, *, device: str | None = None, throughput_csv: Path = 
                data_dir: str | os.PathLike | None = None, counter: FlopCounter | None = None) -> Plan:
     """The cost summary of a suite (a name, a YAML path or a loaded `Suite`)."""
     from benchmark.study.suites import load_suite
-    from tasks import FeatureConfig, get_task
+    from tasks import get_task
     from tasks.data import local_copy_status
 
     suite = load_suite(suite)
@@ -281,8 +282,7 @@ def plan_suite(suite: Any, *, device: str | None = None, throughput_csv: Path = 
         read_rate = rates.clips_per_s(spec.clip_seconds)
         compute_s = loader_s = hours_s = 0.0
         for cfg in configs:
-            features = FeatureConfig(sample_rate=spec.sample_rate, n_mels=cfg.n_mels, win_ms=cfg.win_ms,
-                                     hop_ms=cfg.hop_ms)
+            features = cfg.feature_config(spec)
             t_in = features.num_frames(spec.clip_seconds)
             flops = counter.forward(cfg, t_in, spec.num_classes)
             n_train = min(clips["train"], cfg.max_train_clips or clips["train"])
@@ -315,7 +315,7 @@ def _download_line(spec: Any) -> str:
 
 
 def _weights_lines(configs: Iterable[RunConfig]) -> list[str]:
-    from benchmark.pretrained import IMAGENET, download_command, is_cached
+    from benchmark.model.pretrained import IMAGENET, download_command, is_cached
 
     lines = []
     for backbone in sorted({cfg.backbone for cfg in configs if cfg.pretrained == IMAGENET}):

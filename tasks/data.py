@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from tasks.cache import CACHE_DIR_ENV, cache_dir, digest, embedded_dir, hf_dir  # noqa: F401  (re-exported)
+from tasks.cache import digest, embedded_dir, hf_dir
 from tasks.registry import SPLITS, TaskSpec, get_task
 
 DATA_DIR_ENV = "DIFFRES_DATA_DIR"
@@ -59,7 +59,7 @@ def _data_root(data_dir: str | os.PathLike | None) -> Path | None:
     return Path(root).expanduser() if root is not None else None
 
 
-def _hub_offline_reason() -> str | None:
+def hub_offline_reason() -> str | None:
     """None if the hub answers a TCP connect within HUB_TIMEOUT_S, else why not."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
         return "HF_HUB_OFFLINE is set"
@@ -102,7 +102,7 @@ def resolve_files(spec: TaskSpec, data_dir: str | os.PathLike | None = None) -> 
             f"task {spec.name!r} has no usable hub copy ({src.note}); put a local copy at "
             f"<dir>/{spec.name}/ with {_layout(spec)} and pass --data-dir <dir> or set {DATA_DIR_ENV} ({where})"
         )
-    reason = _hub_offline_reason()
+    reason = hub_offline_reason()
     if reason is not None:
         raise TaskDataUnavailable(
             f"task {spec.name!r} needs the hub dataset {src.repo}@{src.revision} but the hub is unavailable "

@@ -3,7 +3,7 @@
 The disk cache holds decoded waveforms only (`tasks.wavecache`: int16, memory-mapped, one file per task
 and split, shared by every hop, n_mels, window, filterbank and fold). Log-mel is computed per batch by
 `LogMel` (torchaudio MelSpectrogram) wherever it is needed: on the run's device as the model's first
-stage (`benchmark.model`), or here for the train statistics and for callers that want log-mel tensors.
+stage (`benchmark.model.classifier`), or here for the train statistics and for callers that want log-mel tensors.
 Normalisation (one mean/std per task, fold and feature config, from the train split's log-mel) is
 computed once and stored beside the cache as a few bytes of JSON (`train_statistics`).
 """

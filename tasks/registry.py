@@ -93,8 +93,9 @@ class TaskSpec:
     size: TaskSize | None = field(default=None, compare=False)  # hub tasks: planning figures (`clips`)
     # A user's corpus (tasks/usertask.py): the parquet index of its files, written under its fingerprint
     local: Any = field(default=None, repr=False)
-    # The training recipe family (`benchmark.recipes`): a paper task's ("esc50", "nsynth", ...), or "quick", the
-    # small CPU recipe of the embedded tasks and a user's corpus. Task data: no code branches on a task's name.
+    # The training recipe family (`benchmark.training.recipes`): a paper task's ("esc50", "nsynth", ...), or
+    # "quick", the small CPU recipe of the embedded tasks and a user's corpus. Task data: no code branches on
+    # a task's name.
     recipe: str = "quick"
 
     def __post_init__(self) -> None:

@@ -139,15 +139,31 @@ def _remove_stale_temporaries(path: Path) -> None:
             pass  # alive, another user's
 
 
+def unit_schema(spec: TaskSpec, num_samples: int) -> Any:
+    """The Arrow schema of a cache file: clip_id, label (int) or labels (list of int), waveform int16 [N]."""
+    import pyarrow as pa
+
+    label_type = pa.int64() if spec.label_kind == "single" else pa.list_(pa.int64())
+    return pa.schema([("clip_id", pa.string()), (_label_col(spec), label_type),
+                      ("waveform", pa.list_(pa.int16(), num_samples))])
+
+
+def unit_batch(schema: Any, ids: list[str], labels: list, waves: np.ndarray) -> Any:
+    """One record batch of a cache file: `waves` int16 [k, N] beside their ids and labels."""
+    import pyarrow as pa
+
+    flat = pa.array(np.ascontiguousarray(waves).reshape(-1), type=pa.int16())
+    return pa.record_batch([pa.array(ids, pa.string()), pa.array(labels, schema.field(1).type),
+                            pa.FixedSizeListArray.from_arrays(flat, waves.shape[1])], schema=schema)
+
+
 def _write_unit(path: Path, spec: TaskSpec, tables: list[tuple[str, Any, Any]], sample_rate: int,
                 num_samples: int) -> None:
     """Decode every clip of `tables` ([(split, table, origin)]) into `path`, atomically."""
     import pyarrow as pa
 
     label_col = _label_col(spec)
-    label_type = pa.int64() if spec.label_kind == "single" else pa.list_(pa.int64())
-    schema = pa.schema([("clip_id", pa.string()), (label_col, label_type),
-                        ("waveform", pa.list_(pa.int16(), num_samples))])
+    schema = unit_schema(spec, num_samples)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
@@ -175,10 +191,7 @@ def _write_unit(path: Path, spec: TaskSpec, tables: list[tuple[str, Any, Any]], 
                         fit["cropped"] += wave.shape[-1] > num_samples
                         fit["padded"] += wave.shape[-1] < num_samples
                         waves[k] = quantise(fit_length(wave, num_samples).numpy())
-                    flat = pa.array(waves.reshape(-1), type=pa.int16())
-                    writer.write_batch(pa.record_batch(
-                        [pa.array(ids[start:stop], pa.string()), pa.array(labels[start:stop], label_type),
-                         pa.FixedSizeListArray.from_arrays(flat, num_samples)], schema=schema))
+                    writer.write_batch(unit_batch(schema, ids[start:stop], labels[start:stop], waves))
         _fit_path(path).write_text(json.dumps(fit))  # before the cache file: a cache never lacks its counts
         os.replace(tmp, path)
     finally:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -44,6 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmark.benches.machine import describe_machine
 from benchmark.paths import REPO_ROOT, RESULTS_DIR
 
 RESULTS = REPO_ROOT / RESULTS_DIR
@@ -52,9 +52,8 @@ ESC50_SOURCE_SR = 44100
 
 
 def machine() -> str:
-    from benchmark.compute import describe_device
 
-    return f"{describe_device('cpu')}; {platform.platform()}; torch {torch.__version__}"
+    return describe_machine(torch_version=True)
 
 
 def bench_extract(hop_ms: float, n_mels: int, clips: int = 64, batch: int = 32) -> dict:

@@ -4,7 +4,7 @@ For every registered filterbank (``diffres.filterbanks``) at ``n_bands`` bands, 
 ``clip_seconds`` at 16 kHz in batches of ``batch``: forward+backward time per batch (forward only for
 ``mel``, which has no parameters: the cached path never back-propagates into it), the median of passes
 2-6 in a fresh process; the peak resident memory of those passes above the memory before them (as
-``bench_frontends``); and FLOPs per clip (``benchmark.compute.count_flops``, forward, batch 1). Per-clip
+``bench_frontends``); and FLOPs per clip (``benchmark.tracking.compute.count_flops``, forward, batch 1). Per-clip
 columns divide by the batch. The number of torch threads is a column: compare rows of one machine only.
 
     python -m benchmark.benches.bench_filterbanks [--batch 8] [--seconds 1.0] [--threads 1]
@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 
+from benchmark.benches.machine import describe_machine, peak_reader
 from benchmark.paths import REPO_ROOT, RESULTS_DIR
 
 RESULTS = REPO_ROOT / RESULTS_DIR
@@ -32,7 +32,7 @@ def run_case(name: str, batch: int, n_samples: int, n_bands: int) -> dict:
 
     import torch
 
-    from benchmark.compute import count_flops
+    from benchmark.tracking.compute import count_flops
     from diffres.filterbanks import create_filterbank
 
     torch.manual_seed(0)
@@ -55,32 +55,6 @@ def run_case(name: str, batch: int, n_samples: int, n_bands: int) -> dict:
         times.append(time.perf_counter() - start)
     return {"seconds": statistics.median(times[1:]), "peak_mib": (peak() - before) / 1024, "flops_per_clip": flops,
             "params": sum(p.numel() for p in fb.parameters()), "passes": "fwd+bwd" if learnable else "fwd"}
-
-
-def peak_reader():
-    """(reset, peak): reset the peak-RSS mark (Linux ``clear_refs``) and return the RSS now; read the peak
-    since (KiB). Falls back to ``ru_maxrss`` where the mark cannot be reset."""
-    import resource
-
-    def status_kib(field: str) -> int:
-        with open("/proc/self/status") as fh:
-            return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
-
-    def reset() -> int:
-        try:
-            with open("/proc/self/clear_refs", "w") as fh:
-                fh.write("5")
-            return status_kib("VmRSS")
-        except OSError:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-    def peak() -> int:
-        try:
-            return status_kib("VmHWM")
-        except OSError:
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-    return reset, peak
 
 
 def time_case(name: str, batch: int, n_samples: int, n_bands: int, threads: int) -> dict:
@@ -112,9 +86,8 @@ def table(batch: int, seconds: float, n_bands: int, threads: int):
     mel = df.loc[df["filterbank"] == "mel"].iloc[0]
     df["time_vs_mel"] = df["ms_per_clip"] / mel["ms_per_clip"]
     df["flops_vs_mel"] = df["mflops_per_clip"] / mel["mflops_per_clip"]
-    from benchmark.compute import describe_device
 
-    df["machine"] = f"{describe_device('cpu').split(' (')[0]} ({threads} threads); {platform.platform()}"
+    df["machine"] = describe_machine(threads=threads)
     return df
 
 

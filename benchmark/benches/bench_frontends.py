@@ -25,13 +25,13 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from benchmark.benches.machine import describe_machine, peak_reader
 from benchmark.paths import REPO_ROOT, RESULTS_DIR
 
 if TYPE_CHECKING:  # pandas is imported where tables are built: the timed processes need only torch
@@ -52,7 +52,6 @@ def run_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_n
     :func:`diffres.reference.dense_diffres`). ``diffres_from`` puts that tree's ``diffres``
     first on the import path (``--compare`` times an older revision of the package).
     """
-    import resource
     import time
 
     if diffres_from is not None:
@@ -75,23 +74,15 @@ def run_case(impl: str, batch: int, t_in: int, n_mels: int, rate: float, score_n
         def features():
             return oracle.dense_diffres(model, x)[0]
 
-    def status_kib(field):
-        with open("/proc/self/status") as fh:
-            return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
-
-    try:  # reset the peak-RSS mark (Linux), so imports do not hide the forward's own peak
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        rss_before, peak_field = status_kib("VmRSS"), "VmHWM"
-    except OSError:
-        rss_before, peak_field = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, None
+    reset, peak_kib = peak_reader()
+    rss_before = reset()  # reset the peak-RSS mark, so imports do not hide the forward's own peak
     times = []
     for _ in range(6):
         start = time.perf_counter()
         features().mean().backward()
         times.append(time.perf_counter() - start)
         model.zero_grad(set_to_none=True)
-    peak = (status_kib(peak_field) if peak_field else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) - rss_before
+    peak = peak_kib() - rss_before
     return {"seconds": statistics.median(times[1:]), "peak_mib": peak / 1024}
 
 
@@ -166,7 +157,7 @@ def flops_table(t_in: int = 1000, n_mels: int = 128, rates=(0.25, 0.5, 0.75), ba
     import timm
     import torch
 
-    from benchmark.compute import count_flops
+    from benchmark.tracking.compute import count_flops
     from diffres import create_frontend, list_frontends
 
     rows = []
@@ -242,11 +233,9 @@ def main(argv: list[str] | None = None) -> None:
                                   args.diffres_from)))
         return
     import pandas as pd
-    import torch
 
-    from benchmark.compute import describe_device
 
-    machine = f"{describe_device('cpu')}; {platform.platform()}; torch {torch.__version__}"
+    machine = describe_machine(torch_version=True)
     print(f"machine: {machine}")
     if args.compare:
         table = compare_table(args.compare)

@@ -2,7 +2,7 @@
 
 Two measurements per paper task format (its clip length, 16 kHz, single- or multi-label), no dataset needed:
 
-- `loader`: clips/s that `benchmark.loader.train_loader` delivers over one epoch of a synthetic int16
+- `loader`: clips/s that `benchmark.training.loader.train_loader` delivers over one epoch of a synthetic int16
   waveform cache in the task's format (the same Arrow schema `tasks.wavecache` writes), read from the
   memory-mapped file (`in_memory_bytes=0`, as a paper-scale split that does not fit in memory), in the
   paper recipe's batch size, with 0 (the main process), 1, 2, ... workers: the steady rate after the first
@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.compute import describe_device, median_seconds
 from benchmark.paths import RESULTS_DIR
+from benchmark.tracking.compute import describe_device, median_seconds
 
 LOADER_CSV = RESULTS_DIR / "bench_loader.csv"
 TASKS = ("speechcommands", "nsynth-instrument", "esc50", "audioset", "fsd50k")  # 1, 4, 5, 10, 30 s clips
@@ -46,15 +46,15 @@ KEY = ("kind", "device", "task", "hop_ms", "workers")
 
 
 def write_synthetic_cache(path: Path, spec, n_clips: int, seed: int = 0) -> None:
-    """`n_clips` random clips in the schema of `tasks.wavecache` (clip_id, label(s), int16 waveform [N])."""
+    """`n_clips` random clips written as `tasks.wavecache` writes a cache (its schema and record batches)."""
     import pyarrow as pa
+
+    from tasks.wavecache import unit_batch, unit_schema
 
     n = int(round(spec.clip_seconds * spec.sample_rate))
     rng = np.random.default_rng(seed)
     single = spec.label_kind == "single"
-    label_type = pa.int64() if single else pa.list_(pa.int64())
-    schema = pa.schema([("clip_id", pa.string()), ("label" if single else "labels", label_type),
-                        ("waveform", pa.list_(pa.int16(), n))])
+    schema = unit_schema(spec, n)
     step = max(1, 64 * 2**20 // (2 * n))
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
         for start in range(0, n_clips, step):
@@ -62,16 +62,14 @@ def write_synthetic_cache(path: Path, spec, n_clips: int, seed: int = 0) -> None
             waves = rng.integers(-3000, 3000, size=(k, n), dtype=np.int16)
             labels = [int(c) for c in rng.integers(0, spec.num_classes, k)]
             labels = labels if single else [[c] for c in labels]
-            writer.write_batch(pa.record_batch(
-                [pa.array([f"clip{start + i}" for i in range(k)]), pa.array(labels, label_type),
-                 pa.FixedSizeListArray.from_arrays(pa.array(waves.reshape(-1)), n)], schema=schema))
+            writer.write_batch(unit_batch(schema, [f"clip{start + i}" for i in range(k)], labels, waves))
 
 
 def loader_rows(task: str, workers: list[int], tmp: Path) -> list[dict]:
     from benchmark.config import RunConfig
-    from benchmark.data import Split, epoch_batches
-    from benchmark.loader import train_loader
-    from tasks import FeatureConfig, get_task
+    from benchmark.training.data import Split, epoch_batches
+    from benchmark.training.loader import train_loader
+    from tasks import get_task
     from tasks.features import FeatureSet
     from tasks.wavecache import WaveformSet
 
@@ -82,8 +80,7 @@ def loader_rows(task: str, workers: list[int], tmp: Path) -> list[dict]:
     path = tmp / f"{task}.arrow"
     write_synthetic_cache(path, spec, n_clips)
     waves = WaveformSet(spec, "train", None, path, None, "bench")
-    features = FeatureSet(spec, FeatureConfig(sample_rate=spec.sample_rate, n_mels=cfg.n_mels, win_ms=cfg.win_ms,
-                                              hop_ms=cfg.hop_ms), "train", None, waves, 0.0, 1.0)
+    features = FeatureSet(spec, cfg.feature_config(spec), "train", None, waves, 0.0, 1.0)
     split = Split(features, range(n_clips), in_memory_bytes=0)  # read from the memory-mapped file
     batches = epoch_batches(n_clips, cfg.batch_size, torch.Generator().manual_seed(0))
     rows = []
@@ -107,7 +104,7 @@ def loader_rows(task: str, workers: list[int], tmp: Path) -> list[dict]:
 @torch.no_grad()
 def feature_rows(task: str, device: torch.device, repeats: int) -> list[dict]:
     from benchmark.config import RunConfig
-    from benchmark.model import build_filterbank
+    from benchmark.model.classifier import build_filterbank
     from tasks import get_task
 
     spec = get_task(task)

@@ -4,7 +4,7 @@ and the pinned instruction set, with `--runs`) and this machine's rows of result
 
 Each setting runs in a fresh process (ATen, oneDNN and MKL read their environment once, at first use):
 - `default`: the machine's own dispatch;
-- one row per variable of `benchmark.numerics.ISA_PIN` alone, then all of them (`pin-all`);
+- one row per variable of `benchmark.tracking.numerics.ISA_PIN` alone, then all of them (`pin-all`);
 at 1 and 2 torch threads. A row says whether the canary's digest equals the default's at that thread
 count (the setting changes the numbers on this machine) and its ms per step (what it costs: the best of
 `REPEATS` further canaries in the same process, so oneDNN's first-use compilation is not counted; run it
@@ -22,12 +22,12 @@ import argparse
 import csv
 import json
 import os
-import platform
 import subprocess
 import sys
 
-from benchmark.numerics import ISA_PIN
+from benchmark.benches.machine import describe_machine
 from benchmark.paths import REPO_ROOT, RESULTS_DIR
+from benchmark.tracking.numerics import ISA_PIN
 
 OUT = REPO_ROOT / RESULTS_DIR / "numerics"
 SETTINGS = {"default": {}, **{f"{k}={v}": {k: v} for k, v in ISA_PIN.items()}, "pin-all": dict(ISA_PIN)}
@@ -36,7 +36,7 @@ RUNS = {"task": "toy-ctrl-sweeps", "frontend": "diffres-noenc"}
 
 _CANARY = """
 import json, torch
-from benchmark import numerics
+from benchmark.tracking import numerics
 torch.set_num_threads({threads})
 c = numerics.canary()
 warm = min(numerics.canary().ms_per_step for _ in range({repeats}))  # kernels compiled, caches warm
@@ -48,7 +48,7 @@ print(json.dumps({{"digest": c.digest, "final_loss": c.final_loss, "ms_per_step"
 _RUNS = """
 import json, sys, tempfile, time
 from benchmark.study.suites import load_suite
-from benchmark.train import run
+from benchmark.training.train import run
 d = tempfile.mkdtemp()
 for cfg in sorted((c for c in load_suite("quick").configs if c.task == {task!r} and c.frontend == {frontend!r}),
                   key=lambda c: c.seed):
@@ -108,9 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", action="store_true", help="also train the 5 diffres-noenc control runs twice")
     args = parser.parse_args(argv)
-    from benchmark.numerics import cpu_model
 
-    machine = f"cpu:{cpu_model()}; {platform.platform()}"
+    machine = describe_machine(show_threads=False)
     _write(OUT / "isa.csv", canary_rows(note=machine), machine)
     if args.runs:
         _write(OUT / "isa_runs.csv", run_rows(), machine)

@@ -11,17 +11,16 @@ the studies that produced the committed results.
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from benchmark.compute import describe_device
+from benchmark.benches.machine import describe_machine
 from benchmark.paths import default_storage, suite_results_dir
 from benchmark.study import load_suite, open_storage
-from benchmark.tracking import mask_uri
+from benchmark.tracking.outages import mask_uri
 
 GROUP = ("task", "frontend", "filterbank")  # RunConfig fields a row of the CSV sums over
 
@@ -70,7 +69,7 @@ def suite_times(suite_name: str, storage: str | None = None) -> pd.DataFrame:
     out["study_wall_s"] = wall
     out["studies"] = len(spans)
     out["workers"] = rows["worker"].nunique()
-    out["machine"] = f"{describe_device('cpu').split(' (')[0]}; {platform.platform()}"
+    out["machine"] = describe_machine(show_threads=False)
     return out
 
 

@@ -6,7 +6,7 @@ change the cost), trained through the trainer's own `make_model` (channels-last 
 (AMP: bf16 autocast where the GPU supports it) on synthetic waveform batches of the recipe's batch size:
 the filterbank runs on the device as in a run; no dataset is needed. A row records clips/s and
 `train_flops_per_s` = 3 x forward FLOPs per clip (filterbank + front-end + backbone,
-`benchmark.compute.count_flops`) x clips/s; a setting that does not fit the device's memory is a row with
+`benchmark.tracking.compute.count_flops`) x clips/s; a setting that does not fit the device's memory is a row with
 `clips_per_s` = "oom". Rows of the same device and setting are replaced, others kept, so one table gathers
 every machine it ran on:
 
@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from benchmark.compute import count_flops, describe_device, median_seconds
 from benchmark.config import RunConfig
 from benchmark.plan import THROUGHPUT_CSV
-from benchmark.steps import Amp, choose_loss, make_model, make_optimizer, one_hot, train_step
-from tasks import FeatureConfig, get_task
+from benchmark.tracking.compute import count_flops, describe_device, median_seconds
+from benchmark.training.steps import Amp, choose_loss, make_model, make_optimizer, one_hot, train_step
+from tasks import get_task
 
 FAMILIES = {"audioset": None, "fsd50k": None, "esc50": 1, "speechcommands": None, "nsynth-instrument": None}
 # front-end:δ:hop (ms): the spectrogram, average pooling and DiffRes at the paper's rates, from 10 and 1 ms
@@ -44,8 +44,7 @@ def bench(task: str, fold: int | None, frontend: str, delta: float, hop_ms: floa
     cfg = RunConfig.for_task(task, fold=fold, recipe="paper", pretrained="none", frontend=frontend,
                              reduction_rate=delta, hop_ms=hop_ms, **({"batch_size": batch_size} if batch_size else {}))
     n = int(round(spec.clip_seconds * spec.sample_rate))
-    t_in = FeatureConfig(sample_rate=spec.sample_rate, n_mels=cfg.n_mels, win_ms=cfg.win_ms,
-                         hop_ms=cfg.hop_ms).num_frames(spec.clip_seconds)
+    t_in = cfg.feature_config(spec).num_frames(spec.clip_seconds)
     row = {"device": describe_device(device), "task": task, "backbone": cfg.backbone, "head": cfg.head,
            "frontend": frontend, "reduction_rate": cfg.reduction_rate, "hop_ms": hop_ms, "t_in": t_in,
            "n_mels": cfg.n_mels, "batch_size": cfg.batch_size, "steps": steps,

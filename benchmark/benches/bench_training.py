@@ -26,12 +26,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from benchmark.compute import describe_device, median_seconds
 from benchmark.config import RunConfig
-from benchmark.data import load_task_data
 from benchmark.paths import RESULTS_DIR
-from benchmark.recipes import QUICK_RECIPE, recipe_for
-from benchmark.steps import Amp, choose_loss, make_model, make_optimizer, one_hot, train_one_epoch, train_step
+from benchmark.tracking.compute import describe_device, median_seconds
+from benchmark.training.data import load_task_data
+from benchmark.training.recipes import QUICK_RECIPE, recipe_for
+from benchmark.training.steps import Amp, choose_loss, make_model, make_optimizer, one_hot, train_one_epoch, train_step
 
 FRONTENDS = ["spec", "diffres", "avgpool", "maxpool", "avgmaxpool", "changehop", "convavgpool", "specpool",
              "pool3ch"]

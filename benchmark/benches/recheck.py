@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.compute import describe_device
+from benchmark.benches.machine import describe_machine
 from benchmark.paths import suite_results_dir
-from benchmark.provenance import git_commit
 from benchmark.report.leaderboard import FLOAT_FORMAT
 from benchmark.study import load_suite
+from benchmark.tracking.provenance import git_commit
 
 COLUMNS = ["task", "frontend", "filterbank", "hop_ms", "reduction_rate", "seed", "config_hash", "committed_test",
            "rerun_test", "committed_train_loss", "rerun_train_loss", "identical", "commit", "machine"]
@@ -45,12 +45,19 @@ def sample_runs(runs: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
     return first.iloc[np.unique(np.linspace(0, len(first) - 1, n).round().astype(int))].reset_index(drop=True)
 
 
-def recheck(suite_name: str, sample: int | None = None, runs_csv: Path | None = None) -> pd.DataFrame:
-    from benchmark.train import run
+def recheck(suite_name: str, sample: int | None = None, runs_csv: Path | None = None,
+            exclude: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """The sampled runs retrained and compared (COLUMNS); `exclude`: column -> values whose runs are left out
+    (e.g. {"filterbank": ["leaf"]} where a setting costs too much to recheck)."""
+    from benchmark.training.train import run
 
     suite = load_suite(suite_name)
     runs_csv = runs_csv or suite_results_dir(suite.name) / "runs.csv"
     committed = pd.read_csv(runs_csv)
+    for column, values in (exclude or {}).items():
+        if column not in committed.columns:
+            raise ValueError(f"{runs_csv}: no column {column!r} to exclude by (columns: {list(committed.columns)})")
+        committed = committed[~committed[column].astype(str).isin(values)]
     by_hash = {cfg.config_hash: cfg for cfg in suite.configs}
     chosen = sample_runs(committed, sample)
     unknown = sorted(set(chosen["config_hash"]) - set(by_hash))
@@ -70,7 +77,7 @@ def recheck(suite_name: str, sample: int | None = None, runs_csv: Path | None = 
             rows.append({**{k: row.get(k) for k in STRATA}, "seed": row["seed"], "config_hash": row["config_hash"],
                          "committed_test": row["test_metric"], "rerun_test": result.test_metric,
                          "committed_train_loss": row.get("final_train_loss"), "rerun_train_loss": loss,
-                         "identical": bool(same), "commit": commit, "machine": describe_device("cpu")})
+                         "identical": bool(same), "commit": commit, "machine": describe_machine(show_threads=False)})
             print(f"{row['config_hash']} {cfg.task} {cfg.frontend}: committed {row['test_metric']}, "
                   f"rerun {result.test_metric} ({'identical' if same else 'DIFFERENT'})", flush=True)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -94,8 +101,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs to retrain, one per setting spread over them (default: every setting)")
     parser.add_argument("--runs", type=Path, default=None, help="the committed runs.csv (default results/<suite>/)")
     parser.add_argument("--out", type=Path, default=None, help="default results/<suite>/recheck.csv")
+    parser.add_argument("--exclude", action="append", default=[], metavar="COLUMN=V1,V2",
+                        help="leave out the runs whose runs.csv COLUMN is one of the values (repeatable)")
     args = parser.parse_args(argv)
-    table = recheck(args.suite, args.sample, args.runs)
+    exclude = {}
+    for item in args.exclude:
+        column, _, values = item.partition("=")
+        if not values:
+            parser.error(f"--exclude {item!r}: expected COLUMN=V1,V2")
+        exclude[column] = values.split(",")
+    table = recheck(args.suite, args.sample, args.runs, exclude)
     out = args.out or suite_results_dir(load_suite(args.suite).name) / "recheck.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)

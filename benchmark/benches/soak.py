@@ -5,7 +5,7 @@ written to results/soak.csv (columns `COLUMNS`). A script, not a unit test: minu
     python -m benchmark.benches.soak [--trials 200] [--workers 3] [--seed 0] [--out results/soak.csv]
 
 What it does: starts a throwaway PostgreSQL cluster and an `mlflow server` on 127.0.0.1
-(`benchmark.services`), creates the study, starts `--workers` `diffres-bench worker` processes (one torch
+(`benchmark.benches.services`), creates the study, starts `--workers` `diffres-bench worker` processes (one torch
 thread each), and fires four kinds of event at random progress points (seeded): `--kills` workers killed
 with SIGKILL (each replaced by a fresh worker, as a cluster scheduler would), one database restart
 (`pg_ctl stop -m fast`, down `--db-down-s`), one tracking server restart (down `--tracking-down-s`, plus
@@ -34,9 +34,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.outages import BACKOFF_MAX_ENV
-from benchmark.paths import RESULTS_DIR
-from benchmark.services import start_mlflow_server, start_postgres
+from benchmark.benches.machine import describe_machine
+from benchmark.benches.services import start_mlflow_server, start_postgres
+from benchmark.paths import BACKOFF_MAX_ENV, RESULTS_DIR
 
 COLUMNS = ["trials", "workers", "worker_kills", "db_restarts", "tracking_restarts", "points_done",
            "duplicate_runs", "lost_runs", "wall_s", "machine"]
@@ -99,11 +99,9 @@ class Soak:
 
 
 def machine() -> str:
-    import platform
 
-    from benchmark.compute import describe_device
 
-    return f"{describe_device('cpu')}; {platform.platform()}; {os.cpu_count()} cores"
+    return describe_machine(cores=True)
 
 
 def soak(trials: int = 200, workers: int = 3, kills: int = 2, seed: int = 0, db_down_s: float = 3.0,
@@ -183,7 +181,7 @@ def check(suite, storage_obj, tracking_uri: str) -> dict[str, int]:
     from mlflow import MlflowClient
     from optuna.trial import TrialState
 
-    from benchmark import artifacts
+    from benchmark.tracking import artifacts
 
     trials = optuna.load_study(study_name=suite.name, storage=storage_obj).get_trials(deepcopy=False)
     done = {t.params["point"] for t in trials if t.state == TrialState.COMPLETE}

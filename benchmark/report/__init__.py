@@ -24,12 +24,12 @@ from benchmark.report.claims import (
     check_claims,
     claim_checks,
     claims_summary,
-    compare,
     load_claims,
 )
 from benchmark.report.controls import CONTROL_COLUMNS, ControlResult, check_controls
 from benchmark.report.health import Health, health, runs_table
 from benchmark.report.leaderboard import leaderboard
+from benchmark.report.pairs import compare
 from benchmark.report.runs import GROUP_KEYS, NO_FOLD, PAIR_KEYS, ReportDataError, Runs, load_runs
 
 __all__ = [

@@ -17,9 +17,9 @@ from pathlib import Path
 import pandas as pd
 import seaborn as sns
 
-from benchmark import artifacts, stats
 from benchmark.paths import REPO_ROOT, REPORTS_DIR, RESULTS_DIR, SUITES_DIR
-from benchmark.report.claims import COMPARISON_COLUMNS, check_claims, claims_summary, full_diffres, load_claims
+from benchmark.report import stats
+from benchmark.report.claims import COMPARISON_COLUMNS, check_claims, claims_summary, load_claims
 from benchmark.report.controls import CONTROL_COLUMNS, check_controls
 from benchmark.report.figures import (
     plot_accuracy_vs_flops,
@@ -31,9 +31,11 @@ from benchmark.report.figures import (
 from benchmark.report.health import health, runs_table
 from benchmark.report.leaderboard import BASELINE_HOP_MS, leaderboard, write_csv
 from benchmark.report.markdown import render_markdown
+from benchmark.report.pairs import full_diffres
 from benchmark.report.provenance import DECIDABLE, provenance_column
 from benchmark.report.replication import replication
 from benchmark.report.runs import ReportDataError, Runs, download_examples, load_runs
+from benchmark.tracking import artifacts
 
 REPORT_FILE = "REPORT.md"
 LEADERBOARD_CSV = "leaderboard.csv"

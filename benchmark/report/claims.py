@@ -24,22 +24,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import stats
 from benchmark.paths import PAPER_DIR
-from benchmark.report.health import is_untrained
+from benchmark.report import stats
+from benchmark.report.pairs import (
+    GUIDE_LOSS,
+    PAIR_COUNT_COLUMNS,
+    RESOLUTION_ENCODING,
+    ablation,
+    compare,
+    full_diffres,
+    learnable_front_end,
+    reducing_baseline,
+)
 from benchmark.report.runs import (
     FILTERBANK,
-    GROUP_KEYS,
     LEARNABLE_FILTERBANK,
     LEARNED_RESOLUTION,
-    PAIR_KEYS,
     REFERENCE,
-    UNIFORM_REDUCTION,
     ReportDataError,
     Runs,
-    frontend_metadata,
     is_reference,
-    learnable_filterbank,
     mel_filterbank,
     registered_frontends,
     task_control,
@@ -55,13 +59,6 @@ from benchmark.report.verdicts import (
 
 CLAIMS_FILE = PAPER_DIR / "claims.csv"
 REFERENCE_HOP_MS = 10.0  # claim 3: delta = 1 - h / 10 keeps T' at the 10 ms frame count
-GUIDE_LOSS, RESOLUTION_ENCODING = "guide loss", "resolution encoding"  # what claim 5a / 5b ablate
-# One comparison: untrained_pairs counts the pairs with a run that logged trained = 0 (flagged, kept);
-# unpaired_* the runs of an arm's setting without a partner, nonfinite_* the pairs dropped for a non-finite
-# metric of that arm; not_comparable names the setting the arms differ in (see ``compare``).
-PAIR_COUNT_COLUMNS = ["untrained_pairs", "unpaired_treatment", "unpaired_control", "nonfinite_treatment",
-                      "nonfinite_control", "not_comparable"]
-PAIR_TABLE_COLUMNS = ["task", "backbone", "treatment", "control", *PAIRED_COLUMNS, *PAIR_COUNT_COLUMNS]
 # A claim with a weaker reading (claims.csv column weaker_test) is decided under both; `verdict` is the claim's.
 WEAKER_COLUMNS = ["weaker_test", "weaker_margin", "weaker_verdict", "weaker_p_verdict"]
 COMPARISON_COLUMNS = ["claim_id", "task", "backbone", "treatment", "control", *PAIRED_COLUMNS,
@@ -96,112 +93,11 @@ def load_claims(path: Path = CLAIMS_FILE) -> list[Claim]:
         if r.weaker_test not in ("", *stats.TESTS) or r.weaker_test == r.test:
             raise ReportDataError(f"{path}: claim {r.claim_id}: weaker_test={r.weaker_test!r}; expected empty or "
                                   f"the other one of {list(stats.TESTS)}")
+    unchecked = sorted(set(table["claim_id"]) - set(claim_checks()))
+    if unchecked:  # a claim the report cannot test would otherwise read "no check" and look decided
+        raise ReportDataError(f"{path}: field 'claim_id', value {unchecked[0]!r}: a claim id with a check in "
+                              f"benchmark.report.claims.claim_checks() ({sorted(claim_checks())})")
     return [Claim(*(getattr(r, f) for f in (*CLAIM_FIELDS, "weaker_test"))) for r in table.itertuples(index=False)]
-
-
-def _label(row: pd.Series, side: str, extra_keys: tuple[str, ...]) -> str:
-    text = f"{row[f'frontend{side}']} @ {row[f'hop_ms{side}']:g} ms, δ={row[f'reduction_rate{side}']:g}"
-    extras = ", ".join(f"{k}={row[f'{k}{side}']}" for k in extra_keys)
-    return f"{text} ({extras})" if extras else text
-
-
-def _in_setting(frame: pd.DataFrame, values: dict) -> pd.Series:
-    mask = pd.Series(True, index=frame.index)
-    for k, v in values.items():
-        mask &= frame[k] == v
-    return mask
-
-
-def compare(runs: Runs, treatment: pd.Series, control: pd.Series, match: list[str],
-            across: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Paired test_metric differences treatment - control; pairs share ``match`` + seed + fold.
-
-    One output row (PAIR_TABLE_COLUMNS) per (treatment setting, control setting) with the same
-    ``match`` values: the mean, std and plain 95 % CI of the differences; how many pairs hold a run
-    that did not train (kept, flagged); per arm, the runs of the setting without a partner
-    (``unpaired_*``) and the pairs dropped because that arm's metric is not finite (``nonfinite_*``).
-
-    Every other RunConfig field the suite varies (``Runs.varying``) must be equal in both arms unless
-    it is in ``across`` (what the comparison varies by definition, beside front-end, hop and δ): a
-    row whose arms differ in one is kept, named in ``not_comparable`` ("epochs: 30 vs 12"), and
-    never decided (``verdicts.NOT_COMPARABLE``), so a 30-epoch DiffRes is never read against a 12-epoch
-    spectrogram.
-    """
-    keys = GROUP_KEYS + list(runs.extra_keys)
-    recipe = [k for k in runs.varying if k in runs.table.columns and k not in keys and k not in PAIR_KEYS
-              and k not in match]
-    table = runs.table if "trained" in runs.table.columns else runs.table.assign(trained=np.nan)
-    cols = list(dict.fromkeys(keys + recipe + PAIR_KEYS + ["test_metric", "trained"]))
-    t = table.loc[treatment, cols]
-    c = table.loc[control, cols]
-    merged = t.merge(c, on=match + PAIR_KEYS, suffixes=("_t", "_c"))
-    side_keys = [k for k in keys + recipe if k not in match]
-    by = match + [f"{k}_t" for k in side_keys] + [f"{k}_c" for k in side_keys]
-    rows = []
-    for _, group in merged.groupby(by, sort=True):
-        first = group.iloc[0].copy()
-        for k in match:
-            first[f"{k}_t"] = first[f"{k}_c"] = first[k]
-        finite_t, finite_c = np.isfinite(group["test_metric_t"]), np.isfinite(group["test_metric_c"])
-        ok = group[finite_t & finite_c]
-        d = stats.paired_difference(ok["test_metric_t"], ok["test_metric_c"])
-        untrained = is_untrained(ok["trained_t"]) | is_untrained(ok["trained_c"])
-        paired = set(zip(group["seed"], group["fold"], strict=True))
-        unpaired = {}
-        for side, frame in (("_t", t), ("_c", c)):
-            setting = {**{k: first[k] for k in match}, **{k: first[f"{k}{side}"] for k in side_keys}}
-            runs_of = frame[_in_setting(frame, setting)]
-            unpaired[side] = sum((s_, f_) not in paired for s_, f_ in zip(runs_of["seed"], runs_of["fold"],
-                                                                           strict=True))
-        differs = [f"{k}: {first[f'{k}_t']} vs {first[f'{k}_c']}" for k in recipe
-                   if k not in across and first[f"{k}_t"] != first[f"{k}_c"]]
-        rows.append({"task": first["task_t"], "backbone": first["backbone_t"],
-                     "treatment": _label(first, "_t", runs.extra_keys),
-                     "control": _label(first, "_c", runs.extra_keys),
-                     "n_pairs": d.n_pairs, "mean_diff": d.mean_diff, "std_diff": d.std_diff,
-                     "ci95_low": d.ci_low, "ci95_high": d.ci_high, "untrained_pairs": int(untrained.sum()),
-                     "unpaired_treatment": unpaired["_t"], "unpaired_control": unpaired["_c"],
-                     "nonfinite_treatment": int((~finite_t).sum()), "nonfinite_control": int((~finite_c).sum()),
-                     "not_comparable": "; ".join(differs)})
-    return pd.DataFrame(rows, columns=PAIR_TABLE_COLUMNS)
-
-
-# ------------------------------------------------------------------------------------------ selectors
-def _diffres_frontend(meta: pd.DataFrame) -> pd.Series:
-    return (meta["family"] == LEARNED_RESOLUTION) & meta["variant_of"].isna()
-
-
-def full_diffres(df: pd.DataFrame) -> pd.Series:
-    """DiffRes itself, trained with its guide loss (not a variant, not an ablation)."""
-    mask = _diffres_frontend(frontend_metadata(df["frontend"]))
-    if "guide_loss_weight" in df.columns:
-        mask &= pd.to_numeric(df["guide_loss_weight"], errors="coerce").fillna(1.0) != 0.0
-    return mask
-
-
-def _ablation(component: str) -> Callable[[pd.DataFrame], pd.Series]:
-    def select(df: pd.DataFrame) -> pd.Series:
-        meta = frontend_metadata(df["frontend"])
-        mask = meta["ablates"] == component
-        if component == GUIDE_LOSS and "guide_loss_weight" in df.columns:
-            weight = pd.to_numeric(df["guide_loss_weight"], errors="coerce")
-            mask |= _diffres_frontend(meta) & (weight == 0.0)
-        return mask
-
-    return select
-
-
-def _family(name: str) -> Callable[[pd.DataFrame], pd.Series]:
-    return lambda df: frontend_metadata(df["frontend"])["family"] == name
-
-
-reducing_baseline = _family(UNIFORM_REDUCTION)  # claim 2's controls
-
-
-def learnable_front_end(df: pd.DataFrame) -> pd.Series:
-    """Claim 4's controls: a learnable filterbank feeding the reference reducer (the learnable front-end as
-    its paper ran it), or a front-end registered in the family ``learnable filterbank``."""
-    return (learnable_filterbank(df) & is_reference(df["frontend"])) | _family(LEARNABLE_FILTERBANK)(df)
 
 
 @dataclass(frozen=True)
@@ -258,14 +154,14 @@ def claim_checks() -> dict[str, ClaimCheck]:
             f"runs of a learnable filterbank ({learnable}) with the {ref} reducer; none are in this suite",
             across=(FILTERBANK,)),
         "5a": ClaimCheck(
-            full_diffres, _ablation(GUIDE_LOSS), same,
+            full_diffres, ablation(GUIDE_LOSS), same,
             f"{diffres} minus {diffres} without guide loss (guide_loss_weight = 0"
             + (f" or front-end {no_guide}" if no_guide else "") + ") at the same hop and δ",
             "a no-guide-loss ablation (guide_loss_weight = 0"
             + (f" or a {no_guide} front-end" if no_guide else "") + ")", explain=_guide_loss_note,
             across=("guide_loss_weight",)),
         "5b": ClaimCheck(
-            full_diffres, _ablation(RESOLUTION_ENCODING), same,
+            full_diffres, ablation(RESOLUTION_ENCODING), same,
             f"{diffres} minus {diffres} without resolution encoding ({no_enc}) at the same hop and δ",
             f"a no-resolution-encoding ablation front-end ({no_enc})"),
     }
@@ -316,12 +212,11 @@ def check_claims(runs: Runs, claims: list[Claim], margin: float = stats.DEFAULT_
     results = []
     for claim in claims:
         check = checks.get(claim.claim_id)
-        if check is None:
-            comps, words, needs = pd.DataFrame(columns=PAIR_TABLE_COLUMNS), "no check", "a check for this claim id"
-        else:
-            comps = compare(runs, check.treatment(df) & evidence, check.control(df) & evidence,
-                            check.match_in(runs.extra_keys), check.across)
-            words, needs = check.test, check.needs
+        if check is None:  # load_claims refuses such a file; a hand-made Claim list is refused here
+            raise ReportDataError(f"claim {claim.claim_id!r} has no check in claim_checks() (ids: {sorted(checks)})")
+        comps = compare(runs, check.treatment(df) & evidence, check.control(df) & evidence,
+                        check.match_in(runs.extra_keys), check.across)
+        words, needs = check.test, check.needs
         decided = decide_table(comps, claim.test, margin)
         weaker = pd.DataFrame(index=decided.index, columns=WEAKER_COLUMNS, dtype=object).fillna("")
         if claim.weaker_test:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from benchmark import stats
-from benchmark.report.claims import PAIR_TABLE_COLUMNS, compare, full_diffres, reducing_baseline
+from benchmark.report import stats
+from benchmark.report.pairs import PAIR_TABLE_COLUMNS, compare, full_diffres, reducing_baseline
 from benchmark.report.runs import Runs, is_reference, task_control
 from benchmark.report.verdicts import DECISION_COLUMNS, decide_table, fmt_diff
 

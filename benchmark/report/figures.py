@@ -1,5 +1,5 @@
 """The report's figures, drawn from the leaderboard: accuracy vs compute, vs δ, vs input hop, and a
-DiffRes example (the same drawing as a run's own ``diffres_examples.png``, see benchmark.artifacts).
+DiffRes example (the same drawing as a run's own ``diffres_examples.png``, see benchmark.tracking.artifacts).
 
 Each ``plot_*`` writes one PNG and returns its path, or None when the leaderboard lacks what the
 figure needs. A series (a line) is a front-end, plus the backbone or an extra key where they vary; it
@@ -18,9 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from benchmark import artifacts, stats
+from benchmark.report import stats
 from benchmark.report.leaderboard import BASELINE_HOP_MS, BASELINE_RATE
 from benchmark.report.runs import REFERENCE, is_reference, registered_frontends
+from benchmark.tracking import artifacts
 
 
 def _palette(lb: pd.DataFrame, extra_keys: tuple[str, ...]) -> dict[str, tuple]:

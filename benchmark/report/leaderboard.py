@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark import stats
+from benchmark.report import stats
 from benchmark.report.runs import GROUP_KEYS, Runs, is_reference
 
 BASELINE_HOP_MS, BASELINE_RATE = 10.0, 0.0  # relative cost is against the reference at 10 ms, δ = 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import stats
+from benchmark.report import stats
 from benchmark.report.claims import ClaimResult
 from benchmark.report.controls import ControlResult
 from benchmark.report.health import Health

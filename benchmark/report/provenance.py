@@ -19,7 +19,7 @@ Only clean-current and clean-equivalent runs enter verdicts, controls and leader
 is asked to include the others (``build_report(include_stale=True)``, ``diffres-bench report
 --include-stale``).
 
-Numerics: its ``numerics_*`` tags (``benchmark.numerics``), grouped by machine, thread count and canary
+Numerics: its ``numerics_*`` tags (``benchmark.tracking.numerics``), grouped by machine, thread count and canary
 digest, each digest looked up among the committed canaries (``results/numerics/canary.csv``): a run whose
 digest is committed was computed bit for bit like that machine's.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.paths import CANARY_CSV, NEUTRAL_COMMITS, TRAINING_CODE  # the code that decides what a run learns
-from benchmark.provenance import DIRTY_SUFFIX, UNKNOWN
+from benchmark.tracking.provenance import DIRTY_SUFFIX, UNKNOWN
 
 CLEAN_CURRENT, EQUIVALENT, DIRTY, STALE = "clean-current", "clean-equivalent", "dirty", "stale"
 PROVENANCES = (CLEAN_CURRENT, EQUIVALENT, DIRTY, STALE, UNKNOWN)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark import stats
+from benchmark.report import stats
 from benchmark.report.claims import Claim, check_claims
 from benchmark.report.controls import check_controls
 from benchmark.report.runs import Runs

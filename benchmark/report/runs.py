@@ -22,8 +22,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from benchmark import artifacts
 from benchmark.config import field_names
+from benchmark.tracking import artifacts
 
 GROUP_KEYS = ["task", "backbone", "frontend", "hop_ms", "reduction_rate"]
 PAIR_KEYS = ["seed", "fold"]
@@ -43,7 +43,7 @@ METRIC_COLUMNS = ["test_metric", "val_metric", "flops_frontend", "flops_backbone
                   *HEALTH_COLUMNS]
 # The filterbank of a run (RunConfig.filterbank); runs logged before the field existed used the mel path.
 FILTERBANK, DEFAULT_FILTERBANK = "filterbank", "mel"
-# The numerics_* tags: which machine computed the run (benchmark.numerics.fingerprint, canary digest).
+# The numerics_* tags: which machine computed the run (benchmark.tracking.numerics.fingerprint, canary digest).
 NUMERICS_COLUMNS = ["numerics_cpu", "numerics_cpu_capability", "numerics_threads", "numerics_canary"]
 TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "device", "torch_version", "timm_version",
                *NUMERICS_COLUMNS]

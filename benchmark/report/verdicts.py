@@ -16,7 +16,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from benchmark import stats
+from benchmark.report import stats
 
 PAIRED_COLUMNS = ["n_pairs", "mean_diff", "std_diff", "ci95_low", "ci95_high"]
 NOT_COMPARABLE = "not comparable"  # the arms differ in a setting the comparison does not vary (column not_comparable)

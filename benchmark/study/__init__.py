@@ -10,7 +10,8 @@ number of `worker` processes share.
 - `workers`: `create`, `worker`, `run_study`, `spawn_worker`.
 Passwords in storage and tracking URLs are masked in every log line, error and MLflow tag.
 
-Everything is importable from here (`from benchmark import study; study.run_study(...)`). The suite
+The study layer's public names are importable from here (`from benchmark import study; study.run_study(...)`);
+what belongs to other layers is imported from them (`benchmark.paths`, `benchmark.tracking`). The suite
 functions load at once; the rest loads on first use, so that reading a suite (`diffres-bench report`,
 `suites`) does not import Optuna.
 """
@@ -20,7 +21,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from benchmark.paths import CHECKPOINTS_DIR, RESULTS_DIR, SUITES_DIR, default_storage, default_tracking_uri
 from benchmark.study.suites import (
     Suite,
     SuiteError,
@@ -43,15 +43,10 @@ _LAZY = {  # name here -> "module:name there"
     "run_study": "benchmark.study.workers:run_study",
     "spawn_worker": "benchmark.study.workers:spawn_worker",
     "worker": "benchmark.study.workers:worker",
-    "UnreachableError": "benchmark.tracking:UnreachableError",
-    "check_tracking_uri": "benchmark.tracking:check_tracking_uri",
-    "ensure_experiment": "benchmark.tracking:ensure_experiment",
-    "mask_url": "benchmark.tracking:mask_uri",
 }
 
-__all__ = ["CHECKPOINTS_DIR", "RESULTS_DIR", "SUITES_DIR", "Suite", "SuiteError", "SuiteNotFoundError", "check_data",
-           "check_task_data", "default_storage", "default_tracking_uri", "list_suites", "load_suite", "suite_path",
-           *_LAZY]
+__all__ = ["Suite", "SuiteError", "SuiteNotFoundError", "check_data", "check_task_data", "list_suites", "load_suite",
+           "suite_path", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -8,7 +8,7 @@ whose worker died.
   them. Journal files have none, so a RUNNING trial whose worker process (same host) is gone is failed
   and re-queued here. On start a worker re-queues the points whose trials all failed.
 - A trial that failed because a shared service stayed down past its retry limit (`OutageError`, see
-  `benchmark.outages`) is marked `outage` and re-queued at once by `RetryAfterOutage`, up to
+  `benchmark.tracking.outages`) is marked `outage` and re-queued at once by `RetryAfterOutage`, up to
   `MAX_OUTAGE_RETRIES` times a point; the new trial resumes from the checkpoint the old one left.
 """
 
@@ -28,18 +28,18 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from benchmark.config import RunConfig
-from benchmark.outages import OutageError, first_line
 from benchmark.study.states import POINT, grid_states, trial_key
 from benchmark.study.suites import Suite
+from benchmark.tracking.outages import OutageError, first_line
 
 logger = logging.getLogger(__name__)
 
 MAX_OUTAGE_RETRIES = 3  # per point, as RetryHeartbeatStaleTrialCallback(max_retry=3) for dead workers
-RunFn = Callable[..., Any]  # benchmark.train.run's signature: (cfg, *, tracking_uri, experiment, ...)
+RunFn = Callable[..., Any]  # benchmark.training.train.run's signature: (cfg, *, tracking_uri, experiment, ...)
 
 
 def default_run() -> RunFn:
-    from benchmark.train import run
+    from benchmark.training.train import run
 
     return run
 

@@ -4,7 +4,7 @@ heartbeat is stale and re-queued by `RetryHeartbeatStaleTrialCallback`.
 
 A database restart (an upgrade, a failover) does not end a study: connections are checked before use
 (`pool_pre_ping`), and every storage call that fails because the database does not answer is tried
-again with backoff for up to `DIFFRES_BENCH_DB_RETRY_S` (`benchmark.outages`), the heartbeats of live
+again with backoff for up to `DIFFRES_BENCH_DB_RETRY_S` (`benchmark.tracking.outages`), the heartbeats of live
 trials included, so they resume when it is back. The grace period must exceed the longest outage to ride
 out (plus `DIFFRES_BENCH_BACKOFF_MAX_S`), or a live trial is failed as stale and re-queued.
 
@@ -22,8 +22,8 @@ from typing import Any
 import optuna
 from sqlalchemy import exc as sa_exc
 
-from benchmark.outages import OutageError, UnreachableError, db_backoff, mask_uri, retry
 from benchmark.study.suites import error_message
+from benchmark.tracking.outages import OutageError, UnreachableError, db_backoff, mask_uri, retry
 
 
 def open_storage(storage: str, *, heartbeat_interval: int = 30,

@@ -6,7 +6,7 @@ data check that runs before anything is created or trained.
   list of `grids` (axes -> value lists; `zip` lists axes that move together) and an optional `search`
   space with `n_trials`. The grids' union, deduplicated by config hash, is the suite's list of points.
 - `margin` (optional): the non-inferiority margin the report tests "equal or better" claims against, in
-  metric units (0.01 = 1 accuracy point or 0.01 mAP; default `benchmark.stats.DEFAULT_MARGIN`).
+  metric units (0.01 = 1 accuracy point or 0.01 mAP; default `benchmark.report.stats.DEFAULT_MARGIN`).
 - `extends: <suite>` + `seed_offset: N` (optional): every key of that suite, less those this file sets,
   with every `seed` value moved by N — the same design on a fresh draw of seeds, the replication of a
   suite (`quick-replication`: the report compares its decisions with `quick`'s).
@@ -14,7 +14,7 @@ data check that runs before anything is created or trained.
   YAML, `folder:DIR`, ...): TASK in `base`, the suite named `<suite>-<task name>`. The suite may have no task
   axis. Templates written for it live in `benchmark/suites/templates/` (`yours`: the standard ablation).
 - `backbone: auto` in `base`: the quick CPU backbone without a GPU, EfficientNet-B0/B2 by clip length on one
-  (`benchmark.recipes.auto_backbone`); the suite's name then ends with the backbone chosen, so points
+  (`benchmark.training.recipes.auto_backbone`); the suite's name then ends with the backbone chosen, so points
   sized for a CPU and for a GPU never share a study.
 - Every error names the file, the key and the value.
 
@@ -36,7 +36,7 @@ import yaml
 
 from benchmark.config import RunConfig, field_names
 from benchmark.paths import SUITES_DIR
-from benchmark.stats import DEFAULT_MARGIN
+from benchmark.report.stats import DEFAULT_MARGIN
 
 if TYPE_CHECKING:
     from tasks import TaskSpec
@@ -200,7 +200,7 @@ def _auto_backbone(data: dict[str, Any], path: Path) -> dict[str, Any]:
     base = data.get("base")
     if not isinstance(base, dict) or base.get("backbone") != "auto":
         return data
-    from benchmark.recipes import auto_backbone
+    from benchmark.training.recipes import auto_backbone
     from tasks import get_task
 
     if "task" not in base:
@@ -330,9 +330,9 @@ def check_task_data(tasks: Iterable[str], data_dir: str | os.PathLike | None = N
 
 def check_data(suite: Suite, data_dir: str | os.PathLike | None = None) -> None:
     """`check_task_data` for every task of the suite, and the pretrained weights of every point
-    (`benchmark.pretrained.check_pretrained`), instead of failing every point in turn; warn when a suite
+    (`benchmark.model.pretrained.check_pretrained`), instead of failing every point in turn; warn when a suite
     of hub tasks is about to train on a CPU."""
-    from benchmark.pretrained import check_pretrained
+    from benchmark.model.pretrained import check_pretrained
 
     specs = check_task_data((cfg.task for cfg in suite.configs), data_dir)
     check_pretrained(suite.configs)

@@ -34,7 +34,8 @@ from benchmark.study.objective import (
 from benchmark.study.states import FINISHED_SEARCH, POINT, StudyStatus, grid_states, status, status_in
 from benchmark.study.storage import open_storage
 from benchmark.study.suites import Suite, check_data, load_suite
-from benchmark.tracking import check_tracking_uri, ensure_experiment, mask_uri
+from benchmark.tracking.outages import mask_uri
+from benchmark.tracking.store import check_tracking_uri, ensure_experiment
 
 logger = logging.getLogger(__name__)
 

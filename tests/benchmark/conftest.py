@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmark.benches.services import MlflowServer, PostgresServer, start_mlflow_server, start_postgres
 from benchmark.config import RunConfig
 from benchmark.paths import ALLOW_DIRTY_ENV
-from benchmark.services import MlflowServer, PostgresServer, start_mlflow_server, start_postgres
 
 TINY_TASK = "toy-transients"
 
@@ -40,7 +40,7 @@ def tracking_uri(tmp_path: Path) -> str:
 @pytest.fixture(autouse=True, scope="session")
 def _allow_dirty_tree():
     """Tests train studies into temporary stores, also from a developer's uncommitted tree: the guard that
-    refuses a dirty tree (benchmark.provenance) has its own tests, which clear this."""
+    refuses a dirty tree (benchmark.tracking.provenance) has its own tests, which clear this."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(ALLOW_DIRTY_ENV, "1")
         yield

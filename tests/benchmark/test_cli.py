@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.benches.services import free_port
 from benchmark.cli import main
-from benchmark.services import free_port
 
 TINY = """
 name: clitiny

@@ -9,8 +9,9 @@ import json
 import pytest
 import torch
 
-from benchmark.config import CONFIG_VERSION, ConfigError, RunConfig, field_names
-from benchmark.recipes import PAPER_RECIPES, QUICK_RECIPE, lr_at_epoch, lr_at_step, recipe_for
+from benchmark.config import CONFIG_VERSION, RunConfig, field_names
+from benchmark.fields import ConfigError
+from benchmark.training.recipes import PAPER_RECIPES, QUICK_RECIPE, lr_at_epoch, lr_at_step, recipe_for
 from diffres import list_frontends
 from tasks import get_task, list_tasks
 
@@ -24,13 +25,16 @@ def make(**kw) -> RunConfig:
     [
         ({"hop_ms": 0.0}, "hop_ms", "> 0"),
         ({"hop_ms": -5}, "hop_ms", "> 0"),
-        ({"hop_ms": 40.0}, "hop_ms", "no larger than the window"),
+        ({"hop_ms": 40.0}, "hop_ms", "<= win_ms=25.0"),
+        ({"n_mels": 500}, "n_mels", "<= 201 (FFT bins of a 25.0 ms window)"),
+        ({"n_mels": 500, "filterbank": "leaf"}, "n_mels", "FFT bins"),
         ({"hop_ms": 0.33}, "hop_ms", "a whole number (>= 1) of samples at 16000 Hz, got 5.28"),
         ({"hop_ms": 0.03}, "hop_ms", "samples at 16000 Hz, got 0.48"),
         ({"win_ms": 25.03}, "win_ms", "samples at 16000 Hz"),
         ({"reduction_rate": 1.0}, "reduction_rate", "(0, 1)"),
         ({"reduction_rate": -0.1}, "reduction_rate", "(0, 1)"),
         ({"reduction_rate": 0.0, "frontend": "avgpool"}, "reduction_rate", "frontend='spec'"),
+        ({"reduction_rate": 0.999, "frontend": "avgpool"}, "reduction_rate", "T' >= 1 of the T=151 frames"),
         ({"frontend": "leaf"}, "frontend", "diffres"),
         ({"backbone": "efficientnet_b22"}, "backbone", "efficientnet_b2"),
         ({"task": "esc-51"}, "task", "toy-transients"),

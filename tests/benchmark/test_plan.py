@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.compute import count_flops
 from benchmark.config import RunConfig
-from benchmark.model import build_model
+from benchmark.model.classifier import build_model
 from benchmark.plan import ASSUMED_FLOPS_PER_S, FlopCounter, plan_suite
 from benchmark.study import load_suite
+from benchmark.tracking.compute import count_flops
 from tasks import get_task
 from tasks.data import local_copy_status
 

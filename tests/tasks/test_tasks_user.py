@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from corpus_helpers import CLASSES, class_folders, hear_task, hub_copy, manifest, task_yaml, tone
 
-from benchmark.config import ConfigError, RunConfig
+from benchmark.config import RunConfig
+from benchmark.fields import ConfigError
 from tasks import get_task
 from tasks.cli import main
 from tasks.data import load_split, read_column

@@ -15,8 +15,9 @@ import pandas as pd
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from benchmark import artifacts, report
+from benchmark import report
 from benchmark.paths import REPO_ROOT
+from benchmark.tracking import artifacts
 
 SUITE = "tiny"
 # The runs of the tiny studies are tagged with the checkout's own HEAD: clean-current, so the report decides on them.

@@ -6,8 +6,10 @@ import pandas as pd
 import pytest
 from report_helpers import make_runs
 
-from benchmark import report, stats
-from benchmark.report import claims as report_claims
+from benchmark import report
+from benchmark.report import pairs as report_pairs
+from benchmark.report import stats
+from benchmark.report.verdicts import NOT_COMPARABLE
 
 
 def _verdicts(result) -> list[str]:
@@ -33,6 +35,15 @@ def test_claims_file_carries_the_test_of_each_claim():
                      "4": stats.SUPERIORITY, "5a": stats.SUPERIORITY, "5b": stats.SUPERIORITY}
     # claim 3 says a high-resolution input *improves* accuracy: superiority, non-inferiority beside it
     assert {c.claim_id: c.weaker_test for c in report.load_claims() if c.weaker_test} == {"3": stats.NON_INFERIORITY}
+
+
+def test_a_claim_without_a_check_is_refused_not_reported_as_no_check(tmp_path):
+    path = tmp_path / "claims.csv"
+    path.write_text("claim_id,claim,test,source,paper_value\n1,x,superiority,s,v\n7,y,superiority,s,v\n")
+    with pytest.raises(report.ReportDataError, match=r"field 'claim_id', value '7': a claim id with a check"):
+        report.load_claims(path)
+    with pytest.raises(report.ReportDataError, match="claim '7' has no check"):
+        report.check_claims(make_runs([]), [report.Claim("7", "y", "superiority", "s", "v", "")])
 
 
 def test_a_claims_file_with_an_unknown_test_is_a_clear_error(tmp_path):
@@ -96,7 +107,7 @@ def test_pairs_are_matched_on_fold_and_seed():
 
 def test_diffres_variants_and_ablations_are_never_claim_2_baselines():
     names = ["spec", "avgpool", "changehop", "diffres", "diffres-noenc", "diffres-separable", "pool3ch"]
-    kept = pd.Series(names)[report_claims.reducing_baseline(pd.DataFrame({"frontend": names})).to_numpy()].tolist()
+    kept = pd.Series(names)[report_pairs.reducing_baseline(pd.DataFrame({"frontend": names})).to_numpy()].tolist()
     assert kept == ["avgpool", "changehop", "pool3ch"]
 
 
@@ -213,7 +224,7 @@ def test_a_recipe_field_that_differs_between_arms_makes_the_comparison_not_compa
     runs = report.Runs(df, (), len(df), 0, 0, varying=("epochs",))
     one, two = report.check_claims(runs, [c for c in report.load_claims() if c.claim_id in ("1", "2")])
     row = one.comparisons.iloc[0]
-    assert row["verdict"] == report_claims.NOT_COMPARABLE and row["not_comparable"] == "epochs: 30 vs 12"
+    assert row["verdict"] == NOT_COMPARABLE and row["not_comparable"] == "epochs: 30 vs 12"
     assert one.summary.n_not_run == 1 and np.isnan(row["p_holds"])
     assert two.comparisons["verdict"].tolist() == [stats.HOLDS] and two.comparisons["not_comparable"].tolist() == [""]
 

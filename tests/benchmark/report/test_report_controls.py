@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 from report_helpers import Study, make_runs, registered_tasks
 
-from benchmark import report, stats
+from benchmark import report
 from benchmark.report import controls as report_controls
+from benchmark.report import stats
 
 SEEDS = (0, 1, 2)
 

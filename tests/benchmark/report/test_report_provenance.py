@@ -20,7 +20,7 @@ def _git(repo: Path, *args: str) -> str:
 def repo(tmp_path):
     """A repository with three commits: the first, one that changes only the report, one that changes training."""
     root = tmp_path / "repo"
-    for path in ("diffres/model.py", "benchmark/train.py", "benchmark/report/markdown.py", "README.md"):
+    for path in ("diffres/model.py", "benchmark/training/train.py", "benchmark/report/markdown.py", "README.md"):
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text("v1\n")
     _git(root.parent, "init", "-q", str(root))
@@ -31,7 +31,7 @@ def repo(tmp_path):
     (root / "README.md").write_text("v2\n")
     _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "report")
     report_only = _git(root, "rev-parse", "HEAD")
-    (root / "benchmark/train.py").write_text("v2\n")  # training code changes
+    (root / "benchmark/training/train.py").write_text("v2\n")  # training code changes
     _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "train")
     return root, first, report_only, _git(root, "rev-parse", "HEAD")
 
@@ -39,7 +39,7 @@ def repo(tmp_path):
 def test_each_commit_is_classified_against_head(repo):
     root, first, report_only, head = repo
     assert provenance.classify(head, root) == provenance.CLEAN_CURRENT
-    assert provenance.classify(report_only, root) == provenance.STALE  # benchmark/train.py changed since
+    assert provenance.classify(report_only, root) == provenance.STALE  # benchmark/training/train.py changed since
     assert provenance.classify(first, root) == provenance.STALE
     assert provenance.classify(head + "-dirty", root) == provenance.DIRTY
     assert provenance.classify("", root) == provenance.UNKNOWN
@@ -50,7 +50,7 @@ def test_each_commit_is_classified_against_head(repo):
 
 def test_a_change_outside_the_training_code_keeps_a_run_current(repo):
     root, _, report_only, head = repo
-    (root / "benchmark/train.py").write_text("v1\n")  # back to the old training code, committed
+    (root / "benchmark/training/train.py").write_text("v1\n")  # back to the old training code, committed
     _git(root, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "revert train")
     assert provenance.classify(report_only, root) == provenance.CLEAN_CURRENT  # only report code differs
     assert provenance.classify(head, root) == provenance.STALE

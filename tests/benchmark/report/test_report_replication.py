@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from report_helpers import make_runs
 
-from benchmark import report, stats
-from benchmark.report import replication
+from benchmark import report
+from benchmark.report import replication, stats
 
 
 def test_agreement_of_two_verdicts():

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 from report_helpers import Study
 
-from benchmark import report, stats
+from benchmark import report
 from benchmark.report import build as report_build
+from benchmark.report import stats
 
 SEEDS = (0, 1, 2, 3)
 CLOSE = (0.001, -0.001, 0.0, 0.0)  # diffres - spec: -0.004 on average, a tenth of a point of noise
