@@ -48,7 +48,7 @@ def _error(capsys, argv: list[str]) -> str:
     (["--task", "toy-transients", "--reduction-rate", "0"], "reduction_rate=0.0"),
     (["--task", "toy-transients", "--hop-ms", "0"], "hop_ms=0.0"),
     (["--task", "toy-transients", "--hop-ms", "-5"], "hop_ms=-5.0"),
-    (["--task", "toy-transients", "--hop-ms", "40"], "no larger than the window"),
+    (["--task", "toy-transients", "--hop-ms", "40"], "<= win_ms=25.0"),
     (["--task", "toy-transients", "--epochs", "two"], "epochs='two'"),
 ])
 def test_run_rejects_bad_configs(capsys, tmp_path: Path, flags: list[str], needle: str) -> None:

@@ -40,17 +40,6 @@ def test_choose_loss():
         choose_loss(cfg.replace(loss="ce"), "multi")
 
 
-def test_names_split_out_of_the_trainer_are_still_importable_from_it():
-    from benchmark.training import checkpoint, data, metrics, train
-
-    for module, names in ((metrics, ["accuracy", "average_precision", "mean_average_precision", "per_class_accuracy",
-                                     "per_class_average_precision", "task_metric"]),
-                          (checkpoint, ["CHECKPOINT_FORMAT", "checkpoint_path", "load_checkpoint", "save_checkpoint"]),
-                          (data, ["TaskData", "load_task_data"])):
-        for name in names:
-            assert getattr(train, name) is getattr(module, name), name
-
-
 def test_stops_early_after_patience_epochs_without_a_new_best():
     cfg = RunConfig(task="toy-transients", epochs=10, patience=2)
     # best at epoch 3: epochs 4 and 5 bring nothing new -> stop before epoch 6
