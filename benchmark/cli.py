@@ -206,9 +206,8 @@ def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reports-dir", type=Path, default=REPORTS_DIR,
                         help=f"figures and REPORT.md (default: {REPORTS_DIR})")
     parser.add_argument("--include-stale", action="store_true",
-                        help="decide on runs trained by other training code too (stale, dirty, unknown commits); "
-                             "by default only clean-current runs are, and REPORT.md lists the others")
-
+                        help="decide on runs trained by other training code too (stale, dirty, unknown commits); by "
+                             "default only clean-current and clean-equivalent runs are, and REPORT.md lists the others")
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
