@@ -20,7 +20,6 @@ resolution encoding.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -30,6 +29,7 @@ from torch import Tensor, nn
 from diffres import functional as Fn
 from diffres.diffres import DiffRes
 from diffres.outputs import FrontendOutput
+from diffres.registry import Registry
 
 __all__ = ["FAMILIES", "FrontendInfo", "create_frontend", "frontend_info", "list_frontends", "register_frontend"]
 
@@ -48,7 +48,7 @@ class FrontendInfo:
     description: str = ""  # one line
 
 
-_REGISTRY: dict[str, tuple[FrontendInfo, Callable[..., nn.Module]]] = {}
+FRONTENDS: Registry[FrontendInfo] = Registry("front-end", "front-ends")
 
 
 def register_frontend(name: str, *, family: str, channels: int, ablates: str | None = None,
@@ -56,7 +56,7 @@ def register_frontend(name: str, *, family: str, channels: int, ablates: str | N
     """Decorator adding a front-end factory ``(in_t_dim, in_f_dim, reduction_rate, **kw) -> nn.Module``
     with its :class:`FrontendInfo`. Rejects a duplicate name, an unknown family, and a variant of a
     front-end that is not registered (an ablation must name its parent)."""
-    if name in _REGISTRY:
+    if name in FRONTENDS:
         raise ValueError(f"front-end {name!r} is already registered")
     if family not in FAMILIES:
         raise ValueError(f"front-end {name!r}: family must be one of {FAMILIES}, got {family!r}")
@@ -64,38 +64,27 @@ def register_frontend(name: str, *, family: str, channels: int, ablates: str | N
         raise ValueError(f"front-end {name!r}: channels must be an int >= 1, got {channels!r}")
     if ablates is not None and variant_of is None:
         raise ValueError(f"front-end {name!r} ablates {ablates!r} but names no variant_of (its parent)")
-    if variant_of is not None and variant_of not in _REGISTRY:
+    if variant_of is not None and variant_of not in FRONTENDS:
         raise ValueError(f"front-end {name!r}: variant_of={variant_of!r} is not registered; "
                          f"known front-ends: {', '.join(list_frontends())}")
-    info = FrontendInfo(name, family, channels, ablates, variant_of, description)
-
-    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"front-end {name!r} is already registered")
-        _REGISTRY[name] = (info, factory)
-        return factory
-
-    return add
+    return FRONTENDS.register(name, FrontendInfo(name, family, channels, ablates, variant_of, description))
 
 
 def frontend_info(name: str) -> FrontendInfo:
     """The metadata of front-end ``name``; unknown names raise a ``KeyError`` listing the registered ones."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown front-end {name!r}; known front-ends: {', '.join(list_frontends())}")
-    return _REGISTRY[name][0]
+    return FRONTENDS.info(name)
 
 
 def list_frontends(family: str | None = None) -> list[str]:
     """Registered names, sorted; only those of ``family`` (one of ``FAMILIES``) when given."""
     if family is not None and family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    return sorted(name for name, (info, _) in _REGISTRY.items() if family in (None, info.family))
+    return FRONTENDS.names(None if family is None else lambda info: info.family == family)
 
 
 def create_frontend(name: str, in_t_dim: int, in_f_dim: int, reduction_rate: float, **kwargs) -> nn.Module:
     """Build front-end ``name``; unknown names raise a ``KeyError`` listing the registered ones."""
-    frontend_info(name)
-    return _REGISTRY[name][1](in_t_dim=in_t_dim, in_f_dim=in_f_dim, reduction_rate=reduction_rate, **kwargs)
+    return FRONTENDS.create(name, in_t_dim=in_t_dim, in_f_dim=in_f_dim, reduction_rate=reduction_rate, **kwargs)
 
 
 class Frontend(nn.Module):

@@ -11,6 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from diffres.registry import Registry
+
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
 
 # Selects one of train/val/test from the loaded source splits (name -> datasets.Dataset) and returns
@@ -146,7 +148,7 @@ class TaskSpec:
             )
 
 
-_REGISTRY: dict[str, TaskSpec] = {}
+TASKS: Registry[TaskSpec] = Registry("task", "tasks")  # data only: a task's spec is its info
 
 
 def register_task(fn: Callable[[], TaskSpec]) -> Callable[[], TaskSpec]:
@@ -154,17 +156,15 @@ def register_task(fn: Callable[[], TaskSpec]) -> Callable[[], TaskSpec]:
     spec = fn()
     if not isinstance(spec, TaskSpec):
         raise TypeError(f"@register_task function {fn.__name__} must return a TaskSpec, got {type(spec).__name__}")
-    if spec.name in _REGISTRY:
-        raise ValueError(f"task {spec.name!r} is already registered")
-    _REGISTRY[spec.name] = spec
+    TASKS.add(spec.name, spec)
     return fn
 
 
 def get_task(name: str) -> TaskSpec:
     """A registered task by name, or a user's corpus by a task YAML path or a shorthand such as
     `folder:/path/to/dir` (`tasks.usertask`; its errors name the file, field and value)."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
+    if name in TASKS:
+        return TASKS.info(name)
     from tasks.taskref import is_user_ref
     from tasks.usertask import user_task
 
@@ -175,4 +175,4 @@ def get_task(name: str) -> TaskSpec:
 
 
 def list_tasks() -> list[str]:
-    return sorted(_REGISTRY)
+    return TASKS.names()

@@ -110,13 +110,13 @@ def declaration(ref: str) -> dict[str, Any]:
 
 def check(decl: dict[str, Any]) -> None:
     """Each declared field's type and range; raises TaskFileError naming the file, field and value."""
-    from tasks.registry import _REGISTRY
+    from tasks.registry import TASKS
 
     file = decl["_file"]
     name = decl.get("name")
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
         raise file_error(file, "name", name, "letters, digits, '.', '-' or '_' (it names cache folders)")
-    if name in _REGISTRY:
+    if name in TASKS:
         raise file_error(file, "name", name, "a name that is not a built-in task's (`diffres-bench tasks list`)")
     if decl.get("source") not in SOURCES:
         raise file_error(file, "source", decl.get("source"), f"one of {sorted(SOURCES)}")

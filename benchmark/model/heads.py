@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from diffres.registry import Registry
+
 EPS = 1e-7  # PSLA's clamp of attention weights and output probabilities
 PAPER_HEADS = 4  # attention heads in the DiffRes authors' code
 
@@ -36,28 +38,23 @@ class Head:
     description: str
 
 
-_HEADS: dict[str, Head] = {}
+HEADS: Registry[Head] = Registry("head", "heads")  # the info record carries its `attach`
 
 
 def register_head(name: str, *, timm_classifier: bool, description: str):
     def decorator(fn: Callable[[nn.Module, int], nn.Module]) -> Callable[[nn.Module, int], nn.Module]:
-        if name in _HEADS:
-            raise ValueError(f"head {name!r} is already registered")
-        _HEADS[name] = Head(name, timm_classifier, fn, description)
+        HEADS.add(name, Head(name, timm_classifier, fn, description))
         return fn
 
     return decorator
 
 
 def get_head(name: str) -> Head:
-    try:
-        return _HEADS[name]
-    except KeyError:
-        raise KeyError(f"unknown head {name!r}; known heads: {list_heads()}") from None
+    return HEADS.info(name)
 
 
 def list_heads() -> list[str]:
-    return sorted(_HEADS)
+    return HEADS.names()
 
 
 class AttentionPool(nn.Module):

@@ -16,12 +16,13 @@ first convolution, stride, window, what normalises its output, its source) witho
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from diffres.registry import Registry
 
 __all__ = ["Filterbank", "FilterbankInfo", "check_waveform", "create_filterbank", "filterbank_info",
            "list_filterbanks", "register_filterbank"]
@@ -41,46 +42,36 @@ class FilterbankInfo:
     description: str = ""
 
 
-_REGISTRY: dict[str, tuple[FilterbankInfo, Callable[..., nn.Module]]] = {}
+FILTERBANKS: Registry[FilterbankInfo] = Registry("filterbank", "filterbanks")
 
 
 def register_filterbank(name: str, *, learnable: bool, channels: int, normalisation: str, source: str,
                         stride_ms: float = 10.0, window_ms: float = 25.0, description: str = ""):
     """Decorator adding a filterbank factory ``(n_bands, sample_rate, win_ms, hop_ms, **kw) -> Filterbank``
     with its :class:`FilterbankInfo`; a duplicate name is rejected."""
-    if name in _REGISTRY:
+    if name in FILTERBANKS:
         raise ValueError(f"filterbank {name!r} is already registered")
     if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
         raise ValueError(f"filterbank {name!r}: channels must be an int >= 1, got {channels!r}")
     info = FilterbankInfo(name, bool(learnable), channels, float(stride_ms), float(window_ms), normalisation,
                           source, description)
-
-    def add(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"filterbank {name!r} is already registered")
-        _REGISTRY[name] = (info, factory)
-        return factory
-
-    return add
+    return FILTERBANKS.register(name, info)
 
 
 def filterbank_info(name: str) -> FilterbankInfo:
     """The metadata of filterbank ``name``; unknown names raise a ``KeyError`` listing the registered ones."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown filterbank {name!r}; known filterbanks: {', '.join(list_filterbanks())}")
-    return _REGISTRY[name][0]
+    return FILTERBANKS.info(name)
 
 
 def list_filterbanks(learnable: bool | None = None) -> list[str]:
     """Registered names, sorted; only the learnable (or only the fixed) ones when ``learnable`` is given."""
-    return sorted(name for name, (info, _) in _REGISTRY.items() if learnable in (None, info.learnable))
+    return FILTERBANKS.names(None if learnable is None else lambda info: info.learnable == learnable)
 
 
 def create_filterbank(name: str, n_bands: int, sample_rate: int = 16000, win_ms: float = 25.0,
                       hop_ms: float = 10.0, **kwargs) -> nn.Module:
     """Build filterbank ``name`` with ``n_bands`` output bands; unknown names raise a ``KeyError``."""
-    filterbank_info(name)
-    return _REGISTRY[name][1](n_bands=n_bands, sample_rate=sample_rate, win_ms=win_ms, hop_ms=hop_ms, **kwargs)
+    return FILTERBANKS.create(name, n_bands=n_bands, sample_rate=sample_rate, win_ms=win_ms, hop_ms=hop_ms, **kwargs)
 
 
 def _whole_samples(field: str, ms: float, sample_rate: int) -> int:

@@ -219,19 +219,20 @@ def test_the_recipe_is_task_data_not_a_name_rule():
     task named like a paper task but registered as quick gets the quick recipe."""
     import dataclasses
 
-    from tasks.registry import _REGISTRY
+    from tasks.registry import TASKS
 
     assert get_task("nsynth-pitch").recipe == "nsynth" and recipe_for("nsynth-pitch") == PAPER_RECIPES["nsynth"]
     assert {get_task(t).recipe for t in list_tasks() if t.startswith("toy")} == {"quick"}
     spec = dataclasses.replace(get_task("toy-transients"), name="esc50-lookalike")
-    _REGISTRY["esc50-lookalike"] = spec
+    TASKS.add("esc50-lookalike", spec)
     try:
         assert recipe_for("esc50-lookalike") == QUICK_RECIPE
-        _REGISTRY["esc50-lookalike"] = dataclasses.replace(spec, recipe="librispeech")
+        TASKS.remove("esc50-lookalike")
+        TASKS.add("esc50-lookalike", dataclasses.replace(spec, recipe="librispeech"))
         with pytest.raises(KeyError, match="recipe family 'librispeech'"):
             recipe_for("esc50-lookalike")
     finally:
-        del _REGISTRY["esc50-lookalike"]
+        TASKS.remove("esc50-lookalike")
 
 
 def test_identities_of_finished_runs_do_not_move():

@@ -30,7 +30,7 @@ def throwaway_frontend():
 
     yield register
     for name in names:
-        frontends._REGISTRY.pop(name, None)
+        frontends.FRONTENDS.remove(name)
 
 
 @pytest.fixture

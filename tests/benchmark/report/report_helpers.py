@@ -137,4 +137,4 @@ def registered_tasks():
         yield register
     finally:
         for name in names:
-            registry._REGISTRY.pop(name, None)
+            registry.TASKS.remove(name)
