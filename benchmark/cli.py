@@ -20,6 +20,7 @@ from pathlib import Path
 from benchmark import commands
 from benchmark.paths import (
     CHECKPOINTS_DIR,
+    DEBUG_ENV,
     REPORTS_DIR,
     RESULTS_DIR,
     STORAGE_ENV,
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         print("diffres-bench: interrupted", file=sys.stderr)
         return 130
     except _USER_ERRORS as err:
-        if os.environ.get("DIFFRES_BENCH_DEBUG"):
+        if os.environ.get(DEBUG_ENV):
             raise
         from benchmark.tracking.outages import mask_uri
 
