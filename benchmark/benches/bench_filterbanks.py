@@ -2,7 +2,7 @@
 
 For every registered filterbank (``diffres.filterbanks``) at ``n_bands`` bands, 25 ms / 10 ms, on clips of
 ``clip_seconds`` at 16 kHz in batches of ``batch``: forward+backward time per batch (forward only for
-``mel``, which has no parameters: the cached path never back-propagates into it), the median of passes
+``mel``, which has no parameters to back-propagate into), the median of passes
 2-6 in a fresh process; the peak resident memory of those passes above the memory before them (as
 ``bench_frontends``); and FLOPs per clip (``benchmark.tracking.compute.count_flops``, forward, batch 1). Per-clip
 columns divide by the batch. The number of torch threads is a column: compare rows of one machine only.
