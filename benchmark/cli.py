@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     canary.add_argument("--note", default="", help="with --write: a note for the row (where it ran)")
     canary.set_defaults(func=commands.canary)
 
+    claims = sub.add_parser("claims", help="the paper's claims the report judges: test and arms of each")
+    claims.add_argument("--write", action="store_true",
+                        help="write benchmark/paper/claims.csv and docs/benchmark.md's claims table from the registry")
+    claims.add_argument("--check", action="store_true", help="exit 1 if those files differ from the registry")
+    claims.set_defaults(func=commands.claims)
+
     suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size, and the templates")
     suites.set_defaults(func=commands.suites)
 

@@ -150,6 +150,21 @@ def plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def claims(args: argparse.Namespace) -> int:
+    from benchmark.report import claims as registered
+
+    if args.check:
+        stale = registered.stale_files()
+        print("\n".join(f"out of date (run diffres-bench claims --write): {p}" for p in stale)
+              or "claims files are current")
+        return 1 if stale else 0
+    if args.write:
+        print("wrote " + ", ".join(str(p) for p in registered.write_files()))
+        return 0
+    print(registered.docs_table(markers=False))
+    return 0
+
+
 def suites(args: argparse.Namespace) -> int:
     import yaml
 

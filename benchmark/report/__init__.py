@@ -10,25 +10,16 @@ fixed format, and nothing time-dependent is written.
 One stage per module: ``runs`` (MLflow -> runs table, front-end and task metadata), ``provenance`` (which
 code and numerics trained each run), ``health`` (did each run train), ``leaderboard``, ``stats`` (intervals,
 tests, Holm, power), ``verdicts`` (deciding a family of comparisons), ``pairs`` (paired comparisons and their
-arms), ``claims``, ``controls`` (does the suite detect what it should), ``replication`` (decisions on halves
-of the seeds, and two draws side by side), ``figures``, ``markdown``, and ``build`` (which files, where).
+arms), ``claims`` (the paper's claims, registered), ``judging`` (the claims decided on runs), ``controls``
+(does the suite detect what it should), ``replication`` (decisions on halves of the seeds, and two draws side
+by side), ``figures``, ``markdown``, and ``build`` (which files, where).
 """
 
 from benchmark.report.build import ReportPaths, build_report, suite_margin
-from benchmark.report.claims import (
-    CLAIMS_FILE,
-    COMPARISON_COLUMNS,
-    SUMMARY_COLUMNS,
-    Claim,
-    ClaimCheck,
-    ClaimResult,
-    check_claims,
-    claim_checks,
-    claims_summary,
-    load_claims,
-)
+from benchmark.report.claims import CLAIMS_FILE, Claim, ClaimCheck, check_of, paper_claims
 from benchmark.report.controls import CONTROL_COLUMNS, ControlResult, check_controls
 from benchmark.report.health import Health, health, runs_table
+from benchmark.report.judging import COMPARISON_COLUMNS, SUMMARY_COLUMNS, ClaimResult, check_claims, claims_summary
 from benchmark.report.leaderboard import leaderboard
 from benchmark.report.pairs import compare
 from benchmark.report.runs import GROUP_KEYS, NO_FOLD, PAIR_KEYS, ReportDataError, Runs, load_runs
@@ -52,12 +43,12 @@ __all__ = [
     "build_report",
     "check_claims",
     "check_controls",
-    "claim_checks",
+    "check_of",
+    "paper_claims",
     "claims_summary",
     "compare",
     "health",
     "leaderboard",
-    "load_claims",
     "load_runs",
     "runs_table",
     "suite_margin",

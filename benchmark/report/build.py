@@ -19,7 +19,7 @@ import seaborn as sns
 
 from benchmark.paths import REPO_ROOT, REPORTS_DIR, RESULTS_DIR, SUITES_DIR
 from benchmark.report import stats
-from benchmark.report.claims import COMPARISON_COLUMNS, check_claims, claims_summary, load_claims
+from benchmark.report.claims import paper_claims
 from benchmark.report.controls import CONTROL_COLUMNS, check_controls
 from benchmark.report.figures import (
     plot_accuracy_vs_flops,
@@ -29,6 +29,7 @@ from benchmark.report.figures import (
     plot_diffres_examples,
 )
 from benchmark.report.health import health, runs_table
+from benchmark.report.judging import COMPARISON_COLUMNS, check_claims, claims_summary
 from benchmark.report.leaderboard import BASELINE_HOP_MS, leaderboard, write_csv
 from benchmark.report.markdown import render_markdown
 from benchmark.report.pairs import full_diffres
@@ -159,7 +160,7 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
                    for task, rows in lb.groupby("task", sort=True)}
 
     runs_csv = write_csv(runs_table(every), results / RUNS_CSV)
-    claim_results = check_claims(runs, load_claims(), margin)
+    claim_results = check_claims(runs, paper_claims(), margin)
     comps = [c.comparisons.assign(claim_id=c.claim.claim_id) for c in claim_results if not c.comparisons.empty]
     all_comps = (pd.concat(comps, ignore_index=True) if comps else pd.DataFrame(columns=COMPARISON_COLUMNS))
     comparisons_csv = write_csv(all_comps[COMPARISON_COLUMNS], results / COMPARISONS_CSV)
@@ -170,7 +171,7 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
     controls_csv = write_csv(pd.concat(ctrl, ignore_index=True) if ctrl else pd.DataFrame(columns=CONTROL_COLUMNS),
                              results / CONTROLS_CSV)
 
-    replicated = replication(runs, load_claims(), margin)
+    replicated = replication(runs, paper_claims(), margin)
     replication_csv = write_csv(replicated, results / REPLICATION_CSV)
 
     figures: list[tuple[str, Path]] = []

@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.report import stats
-from benchmark.report.claims import ClaimResult
 from benchmark.report.controls import ControlResult
 from benchmark.report.health import Health
+from benchmark.report.judging import ClaimResult
 from benchmark.report.leaderboard import BASELINE_HOP_MS
 from benchmark.report.provenance import DECIDABLE, EQUIVALENT, numerics_table
 from benchmark.report.replication import counts_text, seed_halves

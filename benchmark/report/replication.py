@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.report import stats
-from benchmark.report.claims import Claim, check_claims
+from benchmark.report.claims import Claim
 from benchmark.report.controls import check_controls
+from benchmark.report.judging import check_claims
 from benchmark.report.runs import Runs
 
 KEYS = ["source", "task", "backbone", "treatment", "control"]

@@ -147,7 +147,7 @@ def test_help_report_and_suites_do_not_import_optuna(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize("command", ["run", "study", "reproduce", "create", "worker", "status", "report", "suites",
-                                     "tasks"])
+                                     "claims", "tasks"])
 def test_every_command_has_help(capsys, command: str) -> None:
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -174,3 +174,10 @@ def test_compare_claims_writes_the_side_by_side_decisions(capsys, tmp_path: Path
     assert "2 comparisons: 1 agree, 1 flip, 0 not replicated, 0 not run" in capsys.readouterr().out
     assert out.read_text().splitlines()[1].endswith("holds,refuted,0.02,-0.02,5,5,flip")
     assert main(["compare-claims", str(tmp_path / "a.csv"), str(tmp_path / "none.csv"), "--out", str(out)]) == 2
+
+
+def test_claims_lists_each_claim_with_its_test_and_arms(capsys) -> None:
+    assert main(["claims"]) == 0
+    out = capsys.readouterr().out
+    assert "| 3 | From a high-resolution input" in out and "| superiority (non-inferiority) |" in out
+    assert main(["claims", "--check"]) == 0 and "claims files are current" in capsys.readouterr().out

@@ -26,7 +26,7 @@ def test_halves_are_decided_by_the_same_rule():
                  ("t", "b", "avgpool", 10.0, 0.5, seed, 0.7 + 0.01 * seed + wiggle),
                  ("t", "b", "changehop", 10.0, 0.5, seed, 0.8 + 0.01 * seed + (-0.05 if seed % 2 == 0 else 0.05)
                   + wiggle)]
-    claim2 = [c for c in report.load_claims() if c.claim_id == "2"]
+    claim2 = report.paper_claims("2")
     table = replication.replication(make_runs(rows), claim2, stats.DEFAULT_MARGIN).set_index("control")
     avg, hop = table.loc["avgpool @ 10 ms, δ=0.5"], table.loc["changehop @ 10 ms, δ=0.5"]
     assert (avg["verdict_full"], avg["verdict_a"], avg["verdict_b"], avg["agreement"]) == (
