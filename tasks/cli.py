@@ -53,7 +53,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def prepare(name: str, hop_ms: list[float], n_mels: int = 64, win_ms: float = 25.0, sample_rate: int = 16000,
             folds: list[int] | None = None, data_dir: str | None = None, progress: bool = True) -> list[str]:
-    """Download/generate and cache the features of every split (and fold) at each hop."""
+    """Download/generate every split (and fold), decode it once into the waveform cache, and compute the train
+    split's log-mel statistics at each hop (the log-mel itself is computed on the run's device)."""
     spec = get_task(name)
     fold_list: list[int | None] = list(folds or range(1, spec.folds + 1)) if spec.folds else [None]
     done = []
@@ -91,7 +92,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = sub.add_parser("info", help="describe one task: source, revision, protocol, local layout")
     p.add_argument("name", help=task_help)
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("prepare", help="download/generate and cache log-mel features of a task")
+    p = sub.add_parser("prepare", help="download/generate a task: its waveform cache, log-mel statistics per hop")
     p.add_argument("name", help=task_help)
     p.add_argument("--hop-ms", type=float, nargs="+", default=[10.0], help="hop size(s) in ms (default 10)")
     p.add_argument("--n-mels", type=int, default=64)

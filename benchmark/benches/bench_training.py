@@ -10,8 +10,8 @@ bench times what a run does.
     python -m benchmark.benches.bench_training --paper-sizes --device cuda --out results/bench_training_gpu.csv
 
 `--paper-sizes` times the paper's recipe instead (EfficientNet-B2, 128 mel bins, each hub task's
-frame count and batch size) on synthetic log-mel batches through the trainer's `train_step`, with AMP
-on CUDA: no dataset download.
+frame count and batch size) on synthetic waveform batches (the filterbank on the device, as in
+training) through the trainer's `train_step`, with AMP on CUDA: no dataset download.
 """
 
 from __future__ import annotations
@@ -79,7 +79,8 @@ def bench_paper_sizes(frontends: list[str], steps: int, device: torch.device) ->
             model = make_model(cfg, PAPER_CLASSES, t_in, device)
             optimizer = make_optimizer(model, cfg)
             amp, loss_kind = Amp(device, cfg.amp), choose_loss(cfg, "single")
-            x = torch.randn(cfg.batch_size, t_in, cfg.n_mels, device=device)  # [B, T, F]
+            samples = (t_in - 1) * cfg.feature_config().hop_length  # the filterbank then gives t_in frames
+            x = torch.randn(cfg.batch_size, samples, device=device)  # waveform [B, N], as the trainer feeds it
             y = one_hot(torch.randint(0, PAPER_CLASSES, (cfg.batch_size,)), PAPER_CLASSES).to(device)  # [B, C]
             seconds = median_seconds(partial(train_step, model, optimizer, amp, cfg, loss_kind, x, y), device,
                                      repeats=steps, warmup=2) * steps

@@ -15,7 +15,7 @@ or coarser frames (all reductions of a 10 ms input, and DiffRes on a 5 ms input 
 the architecture unchanged. Backbones that take ``frame_ms`` are registered with
 :func:`takes_frame_ms`; timm's own models get no such argument. It sees `[B, C, T', F]` (time as
 height, mel bins as width) like every timm backbone here and trains from scratch on a CPU in a few ms
-per clip: the `quick` suite's backbone. Importing `benchmark.model.classifier` (or `benchmark.config`'s backbone
+per clip: the `quick` suite's backbone. Importing `benchmark.model.classifier` (or `benchmark.fields`' backbone
 check) registers it.
 """
 

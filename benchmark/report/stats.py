@@ -1,7 +1,7 @@
 """Statistics the report relies on: Student-t summaries, paired differences and claim verdicts.
 
 Pure numpy/scipy/pandas; no MLflow, no torch. Every number in REPORT.md that carries a confidence
-interval comes from here, so the arithmetic is tested on known values (tests/benchmark/test_stats.py).
+interval comes from here, so the arithmetic is tested on known values (tests/benchmark/report/test_stats.py).
 
 Verdicts (``decide``): a claim is a family of paired comparisons, each tested one-sided with a paired
 t-test — "equal or better" claims by non-inferiority against a margin, "beats" claims by superiority —

@@ -4,7 +4,7 @@ them bit for bit like the one that trained the committed results.
 Why: on a CPU a run is a pure function of its config at a fixed thread count, but not across CPUs:
 ATen's vectorised kernels, oneDNN and MKL each choose their code by the instruction set (and oneDNN its
 blocking by the cache sizes), and a last-bit difference early in training grows into a different run.
-What this module gives, and what docs/benchmark.md ("Numerics") states with the measurements:
+What this module gives, and what docs/reproducibility.md ("Numerics") states with the measurements:
 - `fingerprint(device)`: every setting known to change a number, logged as MLflow tags on each run
   (`benchmark.training.train`): CPU model and torch's dispatch level, oneDNN/MKL pins, threads, determinism;
   CUDA/cuDNN versions and flags on a GPU.

@@ -2,7 +2,7 @@
 server, the Optuna database), the limits and where they are set, and clear errors for a local disk
 that is full or unwritable.
 
-    value = retry(call, transient=is_down, backoff=tracking_backoff(), what="MLflow server http://...")
+    value = retry(call, transient=store.is_unreachable, backoff=tracking_backoff(), what="MLflow server http://...")
 
 A call that fails with a *transient* error (the service does not answer: connection refused, reset,
 timed out, 5xx while it starts) is tried again after 0.5 s, 1 s, 2 s, ... capped at

@@ -36,6 +36,13 @@ def test_the_training_bench_times_the_trainers_own_step():
     assert not [name for name in imported if name.startswith("_")]  # no private names of the trainer
 
 
+def test_the_paper_size_bench_feeds_the_trainer_waveforms_of_the_tasks_frame_count(monkeypatch):
+    """The model takes waveforms [B, N]: a synthetic waveform whose filterbank output has the task's frames."""
+    monkeypatch.setattr(bench_training, "PAPER_SIZES", {"speechcommands": 100})
+    (row,) = bench_training.bench_paper_sizes(["spec"], steps=1, device=torch.device("cpu"))
+    assert (row["backbone"], row["n_mels"], row["t_in"], row["t_out"]) == ("efficientnet_b2", 128, 100, 100)
+
+
 def test_the_loader_bench_reads_a_synthetic_cache_in_the_real_caches_schema(tmp_path, monkeypatch):
     import pyarrow as pa
 
