@@ -115,7 +115,6 @@ def registry() -> Registry[Claim]:
     """Every claim: ``info(id)`` its Claim, ``create(id)`` its ClaimCheck; an id is registered once."""
     from diffres.registry import Registry
 
-
     claims: Registry[Claim] = Registry("claim", "claims")
     for info, factory in _DECLARED:
         claims.add(info.claim_id, info, factory)
