@@ -14,6 +14,7 @@ whose worker died.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import socket
@@ -35,6 +36,9 @@ from benchmark.tracking.outages import OutageError, first_line
 logger = logging.getLogger(__name__)
 
 MAX_OUTAGE_RETRIES = 3  # per point, as RetryHeartbeatStaleTrialCallback(max_retry=3) for dead workers
+# A trial records its worker milliseconds after optuna starts it; one still unclaimed this long after lost its
+# process in between (journal storages: no heartbeat to tell).
+UNCLAIMED_GRACE_S = 60.0
 RunFn = Callable[..., Any]  # benchmark.training.train.run's signature: (cfg, *, tracking_uri, experiment, ...)
 
 
@@ -136,21 +140,29 @@ def recover(study: optuna.Study) -> None:
         if is_heartbeat_enabled(storage):
             optuna.storages.fail_stale_trials(study)
             return
-    # Journal files have no heartbeat: a RUNNING trial of a dead process on this host is stale.
+    # Journal files have no heartbeat: a RUNNING trial of a dead process on this host is stale, and so is
+    # one that never recorded its worker (its process died between optuna's ask and the objective's
+    # first line) once UNCLAIMED_GRACE_S have passed, on any host.
     host = socket.gethostname()
+    now = datetime.datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = trial.user_attrs.get("worker") or {}
-        if owner.get("host") != host or _alive(owner.get("pid")):
+        owner = trial.user_attrs.get("worker")
+        if owner is None:
+            started = trial.datetime_start or now
+            if (now - started).total_seconds() < UNCLAIMED_GRACE_S:
+                continue
+        elif owner.get("host") != host or _alive(owner.get("pid")):
             continue
         if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-            logger.warning("trial %d: worker pid %s is gone; failed and re-queued", trial.number,
-                           owner.get("pid"))
-            _requeue(study, trial)
+            who = f"worker pid {owner.get('pid')} is gone" if owner else "no worker claimed it"
+            logger.warning("trial %d: %s; failed%s", trial.number, who, " and re-queued" if trial.params else "")
+            if trial.params:  # a trial without a point yet leaves nothing to re-run
+                _requeue(study, trial)
 
 
 def _alive(pid: int | None) -> bool:
     if pid is None:
-        return True  # not claimed yet: leave it to its owner
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -14,6 +14,7 @@ import pytest
 from optuna.trial import TrialState
 from study_helpers import Recorder, tiny_suite, write_suite
 
+import benchmark.study.objective as objective_module
 from benchmark import study
 from benchmark.study.objective import MAX_OUTAGE_RETRIES, Objective
 from benchmark.tracking.outages import OutageError
@@ -47,6 +48,25 @@ def test_trial_of_a_dead_worker_is_failed_and_retried(tiny) -> None:
     assert sorted(runner.trained) == sorted(suite.keys)
     states = {t.number: t.state for t in journal.get_trials()}
     assert states[orphan.number] == TrialState.FAIL
+
+
+def test_a_trial_whose_process_died_before_it_recorded_its_worker_is_failed_after_the_grace(tiny, monkeypatch):
+    """Killed between optuna's ask and the objective's first line: the trial has its point but no worker.
+    Left alone while it is young (its owner may be about to claim it), failed and re-queued once it is not,
+    so the study finishes instead of waiting for it forever."""
+    suite, storage, tracking = tiny
+    study.create(suite, storage, tracking)
+    journal = optuna.load_study(study_name="tiny", storage=study.open_storage(storage))
+    orphan = journal.ask()
+    orphan.suggest_categorical("point", suite.keys)
+    objective_module.recover(journal)
+    assert journal.get_trials()[orphan.number].state == TrialState.RUNNING  # young: its owner's to claim
+
+    monkeypatch.setattr(objective_module, "UNCLAIMED_GRACE_S", 0.0)
+    runner = Recorder()
+    assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=runner).finished
+    assert sorted(runner.trained) == sorted(suite.keys)
+    assert {t.number: t.state for t in journal.get_trials()}[orphan.number] == TrialState.FAIL
 
 
 def test_a_point_finished_elsewhere_steps_aside(tiny) -> None:
