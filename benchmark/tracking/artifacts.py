@@ -7,6 +7,11 @@ Every finished MLflow run carries, at its artifact root:
 - for front-ends with importance scores (DiffRes): ``diffres_examples.npz`` with the arrays
   ``EXAMPLE_KEYS`` (mel ``[N, T, F]``, score ``[N, T]``, merged ``[N, T', F]``, resolution_enc
   ``[N, T', F]``) and ``diffres_examples.png``, the figure :func:`draw_examples` makes of them.
+- ``test_predictions.csv``: one row per test clip of the run's result (the best-on-val model, or the
+  averaged one): ``clip_id, label, pred, p_label`` — the clip's id in its task, its label and the
+  predicted class (single-label tasks; -1 for multi-label ones, whose metric does not split over clips)
+  and the predicted probability of the label. The report's clip-level statistics read these
+  (:func:`read_predictions`).
 
 Writers return ``name -> bytes`` for ``TrackedRun.log_artifacts``; readers take a local file. The
 report draws its DiffRes figure with the same :func:`draw_examples` as the per-run PNG. numpy only at
@@ -32,6 +37,8 @@ PER_CLASS_CSV = "per_class.csv"
 EXAMPLES_NPZ = "diffres_examples.npz"
 EXAMPLES_PNG = "diffres_examples.png"
 EXAMPLE_KEYS = ("mel", "score", "merged", "resolution_enc")
+PREDICTIONS_CSV = "test_predictions.csv"
+PREDICTION_COLUMNS = ("clip_id", "label", "pred", "p_label")
 
 
 class ArtifactError(ValueError):
@@ -51,6 +58,20 @@ def per_class_csv(class_names: Sequence[str], scores: Sequence[float], support: 
     writer.writerow(["class", "metric", "support"])
     for name, score, n in zip(class_names, scores, support):
         writer.writerow([name, "" if score != score else f"{score:.6f}", int(n)])
+    return buf.getvalue().encode()
+
+
+def predictions_csv(clip_ids: Sequence[str], labels: Sequence[int], preds: Sequence[int],
+                    p_label: Sequence[float]) -> bytes:
+    """``test_predictions.csv`` (module docstring): one row per test clip, in the split's order."""
+    if not len(clip_ids) == len(labels) == len(preds) == len(p_label):
+        raise ArtifactError(f"{PREDICTIONS_CSV}: columns of unequal length ({len(clip_ids)} clip ids, "
+                            f"{len(labels)} labels, {len(preds)} predictions, {len(p_label)} probabilities)")
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf)
+    writer.writerow(PREDICTION_COLUMNS)
+    for row in zip(clip_ids, labels, preds, p_label):
+        writer.writerow([row[0], int(row[1]), int(row[2]), f"{float(row[3]):.5f}"])
     return buf.getvalue().encode()
 
 
@@ -113,3 +134,18 @@ def draw_examples(arrays: Mapping[str, np.ndarray], *, title: str = "", hop_ms: 
     if title:
         fig.suptitle(title)
     return fig
+
+
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
+    """A run's ``test_predictions.csv`` -> {column: array} (clip_id as str, label / pred int, p_label float)."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or tuple(rows[0]) != PREDICTION_COLUMNS:
+        raise ArtifactError(f"{path}: expected the header {','.join(PREDICTION_COLUMNS)}, "
+                            f"got {','.join(rows[0]) if rows else 'an empty file'}")
+    cols = list(zip(*rows[1:])) if len(rows) > 1 else [(), (), (), ()]
+    try:
+        return {"clip_id": np.asarray(cols[0], dtype=str), "label": np.asarray(cols[1], dtype=np.int64),
+                "pred": np.asarray(cols[2], dtype=np.int64), "p_label": np.asarray(cols[3], dtype=np.float64)}
+    except ValueError as err:
+        raise ArtifactError(f"{path}: a label, pred or p_label value is not a number ({err})") from None
