@@ -58,8 +58,9 @@ from benchmark.fields import (
 # Bump when the meaning of a field or the training code changes results for the same field values:
 # every run identity (config_hash) changes with it, so old finished runs are not reused by mistake.
 # Fields added later carry `metadata={"since": N}` (N > CONFIG_VERSION) and leave the identity while
-# they hold their default (see the module docstring).
-CONFIG_VERSION = "1"
+# they hold their default (see the module docstring). Version 2: one random stream per consumer
+# (benchmark.training.seeds), the quick recipe as the defaults, the fields of version 1's `since: 2` ordinary.
+CONFIG_VERSION = "2"
 
 LOSSES = ("auto", "ce", "bce")  # auto: cross-entropy for single-label tasks, BCE for multi-label
 OPTIMIZERS = ("adam", "adamw")
@@ -72,26 +73,27 @@ class RunConfig:
     # what is compared
     task: str
     fold: int | None = None
-    backbone: str = "mobilenetv3_small_050"
+    backbone: str = "audiocnn_tiny"
     frontend: str = "diffres"
     hop_ms: float = 10.0
     reduction_rate: float = 0.5
-    n_mels: int = 64
+    n_mels: int = 32
     win_ms: float = 25.0
-    seed: int = 0
-    # the training recipe
+    seed: int = 0  # the run's random streams (benchmark.training.seeds): initial weights, shuffle, augmentations
+    # the training recipe: the defaults are the quick recipe (benchmark.training.recipes.QUICK_RECIPE), which trains
+    # the embedded tasks to a plateau on a CPU
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 3e-3
     beta1: float = 0.95
     beta2: float = 0.999
     weight_decay: float = 5e-7
     lr_decay: float = 0.5
-    lr_decay_every: int = 2
-    lr_decay_from: int = 4
-    epochs: int = 6
+    lr_decay_every: int = 4
+    lr_decay_from: int = 8
+    epochs: int = 30
     batch_size: int = 32
-    freq_mask: int = 8
-    time_mask_ms: float = 100.0
+    freq_mask: int = 4
+    time_mask_ms: float = 0.0
     mixup_alpha: float = 10.0
     mixup_prob: float = 0.0
     guide_loss_weight: float = 1.0
@@ -100,24 +102,26 @@ class RunConfig:
     pretrained_weights: str | None = None  # local state_dict file for the backbone; no hub downloads
     max_train_clips: int | None = None  # tiny runs: a fixed subset of the training split
     max_eval_clips: int | None = None  # tiny runs: a fixed subset of val and test
-    # added under CONFIG_VERSION 1: out of the identity while they hold their default
-    patience: int | None = field(default=None, metadata={"since": 2})  # None: train all epochs
-    warmup_epochs: int = field(default=0, metadata={"since": 2})  # linear lr warm-up, per step
-    min_epochs: int = field(default=0, metadata={"since": 2})  # early stopping waits for this many epochs
+    patience: int | None = 4  # None: train all epochs
+    warmup_epochs: int = 1  # linear lr warm-up, per step
+    min_epochs: int = 0  # early stopping waits for this many epochs
     # the paper's system beyond its recipe table (issue 14; docs/benchmark.md, "The paper's system")
-    pretrained: str = field(default="none", metadata={"since": 2})  # none | imagenet | a weights file, via timm
-    head: str = field(default="linear", metadata={"since": 2})  # benchmark.model.heads: linear | attention
-    balanced_sampling: bool = field(default=False, metadata={"since": 2})  # inverse label frequency sampler
-    weight_averaging: str = field(default="none", metadata={"since": 2})  # none | "A-B": mean of epochs A..B
-    batch_size_scales_with_rate: bool = field(default=False, metadata={"since": 2})  # batch / (1 - δ)
+    pretrained: str = "none"  # none | imagenet | a weights file, via timm
+    head: str = "linear"  # benchmark.model.heads: linear | attention
+    balanced_sampling: bool = False  # inverse label frequency sampler
+    weight_averaging: str = "none"  # none | "A-B": mean of epochs A..B
+    batch_size_scales_with_rate: bool = False  # batch / (1 - δ)
     # --- filterbank: waveform -> [B, T, F] before the front-end (`diffres.filterbanks`);
     # "mel" is the cached log-mel (the behaviour before the field existed), any other is learned per batch
-    filterbank: str = field(default="mel", metadata={"since": 2})
+    filterbank: str = "mel"
     # --- numerics: torch's intra-op threads on a CPU. The order of float sums depends on it, so it is part
     # of what a run is, never a consequence of how many workers share the machine (1 is what every CPU run
     # used before the field existed: a study gave each of its workers cpu_count // n_workers = 1 thread on
     # the 2-core machines that trained the committed results). Ignored on a GPU.
-    cpu_threads: int = field(default=1, metadata={"since": 2})
+    cpu_threads: int = 1
+    # --- the draw of clips: an embedded task's generator seed (0: the task's own clips; another value, a new draw
+    # of train, val and test clips from the same generator, `TaskSpec.draw`). Only generated tasks have draws.
+    data_seed: int = field(default=0, metadata={"since": 3})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -155,6 +159,9 @@ class RunConfig:
                                   f"{spec.name!r} at hop_ms={self.hop_ms:g} ({err})") from None
         check(self.n_mels >= 1, "n_mels", self.n_mels, "an integer >= 1")
         check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        check(self.data_seed >= 0, "data_seed", self.data_seed, "an integer >= 0 (a draw of a generated task's clips)")
+        check(self.data_seed == 0 or spec.is_embedded, "data_seed", self.data_seed,
+              f"0 for task {spec.name!r}: it has one fixed set of clips (only the generated tasks draw new clips)")
         check(self.cpu_threads >= 1, "cpu_threads", self.cpu_threads, "an integer >= 1")
         check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
         check(math.isfinite(self.lr) and self.lr >= 0, "lr", self.lr,
@@ -170,8 +177,8 @@ class RunConfig:
                "None (train all epochs) or an integer >= 1 (epochs without a new best val metric)")
         check(0 <= self.min_epochs <= self.epochs, "min_epochs", self.min_epochs,
                f"an integer in [0, epochs={self.epochs}] (epochs before early stopping may end a run)")
-        check(0 <= self.warmup_epochs < self.epochs, "warmup_epochs", self.warmup_epochs,
-               f"an integer in [0, epochs={self.epochs}) (at least one epoch at the full lr)")
+        check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", self.warmup_epochs,
+               f"an integer in [0, epochs={self.epochs}] (epochs of linear lr warm-up)")
         check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
         check(0 <= self.freq_mask <= self.n_mels, "freq_mask", self.freq_mask,
                f"an integer in [0, n_mels={self.n_mels}] (mel bins)")

@@ -15,11 +15,11 @@ from pathlib import Path
 SUITES_DIR = Path(__file__).with_name("suites")  # the suite YAMLs shipped with the package
 PAPER_DIR = Path(__file__).with_name("paper")  # the paper's claims (and values, where known)
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# What a run executes: a change here can move a number, so it decides whether a tree is dirty and
-# whether a finished run is stale (trained from other code than the checkout's). Suites are data (a
-# run's config hash names what it read of them); the report, its statistics, `plan` and the benches train nothing.
-TRAINING_CODE = ("diffres", "tasks", "benchmark", ":(exclude)benchmark/report", ":(exclude)benchmark/plan.py",
-                 ":(exclude)benchmark/benches", ":(exclude)benchmark/suites", ":(exclude)benchmark/paper")
+# What a run executes: the engine (benchmark.tracking.engine). A change there can move a number, so it decides
+# whether a tree is dirty and whether a finished run is stale; the CLI, study, tracking, report, plan, benches
+# and suites train nothing (a run's config hash names what it read of a suite).
+TRAINING_CODE = ("diffres", "tasks", "benchmark/model", "benchmark/training", "benchmark/config.py",
+                 "benchmark/fields.py", ":(exclude)tasks/cli.py")
 ALLOW_DIRTY_ENV = "DIFFRES_BENCH_ALLOW_DIRTY"  # "1": train suites from uncommitted code (runs are tagged -dirty)
 
 RESULTS_DIR = Path("results")  # results/<suite>/*.csv, the Optuna journal of a local study

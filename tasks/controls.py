@@ -1,7 +1,7 @@
 """Control tasks: two offline tasks, generated from a seed, whose answer the benchmark knows in advance.
 
 Both are stored and split exactly like the embedded toy tasks (`tasks.embedded`: parquet under
-`<cache>/embedded/<task>/<identity>/`, same seed -> same bytes, balanced classes, 600 / 200 / 200
+`<cache>/embedded/<task>/<identity>/`, same seed -> same bytes, balanced classes, 600 / 200 / 2000
 clips by default, 5 classes so chance = 0.2). They are named `toy-*` so the quick recipe applies.
 
 toy-ctrl-sweeps (positive control: learned resolution must win at δ = 0.9)
@@ -73,9 +73,9 @@ from tasks.cache import digest
 from tasks.embedded import SAMPLE_RATE, EmbeddedGenerator, embedded_spec
 from tasks.registry import TaskSpec, register_task
 
-GENERATOR_VERSION = 2  # v2: sweeps on digital silence (v1: on a noise floor), 2 s, 600 train clips
-SWEEPS_SIZES = {"train": 600, "val": 200, "test": 200}
-TEXTURE_SIZES = {"train": 600, "val": 200, "test": 200}
+GENERATOR_VERSION = 3  # v3: 2000 test clips; v2: sweeps on digital silence (v1: on a noise floor), 2 s, 600 train clips
+SWEEPS_SIZES = {"train": 600, "val": 200, "test": 2000}
+TEXTURE_SIZES = {"train": 600, "val": 200, "test": 2000}
 
 SWEEPS_CLIP_SECONDS = 2.0
 N_SWEEPS = 4  # label = number of up-sweeps, 0..N_SWEEPS

@@ -7,6 +7,7 @@ lives in the spec. Adding a task is one function returning a `TaskSpec` plus `@r
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -135,6 +136,18 @@ class TaskSpec:
     def download_gb(self) -> float:
         """GB to download before the task can run: 0 for an embedded task (generated here)."""
         return 0.0 if self.is_local or self.size is None else self.size.download_gb
+
+    def draw(self, data_seed: int) -> TaskSpec:
+        """This task on draw `data_seed` of its clips: the generator's own seed (0 by default) gives the task as
+        registered; another seed, new train, val and test clips from the same generator (their own cache
+        folder). Only a generated task has draws: any other task refuses a data_seed other than 0."""
+        if self.is_embedded and int(data_seed) != self.embedded.seed:
+            gen = dataclasses.replace(self.embedded, seed=int(data_seed))
+            return dataclasses.replace(self, embedded=gen, source=f"{self.source} [draw data_seed={int(data_seed)}]")
+        if not self.is_embedded and int(data_seed) != 0:
+            raise ValueError(f"RunConfig.data_seed={data_seed!r}: task {self.name!r} has one fixed set of clips "
+                             f"(only the generated tasks draw new clips); expected data_seed=0")
+        return self
 
     def check_fold(self, fold: int | None) -> None:
         """k-fold tasks need fold in 1..k; other tasks take no fold."""

@@ -108,18 +108,27 @@ def build_filterbank(cfg: RunConfig, stats: tuple[float, float] | None = None) -
 def build_model(cfg: RunConfig, *, num_classes: int, t_in: int,
                 stats: tuple[float, float] | None = None) -> Classifier:
     """Filterbank, front-end and backbone of `cfg` for inputs of `t_in` frames and `cfg.n_mels` bins;
-    `stats` = the task's log-mel (mean, std) for a task-normalised filterbank (see `build_filterbank`)."""
-    frontend = create_frontend(cfg.frontend, in_t_dim=t_in, in_f_dim=cfg.n_mels, reduction_rate=cfg.reduction_rate)
+    `stats` = the task's log-mel (mean, std) for a task-normalised filterbank (see `build_filterbank`).
+    Each component draws its initial weights from its own stream of `cfg.seed` (`benchmark.training.seeds`)."""
+    from benchmark.training.seeds import global_stream
+
+    with global_stream(cfg.seed, "frontend"):
+        frontend = create_frontend(cfg.frontend, in_t_dim=t_in, in_f_dim=cfg.n_mels,
+                                   reduction_rate=cfg.reduction_rate)
     t_out = frontend.t_out(t_in)  # >= 1: RunConfig checked it (and the front-end refuses T' < 1 itself)
     frame_ms = cfg.hop_ms * t_in / t_out  # what one backbone input frame spans, on average
     head = get_head(cfg.head)
-    body = timm.create_model(cfg.backbone, in_chans=frontend.out_channels,
-                             num_classes=num_classes if head.timm_classifier else 0,
-                             **pretrained_kwargs(cfg.pretrained), **backbone_kwargs(cfg.backbone, frame_ms))
+    with global_stream(cfg.seed, "backbone"):
+        body = timm.create_model(cfg.backbone, in_chans=frontend.out_channels,
+                                 num_classes=num_classes if head.timm_classifier else 0,
+                                 **pretrained_kwargs(cfg.pretrained), **backbone_kwargs(cfg.backbone, frame_ms))
     if cfg.pretrained_weights is not None:
         load_backbone_weights(body, Path(cfg.pretrained_weights))
-    filterbank = build_filterbank(cfg, stats)  # built last: a mel run draws the random numbers it always drew
-    return Classifier(frontend, head.attach(body, num_classes), filterbank)
+    with global_stream(cfg.seed, "filterbank"):
+        filterbank = build_filterbank(cfg, stats)
+    with global_stream(cfg.seed, "head"):
+        backbone = head.attach(body, num_classes)
+    return Classifier(frontend, backbone, filterbank)
 
 
 def load_backbone_weights(backbone: nn.Module, path: Path) -> None:

@@ -119,10 +119,10 @@ def _suite_file(suite: str):
 def with_provenance(runs: Runs, repo: Path, include_stale: bool) -> tuple[Runs, Runs]:
     """(every run with its ``provenance`` column, the runs the report decides on): only the clean-current and
     clean-equivalent ones unless ``include_stale``. No run left to decide on is a clear error naming the flag."""
-    table = runs.table.assign(provenance=provenance_column(runs.table["git_commit"], repo))
+    table = runs.table.assign(provenance=provenance_column(runs.table, repo))
     superseded = runs.superseded
     if superseded is not None:
-        superseded = superseded.assign(provenance=provenance_column(superseded["git_commit"], repo))
+        superseded = superseded.assign(provenance=provenance_column(superseded, repo))
     every = dataclasses.replace(runs, table=table, superseded=superseded)
     if include_stale:
         return every, every

@@ -22,8 +22,14 @@ UNTRAINED_COLUMNS = ["task", "frontend", "hop_ms", "reduction_rate", "backbone",
                      "chance_metric", "final_train_loss", "chance_loss", "epochs_run", "run_id"]
 
 
+# What computed each run: the code (commit, engine digest, provenance), the libraries and the machine's numerics.
+PROVENANCE_COLUMNS = ("git_commit", "engine_digest", "provenance", "torch_version", "torchaudio_version",
+                      "timm_version", "numpy_version", "numerics_cpu", "numerics_cpu_capability")
+
+
 def runs_table(runs: Runs) -> pd.DataFrame:
-    """One row per finished run: the varying config fields, seed, fold, metrics, health, used, hash, run id."""
+    """One row per finished run: the varying config fields, seed, fold, metrics, health, used, what computed it
+    (PROVENANCE_COLUMNS), hash, run id."""
     used = runs.table.assign(used=True)
     frames = [used] if runs.superseded is None or runs.superseded.empty else \
         [used, runs.superseded.assign(used=False)]
@@ -32,7 +38,7 @@ def runs_table(runs: Runs) -> pd.DataFrame:
         if name not in df.columns:
             df[name] = float("nan")
     columns = [*GROUP_KEYS, *[k for k in runs.varying if k in df.columns], *PAIR_KEYS, *RUN_VALUE_COLUMNS,
-               "used", *[c for c in ("git_commit", "provenance") if c in df.columns], "config_hash", "run_id"]
+               "used", *[c for c in PROVENANCE_COLUMNS if c in df.columns], "config_hash", "run_id"]
     df = df[columns].sort_values([*GROUP_KEYS, *PAIR_KEYS, "run_id"], kind="mergesort").reset_index(drop=True)
     return df.assign(fold=df["fold"].where(df["fold"] != NO_FOLD).astype("Int64"))  # no fold: empty, not -1
 

@@ -200,11 +200,13 @@ def _provenance_md(every: Runs | None, include_stale: bool, runs_csv: Path, repo
         return out + ["Not checked.", ""]
     df = every.table
     counts = ", ".join(f"{k}: {n}" for k, n in df["provenance"].value_counts().sort_index().items())
-    out += [f"Each run's `git_commit` tag against the current checkout ({counts}): *clean-current* when its "
-            "commit's training code (`benchmark.paths.TRAINING_CODE`) equals HEAD's, *clean-equivalent* when every "
-            "commit since then that touched it is declared numerics-neutral (`results/numerics/neutral_commits.csv`, "
-            "with its evidence), *stale* when it differs otherwise, *dirty* when trained from uncommitted code, "
-            "*unknown* without a commit this repository holds. "
+    out += [f"Each run's engine digest and library versions against the checkout's ({counts}): *clean-current* "
+            "when its `engine_digest` (the code that can move a number, docstrings and comments dropped: "
+            "`benchmark.tracking.engine`) is the checkout's, *stale* when it differs or torch, torchaudio, timm or "
+            "numpy had another release; runs logged before the digest by their `git_commit`: clean-current when the "
+            "engine files are unchanged since, *clean-equivalent* when every commit since that touched them is "
+            "declared numerics-neutral (`results/numerics/neutral_commits.csv`), *stale* otherwise; *dirty* when "
+            "trained from uncommitted code, *unknown* without a commit this repository holds. "
             + ("All of them are in the verdicts below (`--include-stale`)." if include_stale else
                "Only clean-current and clean-equivalent runs are in the verdicts, controls and leaderboards; rebuild "
                "with `--include-stale` to include the others.") + f" Every run: {_link(runs_csv, report_dir)}.", ""]

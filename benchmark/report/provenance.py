@@ -1,6 +1,13 @@
-"""Which code, and which numerics, trained each run.
+"""Which code, which libraries and which numerics trained each run.
 
-Code: its MLflow tag ``git_commit`` read against the current checkout.
+Code: the run's ``engine_digest`` tag (``benchmark.tracking.engine``: the code that can move a number, its
+docstrings and comments dropped) against the checkout's, and, for runs logged before that tag, its
+``git_commit`` tag read against the checkout. Libraries: the run's ``<package>_version`` tags against the
+installed versions of torch, torchaudio, timm and numpy: a run trained under other versions is ``stale``.
+
+A run whose engine digest is the checkout's is ``clean-current`` whatever its commit (a commit that only
+moved prose or code outside the engine needs no declaration); one whose digest differs is classified by
+its commit as below, and is never clean-current.
 
 The trainer tags a run with the HEAD sha, suffixed ``-dirty`` when the tree had uncommitted changes
 ("unknown" outside git). A run is
@@ -33,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.paths import CANARY_CSV, NEUTRAL_COMMITS, TRAINING_CODE  # the code that decides what a run learns
+from benchmark.tracking.engine import dependency_versions, engine_digest, same_version
 from benchmark.tracking.provenance import DIRTY_SUFFIX, UNKNOWN
 
 CLEAN_CURRENT, EQUIVALENT, DIRTY, STALE = "clean-current", "clean-equivalent", "dirty", "stale"
@@ -98,10 +106,22 @@ def classify_commits(commits: Iterable[str], repo: Path) -> dict[str, str]:
     return {tag: classify(tag, repo, neutral) for tag in dict.fromkeys(commits)}
 
 
-def provenance_column(git_commit: pd.Series, repo: Path) -> pd.Series:
-    """Per run (same index): its provenance."""
-    known = classify_commits(git_commit.fillna("").astype(str), repo)
-    return git_commit.fillna("").astype(str).map(known)
+def provenance_column(runs: pd.DataFrame, repo: Path) -> pd.Series:
+    """Per run (same index as ``runs``, which holds ``git_commit`` and, for newer runs, ``engine_digest`` and
+    the ``<package>_version`` tags): its provenance (module docstring)."""
+    def tag(name: str) -> pd.Series:
+        values = runs[name] if name in runs else pd.Series("", index=runs.index)
+        return pd.Series(values.fillna("").astype(str).to_numpy(dtype=object), index=runs.index)
+
+    commits, digests = tag("git_commit"), tag("engine_digest")
+    out = commits.map(classify_commits(commits, repo))
+    has_digest = (digests != "").to_numpy(dtype=bool)
+    out[has_digest & (out == CLEAN_CURRENT).to_numpy(dtype=bool)] = STALE  # its engine is not the checkout's...
+    out[has_digest & (digests == engine_digest(Path(repo))).to_numpy(dtype=bool)] = CLEAN_CURRENT  # ...or it is
+    for name, installed in dependency_versions().items():
+        other = ~tag(name).map(lambda v, i=installed: same_version(v, i)).to_numpy(dtype=bool)
+        out[other & out.isin(DECIDABLE).to_numpy(dtype=bool)] = STALE
+    return out
 
 
 def numerics_table(runs: pd.DataFrame, canary_csv: Path = CANARY_CSV) -> pd.DataFrame:

@@ -45,8 +45,8 @@ METRIC_COLUMNS = ["test_metric", "val_metric", "flops_frontend", "flops_backbone
 FILTERBANK, DEFAULT_FILTERBANK = "filterbank", "mel"
 # The numerics_* tags: which machine computed the run (benchmark.tracking.numerics.fingerprint, canary digest).
 NUMERICS_COLUMNS = ["numerics_cpu", "numerics_cpu_capability", "numerics_threads", "numerics_canary"]
-TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "device", "torch_version", "timm_version",
-               *NUMERICS_COLUMNS]
+TAG_COLUMNS = ["config_hash", "metric_name", "git_commit", "engine_digest", "device", "torch_version",
+               "torchaudio_version", "timm_version", "numpy_version", *NUMERICS_COLUMNS]
 
 # The registry's families (diffres.frontends.FAMILIES, spelled here so importing the report needs no
 # torch) plus the report's own family for names the registry does not know.

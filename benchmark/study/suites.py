@@ -1,21 +1,19 @@
 """Suites: a suite YAML (`benchmark/suites/<name>.yaml`) becomes a validated list of run configs, and the
 data check that runs before anything is created or trained.
 
-- A suite is data: `base` RunConfig overrides (on top of each task's recipe with `task_recipe: true`, or
-  of the recipe and the rest of the paper's system with `task_recipe: paper`), a
-  list of `grids` (axes -> value lists; `zip` lists axes that move together) and an optional `search`
-  space with `n_trials`. The grids' union, deduplicated by config hash, is the suite's list of points.
-- `margin` (optional): the non-inferiority margin the report tests "equal or better" claims against, in
-  metric units (0.01 = 1 accuracy point or 0.01 mAP; default `benchmark.report.stats.DEFAULT_MARGIN`).
-- `extends: <suite>` + `seed_offset: N` (optional): every key of that suite, less those this file sets,
-  with every `seed` value moved by N — the same design on a fresh draw of seeds, the replication of a
-  suite (`quick-replication`: the report compares its decisions with `quick`'s).
+- A suite is data: `base` RunConfig overrides (on each task's recipe with `task_recipe: true`, or with the rest
+  of the paper's system with `task_recipe: paper`), `grids` (axes -> value lists; `zip` lists axes that move
+  together) and an optional `search` space with `n_trials`. The grids' union (by config hash) is the points.
+- `margin`: the non-inferiority margin of "equal or better" claims in metric units (default DEFAULT_MARGIN).
+- `aa_control`: the report's A/A control (settings and two seed streams of points the grids list).
+- `extends: <suite>` + `seed_offset: N` (+ `data_seed: D`): that suite's keys less those this file sets, every
+  `seed` moved by N, every point on draw D of its task's clips (`RunConfig.data_seed`) — the same design on
+  fresh seeds and clips, the replication of a suite (`quick-replication`, compared with `quick`).
 - `--task TASK` (`load_suite(suite, task=...)`): the suite's design on one task, e.g. a user's corpus (a task
   YAML, `folder:DIR`, ...): TASK in `base`, the suite named `<suite>-<task name>`. The suite may have no task
   axis. Templates written for it live in `benchmark/suites/templates/` (`yours`: the standard ablation).
 - `backbone: auto` in `base`: the quick CPU backbone without a GPU, EfficientNet-B0/B2 by clip length on one
-  (`benchmark.training.recipes.auto_backbone`); the suite's name then ends with the backbone chosen, so points
-  sized for a CPU and for a GPU never share a study.
+  (`recipes.auto_backbone`); the suite's name ends with it, so CPU and GPU points never share a study.
 - Every error names the file, the key and the value.
 
 No Optuna here: `diffres-bench report` and `suites` read suites without loading it.
@@ -44,7 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _TOP_KEYS = ("name", "description", "task_recipe", "base", "grids", "search", "n_trials", "margin", "extends",
-             "seed_offset")
+             "seed_offset", "data_seed", "aa_control")
 _SEARCH_KEYS = {"float": {"type", "low", "high", "log"}, "int": {"type", "low", "high", "log", "step"},
                 "categorical": {"type", "choices"}}
 _ZIP = "zip"
@@ -116,11 +114,10 @@ def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Sui
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise SuiteError(f"{path}: malformed YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise SuiteError(f"{path}: expected a mapping with keys {list(_TOP_KEYS)}, got {type(data).__name__}")
-    for key in data:
-        if key not in _TOP_KEYS:
-            raise SuiteError(f"{path}: unknown key {key!r}; expected one of {list(_TOP_KEYS)}")
+    if not isinstance(data, dict) or any(key not in _TOP_KEYS for key in data):
+        shown = f"unknown key {next(k for k in data if k not in _TOP_KEYS)!r}" if isinstance(data, dict) else \
+            f"got {type(data).__name__}"
+        raise SuiteError(f"{path}: {shown}; expected a mapping with keys {list(_TOP_KEYS)}")
     data = _extended(data, path)
     if task is not None:
         data = _on_task(data, task, path)
@@ -134,15 +131,13 @@ def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Sui
     base = data.get("base") or {}
     if not isinstance(base, dict):
         raise SuiteError(f"{path}: base: expected a mapping of RunConfig fields, got {base!r}")
-    for key in base:
-        if key not in fields_:
-            raise SuiteError(f"{path}: base: unknown RunConfig field {key!r}; known fields: {fields_}")
+    for key in (k for k in base if k not in fields_):
+        raise SuiteError(f"{path}: base: unknown RunConfig field {key!r}; known fields: {fields_}")
 
     task_recipe = data.get("task_recipe", False)
     if not isinstance(task_recipe, bool) and task_recipe != "paper":
-        raise SuiteError(f"{path}: task_recipe={task_recipe!r}: expected true (start every point from its "
-                         f"task's recipe, RunConfig.for_task), paper (the recipe and the rest of the paper's "
-                         f"system, RunConfig.for_task(task, recipe='paper')) or false")
+        raise SuiteError(f"{path}: task_recipe={task_recipe!r}: expected true (every point from its task's recipe, "
+                         f"RunConfig.for_task), paper (with the rest of the paper's system) or false")
 
     grids = data.get("grids")
     if not isinstance(grids, list) or not grids:
@@ -211,13 +206,15 @@ def _auto_backbone(data: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def _extended(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """`extends` + `seed_offset`: the parent suite's keys under this file's, every seed moved by the offset."""
-    offset = data.get("seed_offset", 0)
+    """`extends` + `seed_offset` (+ `data_seed`): the parent suite under this file, seeds moved, clips drawn."""
+    offset, draw = data.get("seed_offset", 0), data.get("data_seed")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise SuiteError(f"{path}: seed_offset={offset!r}: expected an integer >= 0")
+    if draw is not None and (not isinstance(draw, int) or isinstance(draw, bool) or draw < 0):
+        raise SuiteError(f"{path}: data_seed={draw!r}: expected an integer >= 0 (a draw of the tasks' clips)")
     if "extends" not in data:
-        if offset:
-            raise SuiteError(f"{path}: seed_offset={offset!r} needs `extends: <suite>` (the suite to replicate)")
+        if offset or draw is not None:
+            raise SuiteError(f"{path}: seed_offset / data_seed need `extends: <suite>` (the suite to replicate)")
         return data
     parent_path = suite_path(str(data["extends"]))
     if parent_path.resolve() == path.resolve():
@@ -225,7 +222,7 @@ def _extended(data: dict[str, Any], path: Path) -> dict[str, Any]:
     parent = yaml.safe_load(parent_path.read_text()) or {}
     if "extends" in parent:
         raise SuiteError(f"{path}: extends={data['extends']!r}: that suite extends another; extend the first one")
-    merged = {**parent, **{k: v for k, v in data.items() if k not in ("extends", "seed_offset")}}
+    merged = {**parent, **{k: v for k, v in data.items() if k not in ("extends", "seed_offset", "data_seed")}}
 
     def moved(values: Any) -> Any:
         return [v + offset if isinstance(v, int) and not isinstance(v, bool) else v for v in values] \
@@ -233,8 +230,12 @@ def _extended(data: dict[str, Any], path: Path) -> dict[str, Any]:
 
     merged["grids"] = [{k: moved(v) if k == "seed" else v for k, v in grid.items()}
                        if isinstance(grid, dict) else grid for grid in merged.get("grids") or []]
+    merged["aa_control"] = [{**aa, "streams": [moved(st) for st in aa.get("streams") or []]} if isinstance(aa, dict)
+                            else aa for aa in merged.get("aa_control") or []]
     if isinstance(merged.get("base"), dict) and "seed" in merged["base"]:
         merged["base"] = {**merged["base"], "seed": merged["base"]["seed"] + offset}
+    if draw is not None:
+        merged["base"] = {**(merged.get("base") or {}), "data_seed": draw}
     return merged
 
 

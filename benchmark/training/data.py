@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from benchmark.config import RunConfig
 from benchmark.tracking.outages import DiskError, disk_error, is_disk_error
@@ -50,6 +50,10 @@ class Split(Dataset):
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def clip_ids(self) -> list[str]:
+        """The task's id of each clip of this split, in order."""
+        return [self.source.clip_ids[i] for i in self.indices]
 
     def __getitem__(self, i: int) -> dict[str, Tensor]:
         idx = torch.tensor([i])
@@ -113,10 +117,10 @@ class TaskData:
 def load_task_data(cfg: RunConfig, data_dir: str | os.PathLike | None = None) -> TaskData:
     from tasks import get_task, load_features
 
-    spec = get_task(cfg.task)
+    spec = get_task(cfg.task).draw(cfg.data_seed)
     feature_cfg = cfg.feature_config(spec)
     try:
-        features = {s: load_features(cfg.task, s, feature_cfg, fold=cfg.fold, data_dir=data_dir)
+        features = {s: load_features(spec, s, feature_cfg, fold=cfg.fold, data_dir=data_dir)
                     for s in ("train", "val", "test")}
     except OSError as err:
         if not is_disk_error(err) or isinstance(err, DiskError):
@@ -143,13 +147,6 @@ def fixed_indices(n_clips: int, n: int | None) -> list[int]:
     return sorted(order[:n].tolist())
 
 
-def fixed_subset(dataset: Dataset, n: int | None) -> Dataset:
-    """`fixed_indices` as a torch Subset of `dataset`, or `dataset` itself when n covers it."""
-    if n is None or n >= len(dataset):
-        return dataset
-    return Subset(dataset, fixed_indices(len(dataset), n))
-
-
 def n_batches(n_clips: int, batch_size: int) -> int:
     """Batches per epoch of `epoch_batches` (optimiser steps per epoch)."""
     return -(-n_clips // batch_size) - drops_last(n_clips, batch_size)
@@ -160,13 +157,9 @@ def drops_last(n_clips: int, batch_size: int) -> bool:
 
 
 def epoch_batches(n_clips: int, batch_size: int, generator: torch.Generator) -> list[Tensor]:
-    """One epoch's shuffled batches of positions (the last may be smaller; a last batch of one clip,
-    which breaks BatchNorm in training mode, is dropped). Draws from `generator` exactly what
-    torch's DataLoader(shuffle=True, generator=...) did, so the order and the generator state stay those
-    of the DataLoader version: its runs and checkpoints continue bit for bit."""
-    torch.empty((), dtype=torch.int64).random_(generator=generator)  # DataLoader's workers' base seed
+    """One epoch's shuffled batches of positions: a permutation drawn from `generator`, cut into batches (the
+    last may be smaller; a last batch of one clip, which breaks BatchNorm in training mode, is dropped)."""
     batches = list(torch.randperm(n_clips, generator=generator).split(batch_size))
-    torch.randperm(n_clips, generator=generator)  # RandomSampler's remainder: drawn (then emptied) every epoch
     if drops_last(n_clips, batch_size):
         batches.pop()
     return batches

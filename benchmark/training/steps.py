@@ -65,9 +65,8 @@ def choose_loss(cfg: RunConfig, label_kind: str) -> str:
 
 def make_model(cfg: RunConfig, num_classes: int, t_in: int, device: torch.device,
                stats: tuple[float, float] | None = None) -> Classifier:
-    """The run's model, initialised from `cfg.seed`, on `device` (channels-last on CUDA); `stats`: the task's
-    log-mel (mean, std) for the mel's normalisation (`TaskData.stats`)."""
-    torch.manual_seed(cfg.seed)
+    """The run's model, initialised from the streams of `cfg.seed`, on `device` (channels-last on CUDA); `stats`:
+    the task's log-mel (mean, std) for the mel's normalisation (`TaskData.stats`)."""
     model = build_model(cfg, num_classes=num_classes, t_in=t_in, stats=stats).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import timm
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -61,7 +60,9 @@ from benchmark.model.pretrained import stem_adaptation
 from benchmark.tracking import artifacts, numerics
 from benchmark.tracking import store as tracking
 from benchmark.tracking.compute import describe_device, measure
+from benchmark.tracking.engine import dependency_versions, engine_digest
 from benchmark.tracking.provenance import git_commit
+from benchmark.training import seeds
 from benchmark.training.averaging import make_averager
 from benchmark.training.checkpoint import (
     checkpoint_path,
@@ -151,14 +152,13 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
 
     model, optimizer = fresh()
     data.hold_features(model.filterbank, device)  # CPU: a fixed filterbank's output, computed once
-    shuffle_gen = torch.Generator().manual_seed(cfg.seed)
-    augment_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    shuffle_gen, augment_gen = seeds.generator(cfg.seed, "shuffle"), seeds.generator(cfg.seed, "augment")
+    torch.manual_seed(seeds.stream_seed(cfg.seed, "train"))  # the step's own draws (dropout, drop path)
     steps_per_epoch = n_batches(len(data.train), train_batch_size(cfg))
     averager = make_averager(cfg)  # PSLA's weight averaging (None: the best-on-val epoch is the result)
 
     start_epoch, history = 0, []
-    best: dict[str, Any] = {"epoch": -1, "val": -math.inf, "test": math.nan, "per_class": [], "support": [],
-                            "examples": {}}
+    best: dict[str, Any] = {"epoch": -1, "val": -math.inf, "state": None}  # the best-on-val model so far
     path = checkpoint_path(checkpoint_dir, cfg)
     state = load_checkpoint(path, cfg)
     if state is not None:
@@ -170,15 +170,15 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
         except Exception as err:  # noqa: BLE001 — a checkpoint that loads but does not fit: start again
             set_aside(path, err)
             model, optimizer = fresh()
-            shuffle_gen.manual_seed(cfg.seed)
-            augment_gen.manual_seed(cfg.seed + 1)
+            shuffle_gen, augment_gen = seeds.generator(cfg.seed, "shuffle"), seeds.generator(cfg.seed, "augment")
+            torch.manual_seed(seeds.stream_seed(cfg.seed, "train"))
             averager = make_averager(cfg)
 
     tracked = tracking.start_run(
         tracking_uri, experiment, run_name=cfg.run_name, params=cfg.to_params(),
         tags={"config_hash": cfg.config_hash, "suite": experiment, "metric_name": spec.metric,
               "git_commit": git_commit(), "device": describe_device(device),
-              "torch_version": torch.__version__, "timm_version": timm.__version__,
+              **dependency_versions(), "engine_digest": engine_digest(),
               "config_version": CONFIG_VERSION, "resumed_from_epoch": start_epoch,
               "torch_threads": torch.get_num_threads(), **numerics.fingerprint(device),
               "numerics_canary": numerics.canary_digest(torch.get_num_threads()) if device.type == "cpu" else "",
@@ -202,7 +202,7 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
                                       spec.label_kind)
             record["val_metric_epoch"] = task_metric(spec.metric, scores, targets)
             if record["val_metric_epoch"] > best["val"]:
-                best = _evaluate_best(model, data, cfg, amp, device, epoch, record["val_metric_epoch"])
+                best = {"epoch": epoch, "val": record["val_metric_epoch"], "state": _copy_state(model)}
             history.append(record)
             if averager is not None:
                 averager.update(epoch, model)
@@ -216,15 +216,18 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             if trial is not None:
                 _report_to_optuna(trial, record["val_metric_epoch"], epoch)
         bar.close()
+        if best["state"] is not None:  # None only when no val metric was finite: the last model then
+            model.load_state_dict(best["state"])
         if averager is not None:  # the averaged model is the run's result, as in the paper's code
-            tracked.log_metrics({"best_epoch_val_metric": best["val"], "best_epoch_test_metric": best["test"],
+            tracked.log_metrics({"best_epoch_val_metric": best["val"],
+                                 "best_epoch_test_metric": evaluate(model, data, cfg, amp, device)["test"],
                                  "averaged_epochs": averager.count})
             model.load_state_dict(averager.averaged_state(model))
             scores, targets = predict(model, data.val, eval_batch_size(cfg, data.t_in), amp, device,
                                       spec.label_kind)
-            best = _evaluate_best(model, data, cfg, amp, device, best["epoch"],
-                                  task_metric(spec.metric, scores, targets))
-        health = _finish(tracked, cfg, data, model, device, best, history, loss_kind)
+            best = {**best, "val": task_metric(spec.metric, scores, targets)}
+        result = {**best, **evaluate(model, data, cfg, amp, device)}
+        health = _finish(tracked, cfg, data, model, device, result, history, loss_kind)
     except BaseException as err:
         pruned = type(err).__name__ == "TrialPruned"
         with contextlib.suppress(Exception):  # best effort: the server may be the reason we are here
@@ -232,8 +235,8 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
                 tracked.set_tags({"pruned": "true"})
             tracked.abandon("KILLED" if pruned or isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
-    return RunResult(val_metric=float(best["val"]), test_metric=float(best["test"]), run_id=tracked.run_id,
-                     reused=False, config_hash=cfg.config_hash, best_epoch=int(best["epoch"]),
+    return RunResult(val_metric=float(result["val"]), test_metric=float(result["test"]), run_id=tracked.run_id,
+                     reused=False, config_hash=cfg.config_hash, best_epoch=int(result["epoch"]),
                      trained=bool(health["trained"]), epochs_run=int(health["epochs_run"]))
 
 
@@ -259,15 +262,27 @@ def stops_early(cfg: RunConfig, epochs_done: int, best_epoch: int) -> bool:
             and epochs_done - 1 - best_epoch >= cfg.patience)
 
 
-def _evaluate_best(model: Classifier, data: TaskData, cfg: RunConfig, amp: Amp, device: torch.device,
-                   epoch: int, val: float) -> dict[str, Any]:
-    """Test metric, per-class test scores and front-end examples of a new best-on-val model."""
+def _copy_state(model: Classifier) -> dict[str, Tensor]:
+    """The model's state dict, copied to the CPU (the best-on-val model, kept in the checkpoint)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def evaluate(model: Classifier, data: TaskData, cfg: RunConfig, amp: Amp, device: torch.device) -> dict[str, Any]:
+    """The run's result on test, evaluated once at the end: the test metric, per-class scores, each clip's
+    prediction and the front-end examples. Test never selects anything, so evaluating it once, on the
+    best-on-val (or averaged) model, gives the number it gave when it was evaluated at every new best."""
     spec = data.spec
     scores, targets = predict(model, data.test, eval_batch_size(cfg, data.t_in), amp, device, spec.label_kind)
     per_class, support = per_class_metric(spec.label_kind, scores, targets, spec.num_classes)
-    examples = frontend_examples(model, data.val, device) or {}
-    return {"epoch": epoch, "val": val, "test": task_metric(spec.metric, scores, targets),
-            "per_class": per_class, "support": support, "examples": examples}
+    if spec.label_kind == "single":
+        preds, p_label = scores.argmax(1), scores.gather(1, targets[:, None])[:, 0]
+    else:  # a multi-label metric does not split over clips: no per-clip prediction
+        preds, p_label = torch.full((len(targets),), -1), torch.full((len(targets),), math.nan)
+    labels = targets if targets.dim() == 1 else torch.full((len(targets),), -1)
+    return {"test": task_metric(spec.metric, scores, targets), "per_class": per_class, "support": support,
+            "predictions": {"clip_ids": data.test.clip_ids(), "labels": labels.tolist(), "preds": preds.tolist(),
+                            "p_label": p_label.tolist()},
+            "examples": frontend_examples(model, data.val, device) or {}}
 
 
 @torch.no_grad()
@@ -311,7 +326,8 @@ def _finish(tracked: tracking.TrackedRun, cfg: RunConfig, data: TaskData, model:
                          "n_test_clips": len(data.test), **compute.metrics()})
     files = {artifacts.CONFIG_JSON: artifacts.config_json(cfg.to_dict(), cfg.config_hash, CONFIG_VERSION),
              artifacts.PER_CLASS_CSV: artifacts.per_class_csv(data.spec.class_names, best["per_class"],
-                                                               best["support"])}
+                                                               best["support"]),
+             artifacts.PREDICTIONS_CSV: artifacts.predictions_csv(**best["predictions"])}
     if best["examples"]:
         ex = {k: v.numpy() for k, v in best["examples"].items()}
         files.update(artifacts.diffres_examples(*(ex[k] for k in artifacts.EXAMPLE_KEYS), hop_ms=cfg.hop_ms,

@@ -43,15 +43,15 @@ def make(**kw) -> RunConfig:
         ({"lr": float("nan")}, "lr", ">= 0"),
         ({"patience": 0}, "patience", "None (train all epochs) or an integer >= 1"),
         ({"patience": 1.5}, "patience", "int"),
-        ({"warmup_epochs": -1}, "warmup_epochs", "[0, epochs=6)"),
-        ({"warmup_epochs": 6}, "warmup_epochs", "at least one epoch at the full lr"),
-        ({"min_epochs": 7}, "min_epochs", "[0, epochs=6]"),
+        ({"warmup_epochs": -1}, "warmup_epochs", "[0, epochs=30]"),
+        ({"warmup_epochs": 31}, "warmup_epochs", "epochs of linear lr warm-up"),
+        ({"min_epochs": 31}, "min_epochs", "[0, epochs=30]"),
         ({"min_epochs": -1}, "min_epochs", "before early stopping"),
         ({"beta1": 1.0}, "beta1", "[0, 1)"),
         ({"lr_decay": 0.0}, "lr_decay", "(0, 1]"),
         ({"epochs": 0}, "epochs", ">= 1"),
         ({"batch_size": 0}, "batch_size", ">= 1"),
-        ({"freq_mask": 65}, "freq_mask", "n_mels=64"),
+        ({"freq_mask": 33}, "freq_mask", "n_mels=32"),
         ({"mixup_prob": 1.5}, "mixup_prob", "[0, 1]"),
         ({"loss": "focal"}, "loss", "'bce'"),
         ({"optimizer": "sgd"}, "optimizer", "adam"),
@@ -93,7 +93,7 @@ def test_hash_is_stable_and_changes_with_every_field():
     assert cfg.config_hash == make().config_hash
     changed = {"seed": 1, "reduction_rate": 0.75, "lr": 2e-3, "backbone": "resnet10t", "hop_ms": 5.0,
                "mixup_prob": 0.5, "max_train_clips": 10, "guide_loss_weight": 0.0, "patience": 3,
-               "warmup_epochs": 1}
+               "warmup_epochs": 2}
     hashes = {cfg.replace(**{k: v}).config_hash for k, v in changed.items()}
     assert cfg.config_hash not in hashes and len(hashes) == len(changed)
 
@@ -103,9 +103,7 @@ def test_equal_values_of_other_python_types_hash_equally():
     assert make(lr="1e-3", epochs="6").config_hash == make(lr=1e-3, epochs=6).config_hash
 
 
-LATER_FIELDS = {"patience": None, "warmup_epochs": 0, "min_epochs": 0,  # added under version 1, at their defaults
-                "pretrained": "none", "head": "linear", "balanced_sampling": False, "weight_averaging": "none",
-                "batch_size_scales_with_rate": False, "filterbank": "mel", "cpu_threads": 1}
+LATER_FIELDS = {"data_seed": 0}  # added under version 2, at its default
 
 
 def test_canonical_json_carries_the_config_version():
@@ -124,7 +122,7 @@ def test_fields_added_later_say_so_and_default_to_the_old_behaviour():
 def test_a_field_added_later_enters_the_identity_only_when_set():
     cfg = make()
     assert cfg.replace(**LATER_FIELDS).config_hash == cfg.config_hash
-    for name, value in (("patience", 2), ("warmup_epochs", 1), ("min_epochs", 3)):
+    for name, value in (("data_seed", 1),):
         changed = cfg.replace(**{name: value})
         assert changed.config_hash != cfg.config_hash
         assert json.loads(changed.to_json())[name] == value
@@ -133,10 +131,20 @@ def test_a_field_added_later_enters_the_identity_only_when_set():
 
 
 def test_params_of_a_run_logged_before_the_new_fields_give_its_identity_back():
-    """An MLflow run from before `patience` existed has no such param: the config it names is unchanged."""
+    """An MLflow run from before `data_seed` existed has no such param: the config it names is unchanged."""
     cfg = RunConfig.for_task("esc50", fold=3)
     old_params = {k: str(v) for k, v in cfg.to_params().items() if k not in LATER_FIELDS}
-    assert RunConfig.from_dict(old_params).config_hash == "dd68126be334" == cfg.config_hash
+    assert RunConfig.from_dict(old_params).config_hash == cfg.config_hash
+    assert RunConfig.from_dict(cfg.to_params()).config_hash == cfg.config_hash  # rebuilt from logged params
+
+
+def test_defaults_are_the_quick_recipe_and_a_draw_is_only_for_generated_tasks():
+    assert {k: getattr(make(), k) for k in QUICK_RECIPE} == QUICK_RECIPE
+    assert make(data_seed=2).config_hash != make().config_hash
+    with pytest.raises(ConfigError, match=r"RunConfig.data_seed=1: .*esc50"):
+        RunConfig.for_task("esc50", fold=1, data_seed=1)
+    with pytest.raises(ConfigError, match=r"RunConfig.data_seed=-1"):
+        make(data_seed=-1)
 
 
 def test_lr_zero_is_a_valid_no_learning_control():
@@ -236,10 +244,10 @@ def test_the_recipe_is_task_data_not_a_name_rule():
 
 
 def test_identities_of_finished_runs_do_not_move():
-    """config_hash names finished runs and checkpoints: a refactor must not change it."""
-    assert RunConfig(task="toy-transients").config_hash == "ec5f8c43f403"
-    assert RunConfig.for_task("esc50", fold=3).config_hash == "dd68126be334"
-    assert RunConfig.for_task("audioset", frontend="avgpool").config_hash == "281f01d5c190"
+    """config_hash names finished runs and checkpoints: a refactor must not change it (CONFIG_VERSION 2's)."""
+    assert RunConfig(task="toy-transients").config_hash == "d3f9bbe6817a"
+    assert RunConfig.for_task("esc50", fold=3).config_hash == "ec337344105e"
+    assert RunConfig.for_task("audioset", frontend="avgpool").config_hash == "36c823ce40dd"
 
 
 def test_paper_recipes_match_the_paper_table():
@@ -255,7 +263,7 @@ def test_paper_recipes_match_the_paper_table():
 
 
 def test_without_warm_up_every_step_of_an_epoch_has_the_epoch_lr():
-    cfg = make(lr_decay_from=2, lr_decay_every=1, epochs=6)
+    cfg = make(lr_decay_from=2, lr_decay_every=1, epochs=6, warmup_epochs=0)
     assert all(lr_at_step(cfg, e, s, 7) == lr_at_epoch(cfg, e) for e in range(cfg.epochs) for s in range(7))
 
 

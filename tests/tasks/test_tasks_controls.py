@@ -34,7 +34,7 @@ def test_spec_metadata_and_default_sizes(name):
     assert (spec.label_kind, spec.metric, spec.folds) == ("single", "accuracy", None)
     assert spec.sample_rate == 16000 and spec.clip_seconds == CONTROLS[name]
     sizes = dict(spec.embedded.sizes)
-    assert sizes == {"train": 600, "val": 200, "test": 200}
+    assert sizes == {"train": 600, "val": 200, "test": 2000}
     assert all(n % spec.num_classes == 0 for n in sizes.values())  # exactly balanced
     assert f"v{C.GENERATOR_VERSION}" in spec.source and "control" in spec.source
 

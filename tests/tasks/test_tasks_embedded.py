@@ -24,7 +24,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes():
 def test_default_sizes_are_class_balanced():
     for name in ("toy-transients", "toy-rhythm"):
         gen = get_task(name).embedded
-        assert dict(gen.sizes) == {"train": 1000, "val": 200, "test": 200}
+        assert dict(gen.sizes) == {"train": 1000, "val": 200, "test": 2000}
         labels = small_embedded(name, 25, 10, 10).embedded.generate_split("train")["label"]
         assert np.bincount(labels, minlength=5).tolist() == [5] * 5
 

@@ -18,6 +18,7 @@ from mlflow.tracking import MlflowClient
 from benchmark import report
 from benchmark.paths import REPO_ROOT
 from benchmark.tracking import artifacts
+from benchmark.tracking.engine import dependency_versions
 
 SUITE = "tiny"
 # The runs of the tiny studies are tagged with the checkout's own HEAD: clean-current, so the report decides on them.
@@ -58,7 +59,7 @@ class Study:
         self.suite = suite
 
     def log(self, task, frontend, hop_ms, rate, seed, status="FINISHED", accuracy=None, examples=False,
-            extra_params=None, npz_arrays=None, extra_metrics=None, git_commit=None):
+            extra_params=None, npz_arrays=None, extra_metrics=None, git_commit=None, extra_tags=None):
         params = {"task": task, "fold": None, "backbone": "mobilenetv3_small_050", "frontend": frontend,
                   "hop_ms": hop_ms, "reduction_rate": rate, "n_mels": 64, "seed": seed, "lr": 0.001,
                   "epochs": 2, "guide_loss_weight": 1.0, **(extra_params or {})}
@@ -77,7 +78,7 @@ class Study:
                    "t_in": float(t_in), "t_out": float(t_out), **(extra_metrics or {})}
         tags = {"config_hash": _config_hash(params), "suite": self.suite, "metric_name": "accuracy",
                 "git_commit": HEAD if git_commit is None else git_commit,
-                "device": "cpu", "torch_version": "2.14.1", "timm_version": "1.0.0"}
+                "device": "cpu", **dependency_versions(), **(extra_tags or {})}
         self.client.log_batch(rid, metrics=[Metric(k, v, ts, 0) for k, v in metrics.items()]
                               + [Metric("train_loss", 1.0 / (e + 1), ts, e) for e in range(2)],
                               params=[Param(k, str(v)) for k, v in params.items()],

@@ -145,3 +145,17 @@ def test_the_numerics_table_names_the_committed_machine_each_digest_matches(tmp_
     assert table.loc["cccc", "committed_canary"] == "not committed"
     assert table.loc["", "committed_canary"] == "–"  # logged before the canary, or on a GPU
     assert provenance.numerics_table(runs.drop(columns="numerics_canary"), canaries)["committed_canary"].eq("–").all()
+
+
+def test_the_engine_digest_decides_and_other_library_versions_make_a_run_stale(repo):
+    """A run whose engine digest is the checkout's is current from any commit; one with another digest, or
+    trained under another torch, is stale."""
+    root, first, _, head = repo
+    from benchmark.tracking.engine import dependency_versions, engine_digest
+
+    now, versions = engine_digest(root), dependency_versions()
+    runs = pd.DataFrame({"git_commit": [first, head, head, head],
+                         "engine_digest": [now, "0" * 16, now, ""],
+                         "torch_version": [versions["torch_version"]] * 2 + ["1.13.0", ""]})
+    assert provenance.provenance_column(runs, root).tolist() == [
+        provenance.CLEAN_CURRENT, provenance.STALE, provenance.STALE, provenance.CLEAN_CURRENT]

@@ -16,7 +16,7 @@ from benchmark.training.checkpoint import checkpoint_path
 from benchmark.training.train import run
 from tests.benchmark.conftest import make_tiny_config
 
-CFG = make_tiny_config(epochs=3, weight_averaging="2-3", mixup_prob=0.0)
+CFG = make_tiny_config(epochs=3, weight_averaging="2-3", mixup_prob=0.0, patience=None)
 
 
 class Interrupt(Exception):

@@ -1,24 +1,22 @@
 """A run's data: the splits of the task at the config's feature settings as tensors, fixed subsets that
-are the same for every seed and front-end, and an epoch's shuffled batches that are the DataLoader's."""
+are the same for every seed and front-end, and an epoch's shuffled batches."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from benchmark.tracking.outages import DiskError
-from benchmark.training.data import Split, epoch_batches, fixed_subset, load_task_data, n_batches
+from benchmark.training.data import Split, epoch_batches, fixed_indices, load_task_data, n_batches
 from benchmark.training.steps import make_model
 
 
-def test_fixed_subset_is_fixed_sorted_and_whole_when_large_enough():
-    dataset = list(range(100))
-    picked = fixed_subset(dataset, 10)
-    assert len(picked) == 10 and picked.indices == sorted(picked.indices)
+def test_fixed_indices_are_fixed_sorted_and_whole_when_large_enough():
+    picked = fixed_indices(100, 10)
+    assert len(picked) == 10 and picked == sorted(picked)
     torch.manual_seed(123)  # the global RNG has no say
-    assert fixed_subset(dataset, 10).indices == picked.indices
-    assert fixed_subset(dataset, None) is dataset and fixed_subset(dataset, 100) is dataset
+    assert fixed_indices(100, 10) == picked
+    assert fixed_indices(100, None) == list(range(100)) and fixed_indices(100, 100) == list(range(100))
 
 
 def test_load_task_data_follows_the_config(tiny_config):
@@ -59,17 +57,16 @@ def test_held_features_are_the_models_numbers_and_reads_are_the_caches(tiny_conf
 
 
 @pytest.mark.parametrize(("n_clips", "batch_size"), [(32, 16), (33, 16), (49, 16), (7, 32), (10, 1)])
-def test_epoch_batches_are_the_dataloaders_and_leave_its_generator_state(n_clips, batch_size):
-    """The order, the dropped batch of one and the generator's state after each epoch match
-    DataLoader(shuffle=True): runs and checkpoints from the DataLoader version continue bit for bit."""
-    drop_last = n_clips % batch_size == 1 and n_clips > 1
-    ours, theirs = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
-    loader = DataLoader(range(n_clips), batch_size=batch_size, shuffle=True, generator=theirs, drop_last=drop_last)
+def test_epoch_batches_cover_every_clip_once_and_follow_the_generator(n_clips, batch_size):
+    """An epoch is one permutation of the clips (a last batch of one dropped), a function of the generator."""
     for _ in range(3):
+        ours, again = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
         batches = epoch_batches(n_clips, batch_size, ours)
-        assert [b.tolist() for b in batches] == [b.tolist() for b in loader]
-        assert torch.equal(ours.get_state(), theirs.get_state())
-        assert len(batches) == n_batches(n_clips, batch_size)
+        assert [b.tolist() for b in batches] == [b.tolist() for b in epoch_batches(n_clips, batch_size, again)]
+        flat = torch.cat(batches).tolist()
+        dropped = n_clips % batch_size == 1 and n_clips > 1
+        assert len(flat) == n_clips - dropped and len(set(flat)) == len(flat)
+        assert all(len(b) <= batch_size for b in batches) and len(batches) == n_batches(n_clips, batch_size)
 
 
 def test_an_unwritable_feature_cache_names_the_cache_dir(tiny_config, tmp_path, monkeypatch):
@@ -79,3 +76,13 @@ def test_an_unwritable_feature_cache_names_the_cache_dir(tiny_config, tmp_path, 
     with pytest.raises(DiskError, match="cannot write the feature cache") as err:
         load_task_data(tiny_config(seed=3))
     assert str(blocker) in str(err.value) and "DIFFRES_CACHE_DIR" in str(err.value)
+
+
+def test_a_data_seed_draws_new_clips_of_the_same_task(tiny_config):
+    """A draw is new train, val and test clips from the same generator, with ids that name the draw."""
+    first, second = load_task_data(tiny_config()), load_task_data(tiny_config(data_seed=1))
+    assert len(first.test) == len(second.test) and first.t_in == second.t_in
+    assert not set(first.test.clip_ids()) & set(second.test.clip_ids())
+    idx = torch.arange(4)
+    assert not torch.equal(first.train.waveform(idx), second.train.waveform(idx))
+    assert second.spec.embedded.seed == 1 and "data_seed=1" in second.spec.source

@@ -8,12 +8,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from mlflow import MlflowClient
 
 from benchmark.config import RunConfig
 from benchmark.tracking import numerics
+from benchmark.tracking.artifacts import read_predictions
 from benchmark.training.checkpoint import checkpoint_path
 from benchmark.training.data import epoch_batches, load_task_data
 from benchmark.training.recipes import lr_at_step
@@ -134,7 +136,13 @@ def test_a_run_logs_the_schema_the_report_reads(reference):
     assert max(m.value for m in curve) == res.val_metric
     assert len(client.get_metric_history(res.run_id, "train_loss")) == CFG.epochs
     artifacts = {a.path for a in client.list_artifacts(res.run_id)}
-    assert {"config.json", "per_class.csv", "diffres_examples.npz", "diffres_examples.png"} <= artifacts
+    assert {"config.json", "per_class.csv", "diffres_examples.npz", "diffres_examples.png",
+            "test_predictions.csv"} <= artifacts
+    # one row per test clip: the per-clip predictions give the run's test accuracy back
+    preds = read_predictions(Path(client.download_artifacts(res.run_id, "test_predictions.csv", str(root))))
+    assert len(preds["clip_id"]) == metrics["n_test_clips"] and len(set(preds["clip_id"])) == len(preds["clip_id"])
+    assert np.mean(preds["pred"] == preds["label"]) == pytest.approx(res.test_metric, abs=1e-9)
+    assert ((preds["p_label"] >= 0) & (preds["p_label"] <= 1)).all()
 
 
 def test_same_config_gives_the_same_numbers_on_cpu(reference, tmp_path):
