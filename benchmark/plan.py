@@ -106,17 +106,18 @@ class Plan:
         source = (f"measured on {self.device} (results/throughput.csv)" if self.measured else
                   f"no measurement for {self.device} in results/throughput.csv: estimated from FLOPs at an "
                   f"assumed {self.flops_per_s / 1e12:g} TFLOP/s of training throughput")
+        w = max([20, *(len(t.task) for t in self.tasks)])  # the task column fits the longest name
         lines = [f"plan for suite {self.suite}: {self.points} points on {len(self.tasks)} tasks",
                  f"throughput: {self.flops_per_s / 1e12:.3g} TFLOP/s, {source}", *self.notes,
-                 f"{'task':20s} {'points':>6s} {'download GB':>11s} {'cache GB':>9s} {'GPU-hours':>10s} "
+                 f"{'task':{w}s} {'points':>6s} {'download GB':>11s} {'cache GB':>9s} {'GPU-hours':>10s} "
                  f"{'loader h':>9s} {'bound':>6s} {'hours':>8s}"]
         for t in self.tasks:
             loader = f"{t.loader_hours:9.1f}" if t.loader_hours is not None else f"{'?':>9s}"
-            lines.append(f"{t.task:20s} {t.points:6d} {t.download_gb:11.1f} {t.cache_gb:9.1f} "
+            lines.append(f"{t.task:{w}s} {t.points:6d} {t.download_gb:11.1f} {t.cache_gb:9.1f} "
                          f"{t.compute_hours:10.1f} {loader} {t.bound:>6s} {t.hours:8.1f}")
         known = [t.loader_hours for t in self.tasks if t.loader_hours is not None]
         loader_total = f"{sum(known):9.1f}" if len(known) == len(self.tasks) else f"{'?':>9s}"
-        lines.append(f"{'total':20s} {self.points:6d} {sum(t.download_gb for t in self.tasks):11.1f} "
+        lines.append(f"{'total':{w}s} {self.points:6d} {sum(t.download_gb for t in self.tasks):11.1f} "
                      f"{sum(t.cache_gb for t in self.tasks):9.1f} {self.gpu_hours:10.1f} {loader_total} "
                      f"{'':>6s} {self.hours:8.1f}")
         lines.append("downloads:")

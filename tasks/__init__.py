@@ -1,7 +1,7 @@
 """Tasks: what a task is (registry), where its clips come from (hub parquet, local copy, embedded
 generator), and how audio becomes cached, normalised log-mel tensors."""
 
-from tasks import controls, embedded, hub  # noqa: F401  (registers the tasks)
+from tasks import controls, embedded, family, hub  # noqa: F401  (registers the tasks)
 from tasks.features import FeatureConfig, FeatureSet, LogMel, load_features
 from tasks.registry import TaskSpec, get_task, list_tasks, register_task
 

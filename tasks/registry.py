@@ -100,6 +100,9 @@ class TaskSpec:
     # "quick", the small CPU recipe of the embedded tasks and a user's corpus. Task data: no code branches on
     # a task's name.
     recipe: str = "quick"
+    # A task of a family with dials (tasks/family.py: the resolution map's cells): each dial's name and the
+    # value this task sets, e.g. (("gap_ms", 16.0), ("fraction", 0.15)). Empty for every other task.
+    dials: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.class_names) != self.num_classes:

@@ -9,10 +9,11 @@ from tasks import TaskSpec, get_task, list_tasks, register_task
 
 HUB_TASKS = {"audioset", "fsd50k", "esc50", "speechcommands", "nsynth-instrument", "nsynth-pitch"}
 EMBEDDED_TASKS = {"toy-transients", "toy-rhythm", "toy-rhythm-short", "toy-ctrl-sweeps", "toy-ctrl-texture"}
+MAP_TASKS = {f"map-gap{g}ms-event{p}pct" for g in (4, 16, 64) for p in (5, 15, 40)}  # tasks/family.py
 
 
 def test_all_tasks_registered():
-    assert set(list_tasks()) == HUB_TASKS | EMBEDDED_TASKS
+    assert set(list_tasks()) == HUB_TASKS | EMBEDDED_TASKS | MAP_TASKS
     assert list_tasks() == sorted(list_tasks())
 
 
