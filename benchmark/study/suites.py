@@ -16,6 +16,9 @@ data check that runs before anything is created or trained.
 - `backbone: auto` in `base`: the quick CPU backbone without a GPU, EfficientNet-B0/B2 by clip length on one
   (`benchmark.training.recipes.auto_backbone`); the suite's name then ends with the backbone chosen, so points
   sized for a CPU and for a GPU never share a study.
+- `aa_control` (optional): A/A null controls for the report (``benchmark.report.aacontrol``): entries of a
+  setting and two seed streams whose points the grids already list. The grid ignores it; the suite keeps the
+  entries as written (``Suite.aa_control``) and the report validates them.
 - Every error names the file, the key and the value.
 
 No Optuna here: `diffres-bench report` and `suites` read suites without loading it.
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _TOP_KEYS = ("name", "description", "task_recipe", "base", "grids", "search", "n_trials", "margin", "extends",
-             "seed_offset")
+             "seed_offset", "aa_control")
 _SEARCH_KEYS = {"float": {"type", "low", "high", "log"}, "int": {"type", "low", "high", "log", "step"},
                 "categorical": {"type", "choices"}}
 _ZIP = "zip"
@@ -68,6 +71,7 @@ class Suite:
     n_trials: int | None = None
     margin: float = DEFAULT_MARGIN  # non-inferiority margin of the report's "equal or better" claims
     task: str | None = None  # the `--task` the suite was loaded for (workers are started with it)
+    aa_control: tuple[Any, ...] = ()  # the report's A/A null controls, as written (benchmark.report.aacontrol)
 
     @property
     def keys(self) -> list[str]:
@@ -173,7 +177,8 @@ def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Sui
     _validate_search(search, n_trials, path, fields_, axes=_axes(grids))
     return Suite(name=name, path=path, description=str(data.get("description", "")).strip(),
                  configs=tuple(configs.values()), search=search, n_trials=n_trials,
-                 margin=_margin(data.get("margin", DEFAULT_MARGIN), path), task=task)
+                 margin=_margin(data.get("margin", DEFAULT_MARGIN), path), task=task,
+                 aa_control=tuple(data.get("aa_control") or ()))
 
 
 def _on_task(data: dict[str, Any], task: str, path: Path) -> dict[str, Any]:
