@@ -81,17 +81,15 @@ def _with_clips(out: pd.DataFrame, threshold: float, correct: Mapping[str, pd.Se
     pairs = out[PAIRS] if PAIRS in out.columns else pd.Series([[]] * len(out))
     out.loc[tested, "rule"] = RULE_T
     level = stats.ALPHA / k
-    p_holds, p_refute = out["p_holds"].to_numpy(float), out["p_refute"].to_numpy(float)
-    boot = clipstats.n_boot(level)
+    p_holds, p_refute = out["p_holds"].to_numpy(float, copy=True), out["p_refute"].to_numpy(float, copy=True)
     for i in np.flatnonzero(tested):
         d = clip_matrix(pairs.iloc[i], correct or {})
         if d is None or d.shape[0] < 2:
             continue
-        # a fresh seeded stream per comparison: its replicates do not depend on the others in the table
-        reps = clipstats.two_way_bootstrap(d, n_boot=boot, rng=np.random.default_rng(clipstats.BOOT_SEED))
-        p_holds[i], p_refute[i] = clipstats.bootstrap_p(reps, threshold)
-        low, high = clipstats.percentile_bounds(reps, level)
-        out.loc[i, ["rule", "n_clips", "ci_low_bonferroni", "ci_high_bonferroni"]] = [RULE_CLIPS, d.shape[1], low, high]
+        result = clipstats.clip_test(d, threshold, level)
+        p_holds[i], p_refute[i] = result.p_holds, result.p_refute
+        out.loc[i, ["rule", "n_clips", "ci_low_bonferroni", "ci_high_bonferroni"]] = \
+            [RULE_CLIPS, d.shape[1], result.ci_low, result.ci_high]
     holds_adj, refute_adj = np.full(len(out), math.nan), np.full(len(out), math.nan)
     holds_adj[tested], refute_adj[tested] = stats.holm(p_holds[tested]), stats.holm(p_refute[tested])
     verdict = np.where(holds_adj <= stats.ALPHA, stats.HOLDS,

@@ -88,3 +88,14 @@ def test_sign_flip_p_floor_and_monte_carlo():
     big = clipstats.sign_flip_p(np.ones(20), 0.0, "holds")  # exact 2^-20, MC floor 1 / (draws + 1)
     assert big == pytest.approx(1 / (clipstats.SIGN_FLIP_DRAWS + 1))
     assert np.isnan(clipstats.sign_flip_p([np.nan], 0.0, "holds"))
+
+
+def test_clip_test_keeps_resamples_without_a_difference_on_the_threshold():
+    """Two clips of 200 carry the whole difference on 5 seeds: about e^-2 of the resamples draw neither and sit
+    exactly at 0; they stay ties (p and lower bound), whatever the rescaling."""
+    d = np.zeros((5, 200))
+    d[:, :2] = 1.0
+    result = clipstats.clip_test(d, 0.0, 0.025)
+    assert result.n_boot == 2000 and 0.1 < result.p_holds < 0.2 and result.p_refute > 0.1
+    assert result.ci_low == 0.0 and result.ci_high > 0.01
+    assert clipstats.clip_test(d, 0.0, 0.025) == result  # seeded: the same matrix, the same numbers
