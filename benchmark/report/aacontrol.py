@@ -107,9 +107,9 @@ def aa_comparisons(runs: Runs, control: AAControl) -> pd.DataFrame:
     finite = np.isfinite(merged["test_metric_t"]) & np.isfinite(merged["test_metric_c"])
     ok = merged[finite]
     d = stats.paired_difference(ok["test_metric_t"], ok["test_metric_c"])
-    seeds = [f"seeds {', '.join(map(str, s))}" for s in control.streams]
+    # the arms are named by stream, not by their seeds, so that the halves' decisions line up with the full one
     row = {"task": control.task, "backbone": ";".join(sorted(rows["backbone"].astype(str).unique())),
-           "treatment": f"{control.label} ({seeds[0]})", "control": f"{control.label} ({seeds[1]})",
+           "treatment": f"{control.label} (stream A)", "control": f"{control.label} (stream B)",
            "n_pairs": d.n_pairs, "mean_diff": d.mean_diff, "std_diff": d.std_diff, "ci95_low": d.ci_low,
            "ci95_high": d.ci_high,
            "untrained_pairs": int((is_untrained(ok["trained_t"]) | is_untrained(ok["trained_c"])).sum()),
@@ -142,6 +142,8 @@ def check_aa(runs: Runs, controls: Sequence[AAControl]) -> list[ControlResult]:
         else:
             outcome = PASSED if r.verdict == stats.INCONCLUSIVE else FALSELY_DETECTED
             found = {stats.HOLDS: "stream A better", stats.REFUTED: "stream B better"}.get(r.verdict, "nothing decided")
-            text = f"{found}: {control_line(r)}"
+            seeds = "; ".join(f"stream {n}: seeds {', '.join(map(str, st))}"
+                              for n, st in zip("AB", control.streams, strict=True))
+            text = f"{found}: {control_line(r)} ({seeds})"
         results.append(ControlResult(control.task, AA, outcome, text, row[CONTROL_COLUMNS].reset_index(drop=True)))
     return results

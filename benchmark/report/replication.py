@@ -57,10 +57,13 @@ def seed_halves(seeds) -> tuple[list[int], list[int]]:
     return ordered[0::2], ordered[1::2]
 
 
-def decisions(runs: Runs, claims: list[Claim], margin: float, aa: tuple[AAControl, ...] = ()) -> pd.DataFrame:
-    """One row per decided comparison (claims and controls, A/A ones included): KEYS, verdict, n_pairs, mean_diff."""
+def decisions(runs: Runs, claims: list[Claim], margin: float, aa: tuple[AAControl, ...] = (),
+              aa_runs: Runs | None = None) -> pd.DataFrame:
+    """One row per decided comparison (claims and controls, A/A ones included): KEYS, verdict, n_pairs, mean_diff.
+    ``aa_runs``: the runs the A/A controls read (default ``runs``)."""
     frames = [r.comparisons.assign(source=f"claim {r.claim.claim_id}") for r in check_claims(runs, claims, margin)]
-    frames += [c.comparisons.assign(source=f"{c.kind} control") for c in [*check_controls(runs), *check_aa(runs, aa)]]
+    frames += [c.comparisons.assign(source=f"{c.kind} control")
+               for c in [*check_controls(runs), *check_aa(runs if aa_runs is None else aa_runs, aa)]]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=[*KEYS, "verdict", "n_pairs", "mean_diff"])
@@ -70,12 +73,12 @@ def decisions(runs: Runs, claims: list[Claim], margin: float, aa: tuple[AAContro
 def replication(runs: Runs, claims: list[Claim], margin: float, aa: tuple[AAControl, ...] = ()) -> pd.DataFrame:
     """REPLICATION_COLUMNS: each comparison decided on all seeds and on each half of them, with the class of half
     A against half B (``agreement``) and of each half against the full decision (``agreement_a``, ``_b``).
-    An A/A control keeps the pairs whose stream-A seed falls in the half."""
+    An A/A control's halves are its pairs at even and at odd positions of its streams."""
     table = decisions(runs, claims, margin, aa).rename(columns={"verdict": "verdict_full", "n_pairs": "n_pairs_full",
                                                             "mean_diff": "mean_diff_full"})
-    for half, seeds in zip(HALVES, seed_halves(runs.table["seed"]), strict=True):
+    for position, (half, seeds) in enumerate(zip(HALVES, seed_halves(runs.table["seed"]), strict=True)):
         part = dataclasses.replace(runs, table=runs.table[runs.table["seed"].isin(seeds)].reset_index(drop=True))
-        decided = decisions(part, claims, margin, _aa_half(aa, seeds)) if len(part.table) else \
+        decided = decisions(part, claims, margin, _aa_half(aa, position), runs) if len(part.table) else \
             pd.DataFrame(columns=[*KEYS, "verdict", "n_pairs", "mean_diff"])  # one seed: half B is empty
         decided = decided.rename(columns={c: f"{c}_{half}" for c in ("verdict", "n_pairs", "mean_diff")})
         table = table.merge(decided, on=KEYS, how="left")
@@ -89,13 +92,10 @@ def replication(runs: Runs, claims: list[Claim], margin: float, aa: tuple[AACont
     return table[REPLICATION_COLUMNS].sort_values(KEYS, kind="mergesort").reset_index(drop=True)
 
 
-def _aa_half(aa: tuple[AAControl, ...], seeds: list[int]) -> tuple[AAControl, ...]:
-    """Each A/A control on the pairs whose stream-A seed is in ``seeds`` (a stream of < 2 pairs decides nothing)."""
-    out = []
-    for c in aa:
-        kept = [(x, y) for x, y in zip(*c.streams, strict=True) if x in set(seeds)]
-        out.append(dataclasses.replace(c, streams=(tuple(x for x, _ in kept), tuple(y for _, y in kept))))
-    return tuple(out)
+def _aa_half(aa: tuple[AAControl, ...], position: int) -> tuple[AAControl, ...]:
+    """Each A/A control on its pairs at even (half A) or odd (half B) positions of its streams: the two seeds of a
+    pair need not fall in the same half of the suite's seeds."""
+    return tuple(dataclasses.replace(c, streams=(c.streams[0][position::2], c.streams[1][position::2])) for c in aa)
 
 
 def agreement_counts(table: pd.DataFrame, column: str = "agreement") -> dict[str, int]:

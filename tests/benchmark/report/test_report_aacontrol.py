@@ -34,7 +34,8 @@ def test_aa_control_passes_without_a_difference():
     assert all(r.kind == controls.AA and not r.failed for r in results)
     c = results[0].comparisons.iloc[0]
     assert c["n_pairs"] == 5 and c["verdict"] == stats.INCONCLUSIVE and c["alpha_ci"] == pytest.approx(0.025 / 2)
-    assert c["treatment"] == "frontend=diffres, hop_ms=10.0, reduction_rate=0.5 (seeds 0, 1, 2, 3, 4)"
+    assert c["treatment"] == "frontend=diffres, hop_ms=10.0, reduction_rate=0.5 (stream A)"
+    assert results[0].text.endswith("(stream A: seeds 0, 1, 2, 3, 4; stream B: seeds 10, 11, 12, 13, 14)")
     assert c["mean_diff"] == pytest.approx(sum(NOISE[:5]) / 5 - sum(NOISE[5:]) / 5)
 
 
@@ -72,3 +73,13 @@ def test_a_suite_file_accepts_aa_control_and_keeps_its_grid(tmp_path):
     assert with_aa.keys == quick.keys and quick.aa_control == ()
     [entry] = aacontrol.parse_aa_controls(with_aa.aa_control, str(path))
     assert entry.streams == ((0, 1, 2), (3, 4, 5)) and entry.task == "toy-rhythm"
+
+
+def test_aa_controls_are_replicated_on_halves_of_their_pairs():
+    from benchmark.report import replication
+
+    table = replication.replication(_runs(-0.05), [], stats.DEFAULT_MARGIN, tuple(_controls()))
+    aa = table[table["source"] == "a/a control"].set_index("treatment")
+    assert len(aa) == 2 and set(aa["n_pairs_a"]) == {3} and set(aa["n_pairs_b"]) == {2}
+    diffres = aa.loc["frontend=diffres, hop_ms=10.0, reduction_rate=0.5 (stream A)"]
+    assert (diffres["verdict_full"], diffres["agreement_a"]) == (stats.HOLDS, "decided, agree")
