@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(func=commands.report)
 
     for name, kind, what, func in (
-            ("compare-claims", "claims", "verdicts side by side and whether they agree, flip or do not replicate",
+            ("compare-claims", "claims", "verdicts side by side in four classes: decided-agree, undecided in "
+                                         "both, decided in one only, flip (two controls.csv files work too)",
              commands.compare_claims),
             ("compare-runs", "runs", "run by run: test metrics, differences, how many are identical",
              commands.compare_runs)):

@@ -19,6 +19,7 @@ import seaborn as sns
 
 from benchmark.paths import REPO_ROOT, REPORTS_DIR, RESULTS_DIR, SUITES_DIR
 from benchmark.report import stats
+from benchmark.report.aacontrol import AAControl, check_aa, parse_aa_controls
 from benchmark.report.claims import paper_claims
 from benchmark.report.controls import CONTROL_COLUMNS, check_controls
 from benchmark.report.figures import (
@@ -33,6 +34,7 @@ from benchmark.report.judging import COMPARISON_COLUMNS, check_claims, claims_su
 from benchmark.report.leaderboard import BASELINE_HOP_MS, leaderboard, write_csv
 from benchmark.report.markdown import render_markdown
 from benchmark.report.pairs import full_diffres
+from benchmark.report.predictions import PREDICTION_TABLE_COLUMNS
 from benchmark.report.provenance import DECIDABLE, provenance_column
 from benchmark.report.replication import replication
 from benchmark.report.runs import ReportDataError, Runs, download_examples, load_runs
@@ -45,6 +47,7 @@ SUMMARY_CSV = "claims_summary.csv"
 CONTROLS_CSV = "controls.csv"
 RUNS_CSV = "runs.csv"
 REPLICATION_CSV = "replication.csv"
+PREDICTIONS_PARQUET = "predictions.parquet"  # every used run's per-clip predictions, keyed by config hash
 EXAMPLE_CANDIDATES = 5  # runs tried, best first, for a task's DiffRes example figure
 
 
@@ -63,6 +66,7 @@ class ReportPaths:
     runs: Path
     margin: float  # the non-inferiority margin the claims were tested with
     replication: Path | None = None
+    predictions: Path | None = None
 
 
 def safe_name(name: str) -> str:
@@ -105,6 +109,22 @@ def suite_points(suite: str) -> frozenset[str] | None:
     """Config hashes of benchmark/suites/<suite>.yaml's points; None (read every run) without that file."""
     loaded = _suite_file(suite)
     return None if loaded is None else frozenset(cfg.config_hash for cfg in loaded.configs)
+
+
+def suite_aa_controls(suite: str) -> tuple[AAControl, ...]:
+    """The A/A null controls benchmark/suites/<suite>.yaml declares (``aa_control``); () without that file."""
+    loaded = _suite_file(suite)
+    return () if loaded is None else tuple(parse_aa_controls(loaded.aa_control, str(loaded.path)))
+
+
+def write_predictions(runs: Runs, path: Path) -> Path:
+    """results/<suite>/predictions.parquet: PREDICTION_TABLE_COLUMNS of the runs the report decided on, sorted."""
+    table = runs.predictions if runs.predictions is not None else pd.DataFrame(columns=PREDICTION_TABLE_COLUMNS)
+    used = table[table["config_hash"].isin(runs.table["config_hash"])] if "config_hash" in runs.table.columns \
+        else table.iloc[:0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    used[PREDICTION_TABLE_COLUMNS].reset_index(drop=True).to_parquet(path, index=False)
+    return path
 
 
 def _suite_file(suite: str):
@@ -166,13 +186,15 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
     comparisons_csv = write_csv(all_comps[COMPARISON_COLUMNS], results / COMPARISONS_CSV)
     summary = claims_summary(claim_results)
     summary_csv = write_csv(summary, results / SUMMARY_CSV)
-    control_results = check_controls(runs)
+    aa = suite_aa_controls(suite)
+    control_results = [*check_controls(runs), *check_aa(runs, aa)]
     ctrl = [c.comparisons for c in control_results if not c.comparisons.empty]
     controls_csv = write_csv(pd.concat(ctrl, ignore_index=True) if ctrl else pd.DataFrame(columns=CONTROL_COLUMNS),
                              results / CONTROLS_CSV)
 
-    replicated = replication(runs, paper_claims(), margin)
+    replicated = replication(runs, paper_claims(), margin, aa)
     replication_csv = write_csv(replicated, results / REPLICATION_CSV)
+    predictions_parquet = write_predictions(runs, results / PREDICTIONS_PARQUET)
 
     figures: list[tuple[str, Path]] = []
     skipped: list[str] = []
@@ -210,4 +232,4 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
     skipped += [f"control {c.task}: not run: {c.text}" for c in control_results if c.not_run]
     return ReportPaths(leaderboard_csv, tuple(task_tables[t] for t in sorted(task_tables)), comparisons_csv,
                        tuple(p for _, p in figures), report, tuple(skipped), summary_csv, controls_csv, runs_csv,
-                       margin, replication_csv)
+                       margin, replication_csv, predictions_parquet)

@@ -14,8 +14,10 @@ import pandas as pd
 from benchmark.report import stats
 from benchmark.report.claims import Claim, check_of
 from benchmark.report.pairs import PAIR_COUNT_COLUMNS, compare
+from benchmark.report.predictions import correctness
 from benchmark.report.runs import Runs, task_control
 from benchmark.report.verdicts import (
+    CLIP_COLUMNS,
     DECISION_COLUMNS,
     NOT_COMPARABLE,
     PAIRED_COLUMNS,
@@ -27,7 +29,7 @@ from benchmark.report.verdicts import (
 # A claim with a weaker reading (Claim.weaker_test) is decided under both; `verdict` is the claim's.
 WEAKER_COLUMNS = ["weaker_test", "weaker_margin", "weaker_verdict", "weaker_p_verdict"]
 COMPARISON_COLUMNS = ["claim_id", "task", "backbone", "treatment", "control", *PAIRED_COLUMNS,
-                      *DECISION_COLUMNS, *WEAKER_COLUMNS, *PAIR_COUNT_COLUMNS]
+                      *DECISION_COLUMNS, *WEAKER_COLUMNS, *PAIR_COUNT_COLUMNS, *CLIP_COLUMNS]
 
 
 @dataclass(frozen=True)
@@ -55,16 +57,17 @@ def check_claims(runs: Runs, claims: list[Claim], margin: float = stats.DEFAULT_
     of the suite except the control tasks."""
     df = runs.table
     evidence = task_control(df["task"]).isna()  # control tasks test the suite, not the paper
+    correct = correctness(runs.predictions)
     results = []
     for claim in claims:
         check = check_of(claim.claim_id)  # an unregistered claim id: KeyError listing the registered ones
         comps = compare(runs, check.treatment(df) & evidence, check.control(df) & evidence,
                         check.match_in(runs.extra_keys), check.across)
         words, needs = check.test, check.needs
-        decided = decide_table(comps, claim.test, margin)
+        decided = decide_table(comps, claim.test, margin, correct)
         weaker = pd.DataFrame(index=decided.index, columns=WEAKER_COLUMNS, dtype=object).fillna("")
         if claim.weaker_test:
-            other = decide_table(comps, claim.weaker_test, margin)
+            other = decide_table(comps, claim.weaker_test, margin, correct)
             weaker = pd.DataFrame({"weaker_test": claim.weaker_test, "weaker_margin": other["margin"],
                                    "weaker_verdict": other["verdict"], "weaker_p_verdict": other["p_verdict"]},
                                   index=decided.index, columns=WEAKER_COLUMNS)

@@ -91,9 +91,12 @@ def _controls_md(controls: list[ControlResult], csv: Path, report_dir: Path) -> 
     out = ["## Does the suite detect what it should", ""]
     if not controls:
         return out + ["No control task in this suite (tasks with `TaskSpec.control`, e.g. those of "
-                      "`tasks/controls.py`), so nothing here shows that it can detect a real difference or that "
+                      "`tasks/controls.py`) and no `aa_control` in its suite file, so nothing here shows that it can "
+                      "detect a real difference or that "
                       "it does not invent one.", ""]
     out += [f"- `{c.task}` ({c.kind} control) — rule: {c.rule} — **{c.outcome}**: {c.text}" for c in controls]
+    out += ["", "Each comparison names the rule that decided it: *seeds×clips bootstrap* where every paired run "
+                "logged its per-clip test predictions, else *paired t* over seeds."]
     return out + ["", "Control tasks are not evidence for the paper's claims: their comparisons are only here, "
                       f"all of them in {_link(csv, report_dir)}.", ""]
 
@@ -139,8 +142,13 @@ def _claims_md(claims: list[ClaimResult], comparisons_csv: Path, report_dir: Pat
            "Source: Liu et al., *Learning temporal resolution in spectrogram for audio classification* "
            "(AAAI 2024, arXiv 2210.01719), claims as listed in `benchmark/paper/claims.csv` (with each claim's "
            "test). The paper's numeric tables were not available to us, so no paper number is shown beside ours.", "",
-           "**Rule** (stated once, in docs/benchmark.md, \"How claims are judged\"): paired one-sided t-tests "
-           f"at {stats.ALPHA:g} per direction, Holm over each claim's comparisons; a comparison **holds** when its "
+           "**Rule** (stated once, in docs/benchmark.md, \"How claims are judged\"): one-sided tests "
+           f"at {stats.ALPHA:g} per direction, Holm over each claim's comparisons. Where every paired run logged "
+           "its per-clip test predictions (accuracy tasks), the test is the seeds × clips bootstrap: seeds and "
+           "test clips are resampled together, so p-values and intervals count the clips as well as the seeds "
+           "(column *rule*: seeds×clips bootstrap; the paired t over seeds is kept beside it in claims.csv, "
+           "`verdict_t`); elsewhere it is the paired t over seeds (rule: paired t: no per-clip predictions). "
+           "A comparison **holds** when its "
            "Holm-adjusted p of \"holds\" is ≤ 0.025, is **refuted** when that of \"refuted\" is, and is "
            "**inconclusive** otherwise. *p (Holm)* is the adjusted p of the direction that decided (the "
            "\"refuted\" one on refuted rows). *Simultaneous CI*: Bonferroni, each bound at 0.025 / k, so all "
@@ -158,14 +166,14 @@ def _claims_md(claims: list[ClaimResult], comparisons_csv: Path, report_dir: Pat
                 f"Source: {c.claim.source}", ""]
         weaker = bool(c.claim.weaker_test)
         body = [[r.task, r.backbone, r.treatment, r.control, fmt_diff(r.mean_diff, r.ci95_low, r.ci95_high),
-                 _interval(r.ci_low_bonferroni, r.ci_high_bonferroni), _num(r.p_verdict, ".3g"),
+                 _interval(r.ci_low_bonferroni, r.ci_high_bonferroni), r.rule, _num(r.p_verdict, ".3g"),
                  _num(r.mdd, ".4f"), _num(r.pairs_needed, ".0f"), _pairs(r),
                  f"**{r.verdict}**" + (f" ⚠ {r.untrained_pairs} untrained" if r.untrained_pairs else "")
                  + (f" ({r.not_comparable})" if r.not_comparable else ""),
                  *([f"{r.weaker_verdict} (p {_num(r.weaker_p_verdict, '.3g')})"] if weaker else [])]
                 for r in c.comparisons.itertuples(index=False)]
         out += [_md_table(["task", "backbone", "treatment", "control", "difference [95 % CI]",
-                           "simultaneous CI (Bonferroni)", "p (Holm)", "MDD", "pairs needed", "pairs",
+                           "simultaneous CI (Bonferroni)", "rule", "p (Holm)", "MDD", "pairs needed", "pairs",
                            f"verdict ({c.claim.test})", *([f"{c.claim.weaker_test} (weaker)"] if weaker else [])],
                           body), ""]
     return out
@@ -245,15 +253,18 @@ def _replication_md(replicated: pd.DataFrame | None, runs: Runs, csv: Path | Non
     half_a, half_b = seed_halves(runs.table["seed"])
     out = ["## Replication on half the seeds", "",
            f"Every claim and control comparison decided again, by the same rule, on two disjoint halves of the "
-           f"seeds (A: {', '.join(map(str, half_a)) or '–'}; B: {', '.join(map(str, half_b)) or '–'}). A *flip* "
-           "holds in one half and is refuted in the other; *not replicated at half n*: decided in one half, "
-           "inconclusive in the other; *not run at half n*: a half has < 2 pairs. "
-           f"{counts_text(replicated, half=True)}.", ""]
+           f"seeds (A: {', '.join(map(str, half_a)) or '–'}; B: {', '.join(map(str, half_b)) or '–'}), each half "
+           "classed against the decision on all seeds and against the other half: *decided, agree* (both decided, "
+           "the same verdict), *undecided in both*, *decided in one only*, *flip* (holds in one, refuted in the "
+           "other); *not run at half n*: a half has < 2 pairs. "
+           f"Half A against all seeds: {counts_text(replicated, half=True, column='agreement_a')}. "
+           f"Half B against all seeds: {counts_text(replicated, half=True, column='agreement_b')}. "
+           f"Half A against half B: {counts_text(replicated, half=True)}.", ""]
     body = [[r.source, r.task, r.treatment, r.control, f"{r.verdict_full} ({r.n_pairs_full})",
-             f"{r.verdict_a} ({r.n_pairs_a})", f"{r.verdict_b} ({r.n_pairs_b})", r.agreement]
-            for r in replicated.itertuples(index=False)]
+             f"{r.verdict_a} ({r.n_pairs_a})", f"{r.verdict_b} ({r.n_pairs_b})", r.agreement_a, r.agreement_b,
+             r.agreement] for r in replicated.itertuples(index=False)]
     return out + [_md_table(["source", "task", "treatment", "control", "all seeds (pairs)", "half A", "half B",
-                             "halves"], body), "", f"CSV: {_link(csv, report_dir)}", ""]
+                             "A vs all", "B vs all", "A vs B"], body), "", f"CSV: {_link(csv, report_dir)}", ""]
 
 
 def render_markdown(suite: str, runs: Runs, lb: pd.DataFrame, claims: list[ClaimResult], summary: pd.DataFrame,

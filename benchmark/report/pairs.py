@@ -26,7 +26,7 @@ from benchmark.report.runs import (
     is_reference,
     learnable_filterbank,
 )
-from benchmark.report.verdicts import PAIRED_COLUMNS
+from benchmark.report.verdicts import PAIRED_COLUMNS, PAIRS
 
 GUIDE_LOSS, RESOLUTION_ENCODING = "guide loss", "resolution encoding"  # what claim 5a / 5b ablate
 # One comparison: untrained_pairs counts the pairs with a run that logged trained = 0 (flagged, kept);
@@ -68,7 +68,9 @@ def compare(runs: Runs, treatment: pd.Series, control: pd.Series, match: list[st
     recipe = [k for k in runs.varying if k in runs.table.columns and k not in keys and k not in PAIR_KEYS
               and k not in match]
     table = runs.table if "trained" in runs.table.columns else runs.table.assign(trained=np.nan)
-    cols = list(dict.fromkeys(keys + recipe + PAIR_KEYS + ["test_metric", "trained"]))
+    if "config_hash" not in table.columns:  # a table built in code: each row its own configuration
+        table = table.assign(config_hash=[f"row:{i}" for i in table.index])
+    cols = list(dict.fromkeys(keys + recipe + PAIR_KEYS + ["test_metric", "trained", "config_hash"]))
     t = table.loc[treatment, cols]
     c = table.loc[control, cols]
     merged = t.merge(c, on=match + PAIR_KEYS, suffixes=("_t", "_c"))
@@ -99,8 +101,10 @@ def compare(runs: Runs, treatment: pd.Series, control: pd.Series, match: list[st
                      "ci95_low": d.ci_low, "ci95_high": d.ci_high, "untrained_pairs": int(untrained.sum()),
                      "unpaired_treatment": unpaired["_t"], "unpaired_control": unpaired["_c"],
                      "nonfinite_treatment": int((~finite_t).sum()), "nonfinite_control": int((~finite_c).sum()),
-                     "not_comparable": "; ".join(differs)})
-    return pd.DataFrame(rows, columns=PAIR_TABLE_COLUMNS)
+                     "not_comparable": "; ".join(differs),
+                     PAIRS: list(zip(ok["config_hash_t"], ok["config_hash_c"],
+                                     ok["test_metric_t"] - ok["test_metric_c"], strict=True))})
+    return pd.DataFrame(rows, columns=[*PAIR_TABLE_COLUMNS, PAIRS])
 
 
 def _diffres_frontend(meta: pd.DataFrame) -> pd.Series:

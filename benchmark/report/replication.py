@@ -3,12 +3,16 @@ halves of the seeds, and two claims.csv files (a run and its rerun) side by side
 
 Halves: the suite's distinct seeds, sorted, split by position — half A the 1st, 3rd, 5th, ... seed, half B
 the 2nd, 4th, ... — so every pair (seed, fold) falls in exactly one half and each half keeps every fold of
-its seeds. Each half is decided by exactly the full report's rule (its own Holm families).
+its seeds. Each half is decided by exactly the full report's rule (its own Holm families), and each half's
+decision is classed against the FULL decision (``agreement_a``, ``agreement_b``) as well as against the
+other half (``agreement``).
 
-Agreement of two decisions of one comparison (``agreement``): ``agree`` when the verdicts are equal;
-``flip`` when one holds and the other is refuted; ``not replicated`` (at half n, for the halves) when one
-is decided and the other inconclusive; ``not run`` when either side could not be decided at all (fewer
-than 2 pairs, not comparable, or missing).
+Two decisions of one comparison fall in one of four classes (``agreement``): ``decided, agree`` (both
+decided, the same verdict); ``undecided in both`` (both inconclusive); ``decided in one only`` (one holds
+or is refuted, the other is inconclusive); ``flip`` (one holds, the other is refuted). Only the first is a
+replicated finding (``decided_agree``, the headline number); ``undecided in both`` agrees but finds
+nothing. Outside the four, ``not run`` when either side could not be decided at all (fewer than 2 pairs,
+not comparable, or missing).
 """
 
 from __future__ import annotations
@@ -19,26 +23,32 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.report import stats
+from benchmark.report.aacontrol import AAControl, check_aa
 from benchmark.report.claims import Claim
 from benchmark.report.controls import check_controls
 from benchmark.report.judging import check_claims
 from benchmark.report.runs import Runs
 
 KEYS = ["source", "task", "backbone", "treatment", "control"]
-AGREE, FLIP, NOT_REPLICATED, NOT_RUN = "agree", "flip", "not replicated", "not run"
-AGREEMENTS = (AGREE, FLIP, NOT_REPLICATED, NOT_RUN)
+AGREE, UNDECIDED_BOTH, ONE_ONLY, FLIP = "decided, agree", "undecided in both", "decided in one only", "flip"
+NOT_RUN = "not run"
+AGREEMENTS = (AGREE, UNDECIDED_BOTH, ONE_ONLY, FLIP, NOT_RUN)
 HALVES = ("a", "b")
 REPLICATION_COLUMNS = [*KEYS, "verdict_full", "n_pairs_full", "mean_diff_full",
-                       *[f"{c}_{h}" for h in HALVES for c in ("verdict", "n_pairs", "mean_diff")], "agreement"]
+                       *[f"{c}_{h}" for h in HALVES for c in ("verdict", "n_pairs", "mean_diff")], "agreement",
+                       *[f"agreement_{h}" for h in HALVES]]
 
 
 def agreement(first: str, second: str) -> str:
-    """How two verdicts of one comparison relate (module docstring)."""
+    """Which of the four classes two verdicts of one comparison fall in, or ``not run`` (module docstring)."""
     if first not in stats.VERDICTS or second not in stats.VERDICTS:
         return NOT_RUN
-    if first == second:
-        return AGREE
-    return FLIP if {first, second} == {stats.HOLDS, stats.REFUTED} else NOT_REPLICATED
+    decided = (first != stats.INCONCLUSIVE) + (second != stats.INCONCLUSIVE)
+    if decided == 0:
+        return UNDECIDED_BOTH
+    if decided == 1:
+        return ONE_ONLY
+    return AGREE if first == second else FLIP
 
 
 def seed_halves(seeds) -> tuple[list[int], list[int]]:
@@ -47,24 +57,28 @@ def seed_halves(seeds) -> tuple[list[int], list[int]]:
     return ordered[0::2], ordered[1::2]
 
 
-def decisions(runs: Runs, claims: list[Claim], margin: float) -> pd.DataFrame:
-    """One row per decided comparison (claims and controls): KEYS, verdict, n_pairs, mean_diff."""
+def decisions(runs: Runs, claims: list[Claim], margin: float, aa: tuple[AAControl, ...] = (),
+              aa_runs: Runs | None = None) -> pd.DataFrame:
+    """One row per decided comparison (claims and controls, A/A ones included): KEYS, verdict, n_pairs, mean_diff.
+    ``aa_runs``: the runs the A/A controls read (default ``runs``)."""
     frames = [r.comparisons.assign(source=f"claim {r.claim.claim_id}") for r in check_claims(runs, claims, margin)]
-    frames += [c.comparisons.assign(source=f"{c.kind} control") for c in check_controls(runs)]
+    frames += [c.comparisons.assign(source=f"{c.kind} control")
+               for c in [*check_controls(runs), *check_aa(runs if aa_runs is None else aa_runs, aa)]]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=[*KEYS, "verdict", "n_pairs", "mean_diff"])
     return pd.concat(frames, ignore_index=True)[[*KEYS, "verdict", "n_pairs", "mean_diff"]]
 
 
-def replication(runs: Runs, claims: list[Claim], margin: float) -> pd.DataFrame:
-    """REPLICATION_COLUMNS: each comparison decided on all seeds and on each half of them, with the halves'
-    agreement (``agreement`` of half A and half B, "not replicated" standing for "not replicated at half n")."""
-    table = decisions(runs, claims, margin).rename(columns={"verdict": "verdict_full", "n_pairs": "n_pairs_full",
+def replication(runs: Runs, claims: list[Claim], margin: float, aa: tuple[AAControl, ...] = ()) -> pd.DataFrame:
+    """REPLICATION_COLUMNS: each comparison decided on all seeds and on each half of them, with the class of half
+    A against half B (``agreement``) and of each half against the full decision (``agreement_a``, ``_b``).
+    An A/A control's halves are its pairs at even and at odd positions of its streams."""
+    table = decisions(runs, claims, margin, aa).rename(columns={"verdict": "verdict_full", "n_pairs": "n_pairs_full",
                                                             "mean_diff": "mean_diff_full"})
-    for half, seeds in zip(HALVES, seed_halves(runs.table["seed"]), strict=True):
+    for position, (half, seeds) in enumerate(zip(HALVES, seed_halves(runs.table["seed"]), strict=True)):
         part = dataclasses.replace(runs, table=runs.table[runs.table["seed"].isin(seeds)].reset_index(drop=True))
-        decided = decisions(part, claims, margin) if len(part.table) else \
+        decided = decisions(part, claims, margin, _aa_half(aa, position), runs) if len(part.table) else \
             pd.DataFrame(columns=[*KEYS, "verdict", "n_pairs", "mean_diff"])  # one seed: half B is empty
         decided = decided.rename(columns={c: f"{c}_{half}" for c in ("verdict", "n_pairs", "mean_diff")})
         table = table.merge(decided, on=KEYS, how="left")
@@ -72,47 +86,78 @@ def replication(runs: Runs, claims: list[Claim], margin: float) -> pd.DataFrame:
         table[f"verdict_{half}"] = table[f"verdict_{half}"].fillna(stats.NOT_RUN)
         table[f"n_pairs_{half}"] = table[f"n_pairs_{half}"].fillna(0).astype(int)
     table["agreement"] = [agreement(a, b) for a, b in zip(table["verdict_a"], table["verdict_b"], strict=True)]
+    for half in HALVES:
+        table[f"agreement_{half}"] = [agreement(f, h) for f, h in zip(table["verdict_full"], table[f"verdict_{half}"],
+                                                                      strict=True)]
     return table[REPLICATION_COLUMNS].sort_values(KEYS, kind="mergesort").reset_index(drop=True)
 
 
-def agreement_counts(table: pd.DataFrame) -> dict[str, int]:
-    """How many rows of a replication or comparison table per agreement, in AGREEMENTS order."""
-    return {a: int((table["agreement"] == a).sum()) for a in AGREEMENTS}
+def _aa_half(aa: tuple[AAControl, ...], position: int) -> tuple[AAControl, ...]:
+    """Each A/A control on its pairs at even (half A) or odd (half B) positions of its streams: the two seeds of a
+    pair need not fall in the same half of the suite's seeds."""
+    return tuple(dataclasses.replace(c, streams=(c.streams[0][position::2], c.streams[1][position::2])) for c in aa)
+
+
+def agreement_counts(table: pd.DataFrame, column: str = "agreement") -> dict[str, int]:
+    """How many rows of a replication or comparison table per class of ``column``, in AGREEMENTS order."""
+    return {a: int((table[column] == a).sum()) for a in AGREEMENTS}
+
+
+def decided_agree(table: pd.DataFrame, column: str = "agreement") -> int:
+    """The headline number: comparisons decided the same way by both decisions ("decided, agree")."""
+    return agreement_counts(table, column)[AGREE]
 
 
 COMPARE_KEYS = ["claim_id", "task", "backbone", "treatment", "control"]
+CONTROL_COMPARE_KEYS = ["kind", "task", "backbone", "treatment", "control"]
 
 
 def compare_claims_files(first: Path, second: Path) -> pd.DataFrame:
     """Two claims.csv files (e.g. a run and its rerun on other seeds or another machine) side by side: one row
-    per comparison in either, with each file's verdict, mean difference and n pairs, and their agreement
-    (a comparison only one file has is "not run" in the other)."""
+    per comparison in either, with each file's verdict, mean difference and n pairs, and their class
+    (a comparison only one file has is "not run" in the other). Two controls.csv files (column ``kind``, no
+    ``claim_id``) are compared the same way, keyed by the control's kind (``compare_controls_files``)."""
+    if all(Path(p).is_file() for p in (first, second)) and all(
+            "claim_id" not in _header(p) and "kind" in _header(p) for p in (first, second)):
+        return compare_controls_files(first, second)
+    return _side_by_side(first, second, COMPARE_KEYS, "claims")
+
+
+def compare_controls_files(first: Path, second: Path) -> pd.DataFrame:
+    """Two controls.csv files side by side, as ``compare_claims_files`` does claims, keyed by kind and arms."""
+    return _side_by_side(first, second, CONTROL_COMPARE_KEYS, "controls")
+
+
+def _header(path: Path) -> list[str]:
+    return list(pd.read_csv(path, nrows=0).columns)
+
+
+def _side_by_side(first: Path, second: Path, keys: list[str], kind: str) -> pd.DataFrame:
     tables = []
     for path in (first, second):
         if not Path(path).is_file():
-            raise FileNotFoundError(f"claims file not found: {path}")
+            raise FileNotFoundError(f"{kind} file not found: {path}")
         t = pd.read_csv(path, dtype={"claim_id": str})
-        missing = set(COMPARE_KEYS + ["verdict", "mean_diff", "n_pairs"]) - set(t.columns)
+        missing = set(keys + ["verdict", "mean_diff", "n_pairs"]) - set(t.columns)
         if missing:
-            raise ValueError(f"{path} lacks columns {sorted(missing)}; expected a results/<suite>/claims.csv")
-        tables.append(t[[*COMPARE_KEYS, "verdict", "mean_diff", "n_pairs"]])
-    both = tables[0].merge(tables[1], on=COMPARE_KEYS, how="outer", suffixes=("_first", "_second"))
+            raise ValueError(f"{path} lacks columns {sorted(missing)}; expected a results/<suite>/{kind}.csv")
+        tables.append(t[[*keys, "verdict", "mean_diff", "n_pairs"]])
+    both = tables[0].merge(tables[1], on=keys, how="outer", suffixes=("_first", "_second"))
     for side in ("first", "second"):
         both[f"verdict_{side}"] = both[f"verdict_{side}"].fillna(stats.NOT_RUN)
         both[f"n_pairs_{side}"] = both[f"n_pairs_{side}"].fillna(0).astype(int)
     both["agreement"] = [agreement(a, b) for a, b in zip(both["verdict_first"], both["verdict_second"], strict=True)]
     both["mean_diff_first"] = both["mean_diff_first"].astype(float).round(6)
     both["mean_diff_second"] = both["mean_diff_second"].astype(float).round(6)
-    columns = [*COMPARE_KEYS, "verdict_first", "verdict_second", "mean_diff_first", "mean_diff_second",
+    columns = [*keys, "verdict_first", "verdict_second", "mean_diff_first", "mean_diff_second",
                "n_pairs_first", "n_pairs_second", "agreement"]
-    return both[columns].sort_values(COMPARE_KEYS, kind="mergesort").reset_index(drop=True)
+    return both[columns].sort_values(keys, kind="mergesort").reset_index(drop=True)
 
 
-def counts_text(table: pd.DataFrame, half: bool = False) -> str:
-    """e.g. "12 comparisons: 9 agree, 1 flip, 2 not replicated at half n, 0 not run"."""
-    counts = agreement_counts(table)
-    names = {NOT_REPLICATED: "not replicated at half n" if half else NOT_REPLICATED,
-             NOT_RUN: "not run at half n" if half else NOT_RUN}
+def counts_text(table: pd.DataFrame, half: bool = False, column: str = "agreement") -> str:
+    """e.g. "12 comparisons: 8 decided, agree, 2 undecided in both, 1 decided in one only, 1 flip, 0 not run"."""
+    counts = agreement_counts(table, column)
+    names = {NOT_RUN: "not run at half n" if half else NOT_RUN}
     return f"{len(table)} comparisons: " + ", ".join(f"{n} {names.get(a, a)}" for a, n in counts.items())
 
 

@@ -78,6 +78,8 @@ class Runs:
     superseded: pd.DataFrame | None = None
     varying: tuple[str, ...] = ()
     n_outside_suite: int = 0  # finished runs of points the suite no longer has
+    # per-clip test predictions of the runs of ``table`` (predictions.PREDICTION_TABLE_COLUMNS); None: not read
+    predictions: pd.DataFrame | None = None
 
 
 # ---------------------------------------------------------------------------------- front-end metadata
@@ -204,11 +206,13 @@ def _parse_fold(value) -> int:
     return NO_FOLD if text in ("", "None", "null", "nan") else int(float(text))
 
 
-def load_runs(suite: str, tracking_uri: str, points: Collection[str] | None = None) -> Runs:
+def load_runs(suite: str, tracking_uri: str, points: Collection[str] | None = None,
+              with_predictions: bool = True) -> Runs:
     """Finished runs of experiment ``suite`` as a tidy frame, de-duplicated by the config_hash tag.
 
     ``points``: the config hashes of the suite's current points; finished runs of any other hash
     (points since removed or changed in the YAML) are set aside and counted, not read.
+    ``with_predictions``: read each kept run's ``test_predictions.csv`` (``predictions.load_predictions``).
     """
     with _tracking(tracking_uri):
         if mlflow.get_experiment_by_name(suite) is None:
@@ -226,7 +230,9 @@ def load_runs(suite: str, tracking_uri: str, points: Collection[str] | None = No
     if "metrics.test_metric" not in raw.columns:
         raise ReportDataError(f"MLflow runs of {suite!r} lack the metric 'test_metric'")
 
-    df = pd.DataFrame({"run_id": raw["run_id"].astype(str), "start_time": raw["start_time"]})
+    df = pd.DataFrame({"run_id": raw["run_id"].astype(str), "start_time": raw["start_time"],
+                       "artifact_uri": raw["artifact_uri"].fillna("").astype(str)
+                       if "artifact_uri" in raw.columns else ""})
     df["task"] = raw["params.task"].astype(str)
     df["backbone"] = raw["params.backbone"].astype(str)
     df["frontend"] = raw["params.frontend"].astype(str)
@@ -283,8 +289,14 @@ def load_runs(suite: str, tracking_uri: str, points: Collection[str] | None = No
     table = df[latest].sort_values(order).reset_index(drop=True)
     superseded = df[~latest].sort_values(order).reset_index(drop=True)
     n_not_finished = int((every["status"] != "FINISHED").sum()) if not every.empty else 0
+    predictions = None
+    if with_predictions:
+        from benchmark.report.predictions import load_predictions
+
+        with _tracking(tracking_uri):
+            predictions = load_predictions(table, tracking_uri)
     return Runs(table, tuple(extra), n_finished, len(superseded), n_not_finished, superseded,
-                tuple(dict.fromkeys([*extra, *varying])), int(outside.sum()))
+                tuple(dict.fromkeys([*extra, *varying])), int(outside.sum()), predictions)
 
 
 def download_examples(run_id: str, tracking_uri: str, dst: Path) -> dict[str, np.ndarray] | None:

@@ -66,6 +66,7 @@ class Suite:
     n_trials: int | None = None
     margin: float = DEFAULT_MARGIN  # non-inferiority margin of the report's "equal or better" claims
     task: str | None = None  # the `--task` the suite was loaded for (workers are started with it)
+    aa_control: tuple[Any, ...] = ()  # the report's A/A null controls, as written (benchmark.report.aacontrol)
 
     @property
     def keys(self) -> list[str]:
@@ -163,12 +164,12 @@ def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Sui
                 raise SuiteError(f"{where} point ({shown}): {error_message(err)}") from None
             configs.setdefault(cfg.config_hash, cfg)
 
-    search = data.get("search") or {}
-    n_trials = data.get("n_trials")
+    search, n_trials = data.get("search") or {}, data.get("n_trials")
     _validate_search(search, n_trials, path, fields_, axes=_axes(grids))
     return Suite(name=name, path=path, description=str(data.get("description", "")).strip(),
                  configs=tuple(configs.values()), search=search, n_trials=n_trials,
-                 margin=_margin(data.get("margin", DEFAULT_MARGIN), path), task=task)
+                 margin=_margin(data.get("margin", DEFAULT_MARGIN), path), task=task,
+                 aa_control=tuple(data.get("aa_control") or ()))
 
 
 def _on_task(data: dict[str, Any], task: str, path: Path) -> dict[str, Any]:
@@ -234,9 +235,7 @@ def _extended(data: dict[str, Any], path: Path) -> dict[str, Any]:
                             else aa for aa in merged.get("aa_control") or []]
     if isinstance(merged.get("base"), dict) and "seed" in merged["base"]:
         merged["base"] = {**merged["base"], "seed": merged["base"]["seed"] + offset}
-    if draw is not None:
-        merged["base"] = {**(merged.get("base") or {}), "data_seed": draw}
-    return merged
+    return {**merged, "base": {**(merged.get("base") or {}), "data_seed": draw}} if draw is not None else merged
 
 
 def _margin(value: Any, path: Path) -> float:

@@ -23,6 +23,12 @@ def test_outputs_exist_with_columns(study):
     assert [p.name for p in (paths.comparisons, paths.claims_summary, paths.controls, paths.runs)] == [
         "claims.csv", "claims_summary.csv", "controls.csv", "runs.csv"]
     assert all(p.parent == out / "results" / SUITE for p in (paths.claims_summary, paths.controls, paths.runs))
+    predictions = pd.read_parquet(paths.predictions)  # the tiny study's runs logged no test_predictions.csv
+    assert paths.predictions.name == "predictions.parquet" and predictions.empty
+    assert list(predictions.columns) == ["config_hash", "clip_id", "label", "pred", "p_label"]
+    claims = pd.read_csv(paths.comparisons)
+    assert set(claims.loc[claims["verdict"] != "not run", "rule"]) == {"paired t: no per-clip predictions"}
+    assert (claims["verdict"] == claims["verdict_t"]).all()
     assert pd.read_csv(out / "results" / SUITE / "toy-b.csv")["task"].eq("toy-b").all()
     names = {p.name for p in paths.figures}
     assert names == {"accuracy_vs_flops.png", "accuracy_vs_latency.png", "accuracy_vs_reduction_rate.png",
@@ -41,7 +47,7 @@ def test_outputs_exist_with_columns(study):
 def test_idempotent(study):
     s, out, paths = study
     outputs = [paths.leaderboard, *paths.task_tables, paths.comparisons, paths.claims_summary, paths.controls,
-               paths.runs, paths.report, *paths.figures]
+               paths.runs, paths.report, paths.predictions, *paths.figures]
     before = {p: p.read_bytes() for p in outputs}
     again = report.build_report(SUITE, s.uri, out / "results", out / "reports")
     assert again == paths

@@ -12,7 +12,8 @@ from benchmark.report import replication, stats
 def test_agreement_of_two_verdicts():
     h, r, i = stats.HOLDS, stats.REFUTED, stats.INCONCLUSIVE
     assert [replication.agreement(a, b) for a, b in ((h, h), (h, r), (r, h), (h, i), (i, i), (h, stats.NOT_RUN))] \
-        == ["agree", "flip", "flip", "not replicated", "agree", "not run"]
+        == ["decided, agree", "flip", "flip", "decided in one only", "undecided in both", "not run"]
+    assert replication.agreement(r, r) == replication.AGREE
     assert replication.seed_halves([4, 0, 2, 1, 3, 2]) == ([0, 2, 4], [1, 3])
 
 
@@ -30,15 +31,18 @@ def test_halves_are_decided_by_the_same_rule():
     table = replication.replication(make_runs(rows), claim2, stats.DEFAULT_MARGIN).set_index("control")
     avg, hop = table.loc["avgpool @ 10 ms, δ=0.5"], table.loc["changehop @ 10 ms, δ=0.5"]
     assert (avg["verdict_full"], avg["verdict_a"], avg["verdict_b"], avg["agreement"]) == (
-        stats.HOLDS, stats.HOLDS, stats.HOLDS, "agree")
+        stats.HOLDS, stats.HOLDS, stats.HOLDS, "decided, agree")
+    assert (avg["agreement_a"], avg["agreement_b"]) == ("decided, agree", "decided, agree")
     assert (hop["verdict_a"], hop["verdict_b"], hop["agreement"]) == (stats.HOLDS, stats.REFUTED, "flip")
-    assert hop["verdict_full"] == stats.INCONCLUSIVE
+    assert hop["verdict_full"] == stats.INCONCLUSIVE  # each half against it: decided in one only
+    assert (hop["agreement_a"], hop["agreement_b"]) == ("decided in one only", "decided in one only")
+    assert replication.decided_agree(table) == 1 and replication.decided_agree(table, "agreement_b") == 1
     assert (avg["n_pairs_full"], avg["n_pairs_a"], avg["n_pairs_b"]) == (6, 3, 3)
     assert hop["mean_diff_a"] == pytest.approx(0.05 - 0.001) and table["source"].eq("claim 2").all()
     one_seed = make_runs([r for r in rows if r[5] == 0])  # half B empty: every comparison "not run" there
     assert set(replication.replication(one_seed, claim2, stats.DEFAULT_MARGIN)["n_pairs_b"]) == {0}
     assert replication.counts_text(table, half=True) == (
-        "2 comparisons: 1 agree, 1 flip, 0 not replicated at half n, 0 not run at half n")
+        "2 comparisons: 1 decided, agree, 0 undecided in both, 0 decided in one only, 1 flip, 0 not run at half n")
 
 
 def test_the_report_writes_the_replication_table(study):
@@ -61,11 +65,41 @@ def test_two_claims_files_side_by_side(tmp_path):
                   ["3", "t", "b", "d", "x", stats.HOLDS, 0.1, 5]], columns=cols).to_csv(tmp_path / "b.csv", index=False)
     both = replication.compare_claims_files(tmp_path / "a.csv", tmp_path / "b.csv")
     assert both[["claim_id", "verdict_first", "verdict_second", "agreement"]].values.tolist() == [
-        ["1", stats.HOLDS, stats.INCONCLUSIVE, "not replicated"], ["2", stats.HOLDS, stats.NOT_RUN, "not run"],
+        ["1", stats.HOLDS, stats.INCONCLUSIVE, "decided in one only"], ["2", stats.HOLDS, stats.NOT_RUN, "not run"],
         ["3", stats.NOT_RUN, stats.HOLDS, "not run"]]
     (tmp_path / "bad.csv").write_text("claim_id,verdict\n1,holds\n")
     with pytest.raises(ValueError, match=r"lacks columns .*expected a results/<suite>/claims.csv"):
         replication.compare_claims_files(tmp_path / "a.csv", tmp_path / "bad.csv")
+
+
+def test_four_classes_on_a_synthetic_pair_of_claim_tables(tmp_path):
+    cols = ["claim_id", "task", "backbone", "treatment", "control", "verdict", "mean_diff", "n_pairs"]
+    h, r, i = stats.HOLDS, stats.REFUTED, stats.INCONCLUSIVE
+    first = [h, h, r, i, h, i]
+    second = [h, r, r, i, i, h]
+    for name, verdicts in (("a", first), ("b", second)):
+        pd.DataFrame([[str(k), "t", "b", "d", f"x{k}", v, 0.01, 5] for k, v in enumerate(verdicts)],
+                     columns=cols).to_csv(tmp_path / f"{name}.csv", index=False)
+    both = replication.compare_claims_files(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert both["agreement"].tolist() == ["decided, agree", "flip", "decided, agree", "undecided in both",
+                                          "decided in one only", "decided in one only"]
+    assert replication.decided_agree(both) == 2
+    assert replication.counts_text(both) == ("6 comparisons: 2 decided, agree, 1 undecided in both, "
+                                             "2 decided in one only, 1 flip, 0 not run")
+
+
+def test_two_controls_files_side_by_side(tmp_path):
+    cols = ["task", "kind", "backbone", "treatment", "control", "verdict", "mean_diff", "n_pairs"]
+    pd.DataFrame([["t", "negative", "b", "d", "s", stats.INCONCLUSIVE, 0.0, 5],
+                  ["t", "a/a", "b", "d (seeds 0, 1)", "d (seeds 2, 3)", stats.HOLDS, 0.02, 2]],
+                 columns=cols).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame([["t", "negative", "b", "d", "s", stats.INCONCLUSIVE, 0.01, 5],
+                  ["t", "a/a", "b", "d (seeds 0, 1)", "d (seeds 2, 3)", stats.INCONCLUSIVE, 0.0, 2]],
+                 columns=cols).to_csv(tmp_path / "b.csv", index=False)
+    both = replication.compare_claims_files(tmp_path / "a.csv", tmp_path / "b.csv")  # what compare-claims calls
+    assert both.equals(replication.compare_controls_files(tmp_path / "a.csv", tmp_path / "b.csv"))
+    assert both[["kind", "agreement"]].values.tolist() == [["a/a", "decided in one only"],
+                                                           ["negative", "undecided in both"]]
 
 
 def test_two_runs_files_run_by_run_through_the_cli(tmp_path, capsys):

@@ -1,0 +1,101 @@
+"""The seeds × clips statistics on known numbers: bootstrap coverage against simulated crossed designs with a
+known mean, hand-computed sign-flip p-values, and the replicate count that resolves a Holm level."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark.report import clipstats
+
+
+def _simulated(rng, mu, n_seeds=10, n_clips=200, seed_sd=0.02, clip_sd=0.3, flip=0.2):
+    """D = mu + a_s + b_j + e_sj: seed and clip effects plus Bernoulli-like interaction noise in {-1, 0, 1}."""
+    a = rng.normal(0.0, seed_sd, n_seeds)
+    b = rng.normal(0.0, clip_sd, n_clips)
+    e = rng.choice([-1.0, 0.0, 1.0], p=[flip, 1 - 2 * flip, flip], size=(n_seeds, n_clips))
+    return mu + a[:, None] + b[None, :] + e
+
+
+def test_two_way_bootstrap_coverage_of_a_known_mean():
+    """Over 300 simulated data sets the corrected 95 % percentile interval covers the true mean within ±2 points
+    of nominal; the plain pigeonhole one is conservative (McCullagh 2000), here by about 3 points."""
+    rng = np.random.default_rng(1)
+    mu, n_sets = 0.02, 300
+    plain = corrected = 0
+    for _ in range(n_sets):
+        d = _simulated(rng, mu)
+        state = rng.bit_generator.state
+        low, high = clipstats.percentile_bounds(clipstats.two_way_bootstrap(d, n_boot=1000, rng=rng), 0.025)
+        corrected += low <= mu <= high
+        rng.bit_generator.state = state  # the same resamples, uncorrected
+        low, high = clipstats.percentile_bounds(
+            clipstats.two_way_bootstrap(d, n_boot=1000, rng=rng, corrected=False), 0.025)
+        plain += low <= mu <= high
+    assert abs(corrected / n_sets - 0.95) <= 0.02
+    assert plain / n_sets >= 0.97
+
+
+def test_bootstrap_replicates_are_means_of_resampled_rows_and_columns():
+    """One replicate by hand: the multinomial weights equal averaging the drawn rows and columns."""
+    d = np.array([[1.0, 0.0, -1.0], [0.0, 1.0, 1.0]])
+    rng = np.random.default_rng(3)
+    r = clipstats.two_way_bootstrap(d, n_boot=5, rng=rng, corrected=False)
+    rng = np.random.default_rng(3)
+    w_s = np.bincount(rng.integers(0, 2, size=2), minlength=2)
+    w_c = np.bincount(rng.integers(0, 3, size=3), minlength=3)
+    assert r[0] == pytest.approx(w_s @ d @ w_c / 6)
+    assert np.all(np.isin(np.round(r * 6), np.arange(-6, 7)))  # sums of 6 cells of {-1, 0, 1}
+
+
+def test_crossed_variance_of_a_pure_interaction_and_a_constant():
+    d = np.array([[1.0, -1.0], [-1.0, 1.0]])  # MS_R = MS_C = 0, MS_E = 4: the floor
+    assert clipstats.crossed_variance(d) == pytest.approx(4.0 / 4)
+    assert clipstats.crossed_variance(np.full((3, 4), 0.5)) == 0.0
+    assert np.isnan(clipstats.crossed_variance(np.ones((1, 4))))
+
+
+def test_bootstrap_p_counts_the_null_side_with_the_plus_one():
+    r = np.array([-0.02, 0.0, 0.01, 0.03])
+    assert clipstats.bootstrap_p(r, 0.0) == (pytest.approx(3 / 5), pytest.approx(4 / 5))  # 0.0 counts for both
+    assert clipstats.bootstrap_p(r, -0.05) == (pytest.approx(1 / 5), pytest.approx(5 / 5))
+
+
+def test_percentile_bounds():
+    r = np.arange(101) / 100.0
+    assert clipstats.percentile_bounds(r, 0.025) == (pytest.approx(0.025), pytest.approx(0.975))
+
+
+def test_n_boot_resolves_the_holm_level():
+    assert clipstats.n_boot(0.025) == 2000
+    assert clipstats.n_boot(0.025 / 4) == 8000
+    assert clipstats.n_boot(0.025 / 100) == clipstats.MAX_BOOT
+
+
+@pytest.mark.parametrize(("diffs", "threshold", "direction", "p"), [
+    ([0.1, 0.2, 0.3], 0.0, "holds", 1 / 8),  # only the observed signs reach the observed mean
+    ([0.1, 0.2, 0.3], 0.0, "refuted", 1.0),
+    ([-0.1, -0.2, -0.3], 0.0, "refuted", 1 / 8),
+    ([0.1, 0.2, -0.3], 0.0, "holds", 5 / 8),  # observed sum 0; ±.1 ±.2 ±.3 >= 0: .6, .4, .2, 0, 0
+    ([0.0, 0.02, 0.04], 0.01, "holds", 3 / 8),  # shifted -.01, .01, .03 (sum .03); >= .03: .05, .03, .03
+])
+def test_sign_flip_p_by_hand(diffs, threshold, direction, p):
+    assert clipstats.sign_flip_p(diffs, threshold, direction) == pytest.approx(p)
+
+
+def test_sign_flip_p_floor_and_monte_carlo():
+    assert clipstats.sign_flip_p(np.ones(10), 0.0, "holds") == pytest.approx(2.0 ** -10)
+    big = clipstats.sign_flip_p(np.ones(20), 0.0, "holds")  # exact 2^-20, MC floor 1 / (draws + 1)
+    assert big == pytest.approx(1 / (clipstats.SIGN_FLIP_DRAWS + 1))
+    assert np.isnan(clipstats.sign_flip_p([np.nan], 0.0, "holds"))
+
+
+def test_clip_test_keeps_resamples_without_a_difference_on_the_threshold():
+    """Two clips of 200 carry the whole difference on 5 seeds: about e^-2 of the resamples draw neither and sit
+    exactly at 0; they stay ties (p and lower bound), whatever the rescaling."""
+    d = np.zeros((5, 200))
+    d[:, :2] = 1.0
+    result = clipstats.clip_test(d, 0.0, 0.025)
+    assert result.n_boot == 2000 and 0.1 < result.p_holds < 0.2 and result.p_refute > 0.1
+    assert result.ci_low == 0.0 and result.ci_high > 0.01
+    assert clipstats.clip_test(d, 0.0, 0.025) == result  # seeded: the same matrix, the same numbers
