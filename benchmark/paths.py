@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # whether a tree is dirty and whether a finished run is stale; the CLI, study, tracking, report, plan, benches
 # and suites train nothing (a run's config hash names what it read of a suite).
 TRAINING_CODE = ("diffres", "tasks", "benchmark/model", "benchmark/training", "benchmark/config.py",
-                 "benchmark/fields.py", ":(exclude)tasks/cli.py")
+                 "benchmark/fields.py", ":(exclude)tasks/cli.py", ":(exclude)tasks/inspect.py")
 ALLOW_DIRTY_ENV = "DIFFRES_BENCH_ALLOW_DIRTY"  # "1": train suites from uncommitted code (runs are tagged -dirty)
 
 RESULTS_DIR = Path("results")  # results/<suite>/*.csv, the Optuna journal of a local study

@@ -1,8 +1,8 @@
 """The engine: the code that can move a number, and its digest.
 
 The engine is what a run executes to turn clips into a test metric: the front-ends and filterbanks
-(`diffres/`), the tasks' decoding, generation, splits and features (`tasks/`, less its CLI), the model and the
-training loop (`benchmark/model`, `benchmark/training`) and the run's config with its field coercion
+(`diffres/`), the tasks' decoding, generation, splits and features (`tasks/`, less its CLI and `inspect`),
+the model and the training loop (`benchmark/model`, `benchmark/training`) and the run's config with its field coercion
 (`benchmark/config.py`, `benchmark/fields.py`). Everything else — CLI, study, tracking, report, plan,
 benches — schedules, records or reads runs and cannot move a number.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmark.paths import REPO_ROOT, TRAINING_CODE
 
-# TRAINING_CODE as paths: what is included, and what is excluded from it (the tasks CLI prints, computes nothing)
+# TRAINING_CODE as paths: what is included, and what is excluded (the tasks CLI and `tasks inspect` only read and print)
 ENGINE = tuple(p for p in TRAINING_CODE if not p.startswith(":"))
 NOT_ENGINE = tuple(p.split(")", 1)[1] for p in TRAINING_CODE if p.startswith(":(exclude)"))
 

@@ -192,17 +192,22 @@ def test_a_bad_margin_names_the_file_the_key_and_the_value(tmp_path: Path, value
     assert f"margin={shown}:" in message
 
 
-def test_a_replication_suite_is_its_parent_on_other_seeds():
+def test_a_replication_suite_is_its_parent_on_other_seeds_and_other_clips():
     quick, again = load_suite("quick"), load_suite("quick-replication")
     assert again.name == "quick-replication" and again.margin == quick.margin
-    moved = {c.replace(seed=c.seed - 1000).config_hash for c in again.configs}
+    assert {c.data_seed for c in again.configs} == {1} and {c.data_seed for c in quick.configs} == {0}
+    moved = {c.replace(seed=c.seed - 1000, data_seed=0).config_hash for c in again.configs}
     assert moved == set(quick.keys)
+    assert [s for aa in again.aa_control for s in aa["streams"][0]] == \
+        [s + 1000 for aa in quick.aa_control for s in aa["streams"][0]]
     assert not set(again.keys) & set(quick.keys)  # no run of the parent is reused: a fresh draw
 
 
 @pytest.mark.parametrize(("extra", "message"), [
     ("extends: quick\nseed_offset: -1\n", "seed_offset=-1: expected an integer >= 0"),
-    ("seed_offset: 5\n", "needs `extends: <suite>`"),
+    ("seed_offset: 5\n", "need `extends: <suite>`"),
+    ("data_seed: 1\n", "need `extends: <suite>`"),
+    ("extends: quick\ndata_seed: -2\n", "data_seed=-2: expected an integer >= 0"),
     ("extends: nope\n", "unknown suite 'nope'"),
 ])
 def test_bad_replication_keys_are_named(tmp_path, extra, message):
