@@ -17,6 +17,7 @@ per family).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -87,6 +88,20 @@ def _matches(table: pd.DataFrame, setting: tuple[tuple[str, object], ...]) -> pd
         mask &= (pd.to_numeric(column, errors="coerce") == float(value)) if isinstance(value, (int, float)) \
             else (column.astype(str) == str(value))
     return mask
+
+
+def second_streams_apart(runs: Runs, controls: Sequence[AAControl]) -> Runs:
+    """``runs`` less the runs that only an A/A control's second stream holds (its setting, a seed of stream B
+    that stream A lacks): they serve the A/A control alone, so the claims and the other controls never see them
+    as runs without a partner."""
+    if not controls:
+        return runs
+    table = runs.table
+    drop = pd.Series(False, index=table.index)
+    for c in controls:
+        only_b = sorted(set(c.streams[1]) - set(c.streams[0]))
+        drop |= _matches(table, c.setting) & table["seed"].isin(only_b)
+    return dataclasses.replace(runs, table=table[~drop].reset_index(drop=True))
 
 
 def aa_comparisons(runs: Runs, control: AAControl) -> pd.DataFrame:

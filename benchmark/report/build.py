@@ -19,7 +19,7 @@ import seaborn as sns
 
 from benchmark.paths import REPO_ROOT, REPORTS_DIR, RESULTS_DIR, SUITES_DIR
 from benchmark.report import stats
-from benchmark.report.aacontrol import AAControl, check_aa, parse_aa_controls
+from benchmark.report.aacontrol import AAControl, check_aa, parse_aa_controls, second_streams_apart
 from benchmark.report.claims import paper_claims
 from benchmark.report.controls import CONTROL_COLUMNS, check_controls
 from benchmark.report.figures import (
@@ -180,14 +180,15 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
                    for task, rows in lb.groupby("task", sort=True)}
 
     runs_csv = write_csv(runs_table(every), results / RUNS_CSV)
-    claim_results = check_claims(runs, paper_claims(), margin)
+    aa = suite_aa_controls(suite)
+    paired = second_streams_apart(runs, aa)  # an A/A control's second stream serves that control alone
+    claim_results = check_claims(paired, paper_claims(), margin)
     comps = [c.comparisons.assign(claim_id=c.claim.claim_id) for c in claim_results if not c.comparisons.empty]
     all_comps = (pd.concat(comps, ignore_index=True) if comps else pd.DataFrame(columns=COMPARISON_COLUMNS))
     comparisons_csv = write_csv(all_comps[COMPARISON_COLUMNS], results / COMPARISONS_CSV)
     summary = claims_summary(claim_results)
     summary_csv = write_csv(summary, results / SUMMARY_CSV)
-    aa = suite_aa_controls(suite)
-    control_results = [*check_controls(runs), *check_aa(runs, aa)]
+    control_results = [*check_controls(paired), *check_aa(runs, aa)]
     ctrl = [c.comparisons for c in control_results if not c.comparisons.empty]
     controls_csv = write_csv(pd.concat(ctrl, ignore_index=True) if ctrl else pd.DataFrame(columns=CONTROL_COLUMNS),
                              results / CONTROLS_CSV)

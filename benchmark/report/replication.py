@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.report import stats
-from benchmark.report.aacontrol import AAControl, check_aa
+from benchmark.report.aacontrol import AAControl, check_aa, second_streams_apart
 from benchmark.report.claims import Claim
 from benchmark.report.controls import check_controls
 from benchmark.report.judging import check_claims
@@ -61,9 +61,10 @@ def decisions(runs: Runs, claims: list[Claim], margin: float, aa: tuple[AAContro
               aa_runs: Runs | None = None) -> pd.DataFrame:
     """One row per decided comparison (claims and controls, A/A ones included): KEYS, verdict, n_pairs, mean_diff.
     ``aa_runs``: the runs the A/A controls read (default ``runs``)."""
-    frames = [r.comparisons.assign(source=f"claim {r.claim.claim_id}") for r in check_claims(runs, claims, margin)]
+    paired = second_streams_apart(runs, aa)
+    frames = [r.comparisons.assign(source=f"claim {r.claim.claim_id}") for r in check_claims(paired, claims, margin)]
     frames += [c.comparisons.assign(source=f"{c.kind} control")
-               for c in [*check_controls(runs), *check_aa(runs if aa_runs is None else aa_runs, aa)]]
+               for c in [*check_controls(paired), *check_aa(runs if aa_runs is None else aa_runs, aa)]]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame(columns=[*KEYS, "verdict", "n_pairs", "mean_diff"])

@@ -65,12 +65,12 @@ def test_a_suite_file_accepts_aa_control_and_keeps_its_grid(tmp_path):
     from benchmark.paths import SUITES_DIR
     from benchmark.study.suites import load_suite
 
-    text = (SUITES_DIR / "quick.yaml").read_text()
+    text = (SUITES_DIR / "quick.yaml").read_text().split("aa_control:")[0]  # quick's own A/A control replaced
     path = tmp_path / "quick-aa.yaml"
     path.write_text(text.replace("name: quick\n", "name: quick-aa\n") + "aa_control:\n"
                     "  - {task: toy-rhythm, frontend: spec, hop_ms: 10.0, streams: [[0, 1, 2], [3, 4, 5]]}\n")
     quick, with_aa = load_suite("quick"), load_suite(path)
-    assert with_aa.keys == quick.keys and quick.aa_control == ()
+    assert with_aa.keys == quick.keys and [e["frontend"] for e in quick.aa_control] == ["avgpool"]
     [entry] = aacontrol.parse_aa_controls(with_aa.aa_control, str(path))
     assert entry.streams == ((0, 1, 2), (3, 4, 5)) and entry.task == "toy-rhythm"
 
@@ -83,3 +83,13 @@ def test_aa_controls_are_replicated_on_halves_of_their_pairs():
     assert len(aa) == 2 and set(aa["n_pairs_a"]) == {3} and set(aa["n_pairs_b"]) == {2}
     diffres = aa.loc["frontend=diffres, hop_ms=10.0, reduction_rate=0.5 (stream A)"]
     assert (diffres["verdict_full"], diffres["agreement_a"]) == (stats.HOLDS, "decided, agree")
+
+
+def test_the_second_stream_serves_the_aa_control_alone():
+    """Claims and the other controls never see stream B's runs (no partner there); the A/A control still does."""
+    runs = _runs(0.0)
+    kept = aacontrol.second_streams_apart(runs, _controls()[:1])
+    diffres = kept.table[kept.table["frontend"] == "diffres"]
+    assert sorted(diffres["seed"]) == [0, 1, 2, 3, 4] and len(kept.table) == len(runs.table) - 5
+    assert len(kept.table[kept.table["frontend"] == "avgpool"]) == 10  # not declared: kept whole
+    assert aacontrol.second_streams_apart(runs, ()) is runs
