@@ -7,9 +7,11 @@ afresh in a throwaway MLflow store, and compares the test metric and final train
 row exactly. Writes one row per run (`--out`, default `results/<suite>/recheck.csv`) and prints the count.
 
 Two uses: a user checks in minutes that their machine reproduces the committed runs (a stronger check than
-the canary: whole runs of the suite's own configs); and a commit that restructures the training code is
-declared numerics-neutral (`results/numerics/neutral_commits.csv`, read by the report's provenance) only
-with a recheck at that commit on the machine that trained the runs, every run identical.
+the canary: whole runs of the suite's own configs); and the evidence that a change of the engine moves no
+number: each row names the engine digest the committed run was trained at and the one it was retrained at,
+and the report's provenance (`benchmark.report.provenance.rechecked_digests`) counts a suite's runs of an
+older digest as clean-equivalent when this file shows every rerun of that digest under the checkout's
+identical. Run it on the CPU model that trained the runs (the `machine` column says which).
 
     python -m benchmark.benches.recheck --suite quick [--sample N] [--out FILE]      (make recheck SUITE=quick)
 """
@@ -27,10 +29,12 @@ from benchmark.benches.machine import describe_machine
 from benchmark.paths import suite_results_dir
 from benchmark.report.leaderboard import FLOAT_FORMAT
 from benchmark.study import load_suite
+from benchmark.tracking.engine import engine_digest
 from benchmark.tracking.provenance import git_commit
 
 COLUMNS = ["task", "frontend", "filterbank", "hop_ms", "reduction_rate", "seed", "config_hash", "committed_test",
-           "rerun_test", "committed_train_loss", "rerun_train_loss", "identical", "commit", "machine"]
+           "rerun_test", "committed_train_loss", "rerun_train_loss", "identical", "commit", "machine",
+           "committed_engine_digest", "engine_digest"]
 STRATA = ["task", "frontend", "filterbank", "hop_ms", "reduction_rate"]
 
 
@@ -65,6 +69,7 @@ def recheck(suite_name: str, sample: int | None = None, runs_csv: Path | None = 
         raise ValueError(f"{runs_csv}: field 'config_hash', value {unknown[0]!r}: not a point of suite "
                          f"{suite.name!r} as this checkout defines it")
     commit = git_commit()  # "-dirty" when the training code is uncommitted: no evidence for any commit
+    digest = engine_digest()
     rows = []
     with tempfile.TemporaryDirectory(prefix="recheck-") as tmp:
         for _, row in chosen.iterrows():
@@ -77,7 +82,8 @@ def recheck(suite_name: str, sample: int | None = None, runs_csv: Path | None = 
             rows.append({**{k: row.get(k) for k in STRATA}, "seed": row["seed"], "config_hash": row["config_hash"],
                          "committed_test": row["test_metric"], "rerun_test": result.test_metric,
                          "committed_train_loss": row.get("final_train_loss"), "rerun_train_loss": loss,
-                         "identical": bool(same), "commit": commit, "machine": describe_machine(show_threads=False)})
+                         "identical": bool(same), "commit": commit, "machine": describe_machine(show_threads=False),
+                         "committed_engine_digest": row.get("engine_digest", ""), "engine_digest": digest})
             print(f"{row['config_hash']} {cfg.task} {cfg.frontend}: committed {row['test_metric']}, "
                   f"rerun {result.test_metric} ({'identical' if same else 'DIFFERENT'})", flush=True)
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -46,6 +46,7 @@ COMPARISONS_CSV = "claims.csv"
 SUMMARY_CSV = "claims_summary.csv"
 CONTROLS_CSV = "controls.csv"
 RUNS_CSV = "runs.csv"
+RECHECK_CSV = "recheck.csv"  # written by benchmark.benches.recheck, read as provenance evidence
 REPLICATION_CSV = "replication.csv"
 PREDICTIONS_PARQUET = "predictions.parquet"  # every used run's per-clip predictions, keyed by config hash
 EXAMPLE_CANDIDATES = 5  # runs tried, best first, for a task's DiffRes example figure
@@ -136,13 +137,16 @@ def _suite_file(suite: str):
     return load_suite(path)
 
 
-def with_provenance(runs: Runs, repo: Path, include_stale: bool) -> tuple[Runs, Runs]:
+def with_provenance(runs: Runs, repo: Path, include_stale: bool,
+                    recheck: pd.DataFrame | None = None) -> tuple[Runs, Runs]:
     """(every run with its ``provenance`` column, the runs the report decides on): only the clean-current and
-    clean-equivalent ones unless ``include_stale``. No run left to decide on is a clear error naming the flag."""
-    table = runs.table.assign(provenance=provenance_column(runs.table, repo))
+    clean-equivalent ones unless ``include_stale``; ``recheck``: the suite's recheck.csv, the evidence that runs of
+    an older engine digest compute what the checkout does. No run left to decide on is a clear error naming the
+    flag."""
+    table = runs.table.assign(provenance=provenance_column(runs.table, repo, recheck))
     superseded = runs.superseded
     if superseded is not None:
-        superseded = superseded.assign(provenance=provenance_column(superseded, repo))
+        superseded = superseded.assign(provenance=provenance_column(superseded, repo, recheck))
     every = dataclasses.replace(runs, table=table, superseded=superseded)
     if include_stale:
         return every, every
@@ -168,9 +172,10 @@ def build_report(suite: str, tracking_uri: str, results_dir: Path = RESULTS_DIR,
     HEAD (``provenance``); REPORT.md then says so at the top.
     """
     margin, margin_source = suite_margin(suite) if margin is None else (float(margin), "given to build_report")
-    every, runs = with_provenance(load_runs(suite, tracking_uri, suite_points(suite) if points is None else points),
-                                  Path(repo), include_stale)
     results = Path(results_dir) / suite
+    recheck = pd.read_csv(results / RECHECK_CSV) if (results / RECHECK_CSV).is_file() else None
+    every, runs = with_provenance(load_runs(suite, tracking_uri, suite_points(suite) if points is None else points),
+                                  Path(repo), include_stale, recheck)
     report_dir = Path(reports_dir) / suite
     report_dir.mkdir(parents=True, exist_ok=True)
 

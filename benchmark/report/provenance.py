@@ -6,8 +6,9 @@ docstrings and comments dropped) against the checkout's, and, for runs logged be
 installed versions of torch, torchaudio, timm and numpy: a run trained under other versions is ``stale``.
 
 A run whose engine digest is the checkout's is ``clean-current`` whatever its commit (a commit that only
-moved prose or code outside the engine needs no declaration); one whose digest differs is classified by
-its commit as below, and is never clean-current.
+moved prose or code outside the engine needs no declaration); one whose digest differs is
+``clean-equivalent`` when the suite's recheck retrained runs of its digest under the checkout's, every one
+identical (``rechecked_digests``), and ``stale`` otherwise.
 
 The trainer tags a run with the HEAD sha, suffixed ``-dirty`` when the tree had uncommitted changes
 ("unknown" outside git). A run is
@@ -106,9 +107,24 @@ def classify_commits(commits: Iterable[str], repo: Path) -> dict[str, str]:
     return {tag: classify(tag, repo, neutral) for tag in dict.fromkeys(commits)}
 
 
-def provenance_column(runs: pd.DataFrame, repo: Path) -> pd.Series:
+RECHECK_COLUMNS = {"committed_engine_digest", "engine_digest", "identical"}
+
+
+def rechecked_digests(recheck: pd.DataFrame | None, current: str) -> frozenset[str]:
+    """The engine digests a suite's recheck (``results/<suite>/recheck.csv``, ``benchmark.benches.recheck``) shows
+    to compute what the checkout's digest ``current`` computes: runs trained at that digest, retrained at
+    ``current``, every one identical. The tool reads the evidence; nobody declares it."""
+    if recheck is None or not RECHECK_COLUMNS <= set(recheck.columns):
+        return frozenset()
+    rows = recheck[(recheck["engine_digest"].astype(str) == current) & recheck["committed_engine_digest"].notna()]
+    same = rows.groupby(rows["committed_engine_digest"].astype(str))["identical"].agg(
+        lambda s: bool(s.astype(str).eq("True").all()))
+    return frozenset(d for d, ok in same.items() if ok and d and d != current)
+
+
+def provenance_column(runs: pd.DataFrame, repo: Path, recheck: pd.DataFrame | None = None) -> pd.Series:
     """Per run (same index as ``runs``, which holds ``git_commit`` and, for newer runs, ``engine_digest`` and
-    the ``<package>_version`` tags): its provenance (module docstring)."""
+    the ``<package>_version`` tags): its provenance (module docstring); ``recheck``: the suite's recheck.csv."""
     def tag(name: str) -> pd.Series:
         values = runs[name] if name in runs else pd.Series("", index=runs.index)
         return pd.Series(values.fillna("").astype(str).to_numpy(dtype=object), index=runs.index)
@@ -117,7 +133,9 @@ def provenance_column(runs: pd.DataFrame, repo: Path) -> pd.Series:
     out = commits.map(classify_commits(commits, repo))
     has_digest = (digests != "").to_numpy(dtype=bool)
     out[has_digest & (out == CLEAN_CURRENT).to_numpy(dtype=bool)] = STALE  # its engine is not the checkout's...
-    out[has_digest & (digests == engine_digest(Path(repo))).to_numpy(dtype=bool)] = CLEAN_CURRENT  # ...or it is
+    current = engine_digest(Path(repo))
+    out[has_digest & digests.isin(rechecked_digests(recheck, current)).to_numpy(dtype=bool)] = EQUIVALENT
+    out[has_digest & (digests == current).to_numpy(dtype=bool)] = CLEAN_CURRENT  # ...or it is
     for name, installed in dependency_versions().items():
         other = ~tag(name).map(lambda v, i=installed: same_version(v, i)).to_numpy(dtype=bool)
         out[other & out.isin(DECIDABLE).to_numpy(dtype=bool)] = STALE

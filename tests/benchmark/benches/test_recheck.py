@@ -7,6 +7,7 @@ import pandas as pd
 
 from benchmark.benches.recheck import main, recheck, sample_runs
 from benchmark.study import load_suite
+from benchmark.tracking.engine import engine_digest
 from benchmark.training.train import run
 
 TINY = """
@@ -40,6 +41,7 @@ def test_a_rerun_of_the_same_code_is_identical_and_a_changed_number_is_not(tmp_p
     table = recheck(suite, runs_csv=runs_csv)
     assert len(table) == 5 and table["identical"].all()  # one run per setting: spec's lowest seed, 4 reductions
     assert set(table["seed"]) == {0}
+    assert set(table["engine_digest"]) == {engine_digest()}  # the digest each rerun ran at, the evidence's key
     changed = committed.loc[0, "config_hash"]
     committed.loc[0, "test_metric"] += 0.005  # a committed number this code does not give
     committed.to_csv(runs_csv, index=False, float_format="%.6g")

@@ -159,3 +159,22 @@ def test_the_engine_digest_decides_and_other_library_versions_make_a_run_stale(r
                          "torch_version": [versions["torch_version"]] * 2 + ["1.13.0", ""]})
     assert provenance.provenance_column(runs, root).tolist() == [
         provenance.CLEAN_CURRENT, provenance.STALE, provenance.STALE, provenance.CLEAN_CURRENT]
+
+
+def test_a_recheck_at_the_checkouts_digest_makes_older_digests_equivalent(repo):
+    """The tool reads the evidence: runs of digest d are clean-equivalent when the suite's recheck retrained runs of
+    d under the checkout's digest and every one came out identical; one different rerun, or a recheck under
+    another digest, is no evidence."""
+    root, _, _, head = repo
+    from benchmark.tracking.engine import engine_digest
+
+    now = engine_digest(root)
+    runs = pd.DataFrame({"git_commit": [head] * 3, "engine_digest": ["a" * 16, "b" * 16, "c" * 16]})
+    recheck = pd.DataFrame({"committed_engine_digest": ["a" * 16, "a" * 16, "b" * 16, "b" * 16, "c" * 16],
+                            "engine_digest": [now, now, now, now, "d" * 16],
+                            "identical": [True, True, True, False, True]})
+    assert provenance.rechecked_digests(recheck, now) == {"a" * 16}
+    assert provenance.provenance_column(runs, root, recheck).tolist() == [
+        provenance.EQUIVALENT, provenance.STALE, provenance.STALE]
+    assert provenance.provenance_column(runs, root).tolist() == [provenance.STALE] * 3
+    assert provenance.rechecked_digests(recheck.drop(columns="identical"), now) == frozenset()
