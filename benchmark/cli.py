@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(args.verbose)
-    from tasks.data import data_dir_in_environment
+    from tasks.cache import data_dir_in_environment
 
     try:
         with data_dir_in_environment(getattr(args, "data_dir", None)):
@@ -190,7 +190,7 @@ def _add_tracking_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
-    from tasks.data import DATA_DIR_ENV
+    from tasks.cache import DATA_DIR_ENV
 
     parser.add_argument("--data-dir", type=Path, default=None,
                         help=f"root of local copies of hub tasks: DATA_DIR/<task>/... (default: ${DATA_DIR_ENV})")

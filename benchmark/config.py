@@ -54,6 +54,8 @@ from benchmark.fields import (
     coerce,
     task_files,
 )
+from benchmark.training.recipes import QUICK_RECIPE as Q
+from benchmark.training.recipes import recipe_for
 
 # Bump when the meaning of a field or the training code changes results for the same field values:
 # every run identity (config_hash) changes with it, so old finished runs are not reused by mistake.
@@ -73,38 +75,38 @@ class RunConfig:
     # what is compared
     task: str
     fold: int | None = None
-    backbone: str = "audiocnn_tiny"
+    backbone: str = Q["backbone"]
     frontend: str = "diffres"
     hop_ms: float = 10.0
     reduction_rate: float = 0.5
-    n_mels: int = 32
+    n_mels: int = Q["n_mels"]
     win_ms: float = 25.0
     seed: int = 0  # the run's random streams (benchmark.training.seeds): initial weights, shuffle, augmentations
-    # the training recipe: the defaults are the quick recipe (benchmark.training.recipes.QUICK_RECIPE), which trains
-    # the embedded tasks to a plateau on a CPU
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    beta1: float = 0.95
-    beta2: float = 0.999
-    weight_decay: float = 5e-7
-    lr_decay: float = 0.5
-    lr_decay_every: int = 4
-    lr_decay_from: int = 8
-    epochs: int = 30
-    batch_size: int = 32
-    freq_mask: int = 4
-    time_mask_ms: float = 0.0
-    mixup_alpha: float = 10.0
-    mixup_prob: float = 0.0
-    guide_loss_weight: float = 1.0
+    # the training recipe: the defaults are the quick recipe (Q: benchmark.training.recipes.QUICK_RECIPE), which
+    # trains the embedded tasks to a plateau on a CPU
+    optimizer: str = Q["optimizer"]
+    lr: float = Q["lr"]
+    beta1: float = Q["beta1"]
+    beta2: float = Q["beta2"]
+    weight_decay: float = Q["weight_decay"]
+    lr_decay: float = Q["lr_decay"]
+    lr_decay_every: int = Q["lr_decay_every"]
+    lr_decay_from: int = Q["lr_decay_from"]
+    epochs: int = Q["epochs"]
+    batch_size: int = Q["batch_size"]
+    freq_mask: int = Q["freq_mask"]
+    time_mask_ms: float = Q["time_mask_ms"]
+    mixup_alpha: float = Q["mixup_alpha"]
+    mixup_prob: float = Q["mixup_prob"]
+    guide_loss_weight: float = Q["guide_loss_weight"]
     loss: str = "auto"
     amp: bool = True  # autocast on CUDA only; CPU always runs in float32
     pretrained_weights: str | None = None  # local state_dict file for the backbone; no hub downloads
     max_train_clips: int | None = None  # tiny runs: a fixed subset of the training split
     max_eval_clips: int | None = None  # tiny runs: a fixed subset of val and test
-    patience: int | None = 4  # None: train all epochs
-    warmup_epochs: int = 1  # linear lr warm-up, per step
-    min_epochs: int = 0  # early stopping waits for this many epochs
+    patience: int | None = Q["patience"]  # None: train all epochs
+    warmup_epochs: int = Q["warmup_epochs"]  # linear lr warm-up, per step
+    min_epochs: int = Q["min_epochs"]  # early stopping waits for this many epochs
     # the paper's system beyond its recipe table (issue 14; docs/benchmark.md, "The paper's system")
     pretrained: str = "none"  # none | imagenet | a weights file, via timm
     head: str = "linear"  # benchmark.model.heads: linear | attention
@@ -296,8 +298,6 @@ class RunConfig:
         """A config with the recipe of `recipe_for(task, recipe)`, then `overrides` on top. `recipe="table"`:
         the paper's recipe table (the default; its configs keep their identities); "paper": the table plus
         the rest of the paper's system (`PAPER_SYSTEM`: pretrained init, attention head, sampling, ...)."""
-        from benchmark.training.recipes import recipe_for  # recipes reads RunConfig's fields: imported here, no cycle
-
         return cls.from_dict({"task": task, **recipe_for(task, recipe), **overrides})
 
 

@@ -11,9 +11,11 @@ file and an unchanged one finds the old file again. Changing `digest` would orph
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,23 @@ def hf_dir() -> Path:
 def digest(key: Any, length: int = 16) -> str:
     """Hex SHA-256 of `key` as canonical JSON (sorted keys; non-JSON values by `str`), first `length` digits."""
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+DATA_DIR_ENV = "DIFFRES_DATA_DIR"
+
+
+@contextlib.contextmanager
+def data_dir_in_environment(data_dir: str | os.PathLike | None) -> Iterator[None]:
+    """A command's `--data-dir` as `$DIFFRES_DATA_DIR` while it runs: a hub dataset named by a task YAML reads
+    its class names from its local copy when the task is first named, before any data_dir argument is passed."""
+    before = os.environ.get(DATA_DIR_ENV)
+    if data_dir is not None:
+        os.environ[DATA_DIR_ENV] = str(data_dir)
+    try:
+        yield
+    finally:
+        if data_dir is not None:
+            if before is None:
+                os.environ.pop(DATA_DIR_ENV, None)
+            else:
+                os.environ[DATA_DIR_ENV] = before

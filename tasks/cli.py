@@ -11,7 +11,8 @@ import argparse
 import sys
 
 from tasks.features import FeatureConfig, load_features
-from tasks.registry import get_task, list_tasks
+from tasks.registry import list_tasks
+from tasks.resolve import get_task
 
 
 def describe(name: str) -> str:
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="diffres-bench")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    from tasks.data import data_dir_in_environment
+    from tasks.cache import data_dir_in_environment
 
     try:
         with data_dir_in_environment(getattr(args, "data_dir", None)):

@@ -13,45 +13,23 @@ Where the files are looked for, in order:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from tasks.cache import digest, embedded_dir, hf_dir
-from tasks.registry import SPLITS, TaskSpec, get_task
+from tasks.cache import DATA_DIR_ENV, digest, embedded_dir, hf_dir
+from tasks.columns import TaskSchemaError, require_columns
+from tasks.registry import SPLITS, TaskSpec
+from tasks.resolve import get_task
 
-DATA_DIR_ENV = "DIFFRES_DATA_DIR"
-
-
-@contextlib.contextmanager
-def data_dir_in_environment(data_dir: str | os.PathLike | None) -> Iterator[None]:
-    """A command's `--data-dir` as `$DIFFRES_DATA_DIR` while it runs: a hub dataset named by a task YAML reads
-    its class names from its local copy when the task is first named, before any data_dir argument is passed."""
-    before = os.environ.get(DATA_DIR_ENV)
-    if data_dir is not None:
-        os.environ[DATA_DIR_ENV] = str(data_dir)
-    try:
-        yield
-    finally:
-        if data_dir is not None:
-            if before is None:
-                os.environ.pop(DATA_DIR_ENV, None)
-            else:
-                os.environ[DATA_DIR_ENV] = before
 HUB_TIMEOUT_S = 2.0
 
 
 class TaskDataUnavailable(FileNotFoundError):
     """The task's data is neither local nor reachable on the hub."""
-
-
-class TaskSchemaError(ValueError):
-    """The task's files lack a column the task needs, or a split is empty."""
 
 
 def _data_root(data_dir: str | os.PathLike | None) -> Path | None:
@@ -151,23 +129,6 @@ def load_sources(spec: TaskSpec, data_files: dict[str, list[str]]) -> dict[str, 
             ds = ds.cast_column(col, datasets.Audio(decode=False))
         out[name] = ds
     return out
-
-
-def read_column(ds: Any, column: str) -> Any:
-    """One column of a `datasets.Dataset` (selection indices applied) as a pyarrow array, in one arrow
-    read. `ds[column]` is a lazy `Column` in datasets >= 4 that formats row by row (~12 us a row:
-    0.03 s for 1,000 clips, seconds for NSynth's 289k)."""
-    if ds._indices is None:  # no selection: the memory-mapped column itself, no formatted copy
-        return ds.data.column(column)
-    return ds.with_format("arrow", columns=[column])[:][column]
-
-
-def require_columns(ds: Any, columns: tuple[str, ...], where: str) -> None:
-    missing = [c for c in columns if c not in ds.column_names]
-    if missing:
-        raise TaskSchemaError(
-            f"{where}: missing column(s) {', '.join(map(repr, missing))}; found {ds.column_names}"
-        )
 
 
 def load_split(

@@ -23,7 +23,8 @@ import torchaudio.transforms as T
 from torch import nn
 
 from tasks.cache import digest, feature_dir
-from tasks.registry import SPLITS, TaskSpec, get_task
+from tasks.registry import SPLITS, TaskSpec
+from tasks.resolve import get_task
 from tasks.wavecache import CODE_VERSION, WaveformSet, load_waveforms
 
 LOG_FLOOR = 1e-6  # power floor before log: silent / zero-padded frames sit at log(1e-6), the clip minimum

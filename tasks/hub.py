@@ -26,7 +26,7 @@ import numpy as np
 
 from tasks.audio import clip_error
 from tasks.audioset_classes import AUDIOSET_MIDS, AUDIOSET_NAMES
-from tasks.data import read_column, require_columns
+from tasks.columns import read_column, require_columns
 from tasks.registry import ParquetSource, TaskSize, TaskSpec, register_task
 from tasks.splits import official_select, split_where, standard_multi, standard_single
 

@@ -78,8 +78,10 @@ def _inspect_hub(ref: str, decl: dict, data_dir: str | None) -> Inspection:
     """The hub task's splits as a run forms them (its local copy, else the hub), every clip's header."""
     import soundfile as sf
 
-    from tasks.data import load_split, read_column
-    from tasks.registry import SPLITS, get_task
+    from tasks.columns import read_column
+    from tasks.data import load_split
+    from tasks.registry import SPLITS
+    from tasks.resolve import get_task
 
     spec = get_task(ref)
     problems: list[str] = []

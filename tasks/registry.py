@@ -176,19 +176,5 @@ def register_task(fn: Callable[[], TaskSpec]) -> Callable[[], TaskSpec]:
     return fn
 
 
-def get_task(name: str) -> TaskSpec:
-    """A registered task by name, or a user's corpus by a task YAML path or a shorthand such as
-    `folder:/path/to/dir` (`tasks.usertask`; its errors name the file, field and value)."""
-    if name in TASKS:
-        return TASKS.info(name)
-    from tasks.taskref import is_user_ref
-    from tasks.usertask import user_task
-
-    if is_user_ref(name):
-        return user_task(name)
-    raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}; or your own corpus: a task "
-                   f"YAML path, hear:DIR, folder:DIR or manifest:FILE (docs/tasks.md)")
-
-
 def list_tasks() -> list[str]:
     return TASKS.names()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from tasks.audio import clip_error
-from tasks.data import read_column, require_columns
+from tasks.columns import read_column, require_columns
 from tasks.registry import TaskSpec
 
 

@@ -172,7 +172,7 @@ def _write(out: Path, columns: dict[str, list], meta: dict[str, Any], drawn: boo
 def _select(sources: dict[str, Any], split: str, fold: int | None, spec: TaskSpec) -> Any:
     import numpy as np
 
-    from tasks.data import read_column
+    from tasks.columns import read_column
 
     ds = sources["clips"]
     if spec.folds is not None:

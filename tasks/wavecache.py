@@ -34,7 +34,8 @@ import torch
 
 from tasks.audio import BadClipError, decode_mono, fit_length
 from tasks.cache import digest, feature_dir
-from tasks.data import load_split, read_column, source_identity, split_origin
+from tasks.columns import read_column
+from tasks.data import load_split, source_identity, split_origin
 from tasks.registry import SPLITS, TaskSpec
 
 CODE_VERSION = "waveforms-v2"  # v1 (`features-v1`): float32 waveforms and a log-mel file per hop, keyed per fold

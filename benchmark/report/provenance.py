@@ -45,7 +45,6 @@ from benchmark.tracking.engine import dependency_versions, engine_digest, same_v
 from benchmark.tracking.provenance import DIRTY_SUFFIX, UNKNOWN
 
 CLEAN_CURRENT, EQUIVALENT, DIRTY, STALE = "clean-current", "clean-equivalent", "dirty", "stale"
-PROVENANCES = (CLEAN_CURRENT, EQUIVALENT, DIRTY, STALE, UNKNOWN)
 DECIDABLE = (CLEAN_CURRENT, EQUIVALENT)  # what verdicts read unless asked for more
 NEUTRAL_COLUMNS = ["commit", "subject", "evidence"]
 

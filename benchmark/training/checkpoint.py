@@ -1,9 +1,10 @@
-"""A run's checkpoint: where it lives, what it holds, how it is written, read back, and set aside.
+"""A run's state from epoch to epoch (`TrainState`), and its checkpoint: where it lives, how it is written,
+read back, and set aside.
 
     path = checkpoint_path(checkpoint_dir, cfg)          # <checkpoint_dir>/<config_hash>/last.pt
-    save_checkpoint(path, training_state(cfg, epoch, model, optimizer, scaler, shuffle_gen, augment_gen, ...))
-    state = load_checkpoint(path, cfg)                   # None: nothing usable (a bad file is set aside)
-    epoch, history, best = restore(state, model, optimizer, scaler, shuffle_gen, augment_gen)
+    save_checkpoint(path, state.to_checkpoint(cfg))      # after every epoch
+    saved = load_checkpoint(path, cfg)                   # None: nothing usable (a bad file is set aside)
+    state.load(saved)                                    # raises when it does not fit this model
 
 The format (`CHECKPOINT_FORMAT`) is written and read here only: tensors and plain types, so it loads with
 `weights_only=True`. It carries every RNG state (torch, CUDA, the shuffle's and the augmentations'
@@ -16,13 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from benchmark.config import RunConfig
 from benchmark.tracking.outages import disk_error, is_disk_error
@@ -37,16 +40,63 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike, cfg: RunConfig) -> Path:
     return Path(checkpoint_dir) / cfg.config_hash / "last.pt"
 
 
-def training_state(cfg: RunConfig, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                   scaler: torch.amp.GradScaler, shuffle_gen: torch.Generator, augment_gen: torch.Generator,
-                   history: list[dict[str, float]], best: Mapping[str, Any],
-                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything needed to continue `cfg` after `epoch` epochs (the checkpoint's contents). `extra`: more
-    entries of tensors and plain types (the weight average's running sum, `benchmark.training.averaging`)."""
-    return {"format": CHECKPOINT_FORMAT, "config_hash": cfg.config_hash, "config": cfg.to_params(),
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {},
-            "rng": rng_state(shuffle_gen, augment_gen), "history": history, "best": best, **(extra or {})}
+@dataclass
+class Best:
+    """The best-on-val epoch so far: its index, val metric and weights (on the CPU)."""
+
+    epoch: int = -1
+    val: float = -math.inf
+    state: dict[str, Tensor] | None = None
+
+
+@dataclass
+class TrainState:
+    """What a run carries from one epoch to the next — and everything its checkpoint holds."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    shuffle_gen: torch.Generator
+    augment_gen: torch.Generator
+    averager: Any = None  # benchmark.training.averaging.WeightAverager, or None (no weight averaging)
+    epoch: int = 0  # epochs done
+    history: list[dict[str, float]] = field(default_factory=list)
+    best: Best = field(default_factory=Best)
+
+    def end_epoch(self, record: dict[str, float]) -> None:
+        """Close epoch `record["epoch"]`: a new best val metric keeps a copy of the weights, the record joins the
+        history, the weight average takes the epoch's weights, and the epoch counts as done."""
+        if record["val_metric_epoch"] > self.best.val:
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self.best = Best(int(record["epoch"]), record["val_metric_epoch"], weights)
+        self.history.append(record)
+        if self.averager is not None:
+            self.averager.update(int(record["epoch"]), self.model)
+        self.epoch = int(record["epoch"]) + 1
+
+    def to_checkpoint(self, cfg: RunConfig) -> dict[str, Any]:
+        """Everything needed to continue `cfg` after `self.epoch` epochs: tensors and plain types only."""
+        best = {"epoch": self.best.epoch, "val": self.best.val, "state": self.best.state}
+        return {"format": CHECKPOINT_FORMAT, "config_hash": cfg.config_hash, "config": cfg.to_params(),
+                "epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+                "rng": rng_state(self.shuffle_gen, self.augment_gen), "history": self.history, "best": best,
+                **({"averaging": self.averager.state_dict()} if self.averager is not None else {})}
+
+    def load(self, saved: Mapping[str, Any]) -> None:
+        """Take a checkpoint's state into the model, optimizer, scaler, RNGs and average. Raises if it does not
+        fit (another architecture, a broken tensor): the caller sets the file aside and starts from a fresh
+        state, since this one may be partly overwritten by then."""
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if saved.get("scaler"):
+            self.scaler.load_state_dict(saved["scaler"])
+        restore_rng(saved["rng"], self.shuffle_gen, self.augment_gen)
+        if self.averager is not None:
+            self.averager.load_state_dict(saved["averaging"])
+        best = saved["best"]
+        self.epoch, self.history = int(saved["epoch"]), list(saved["history"])
+        self.best = Best(int(best["epoch"]), float(best["val"]), best.get("state"))
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -103,22 +153,6 @@ def load_checkpoint(path: Path, cfg: RunConfig) -> dict[str, Any] | None:
     except Exception as err:  # noqa: BLE001 — any unreadable file means: start again cleanly
         set_aside(path, err)
         return None
-
-
-def restore(state: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-            scaler: torch.amp.GradScaler, shuffle_gen: torch.Generator,
-            augment_gen: torch.Generator) -> tuple[int, list[dict[str, float]], dict[str, Any]]:
-    """Load a checkpoint's state into the model, optimizer, scaler and RNGs -> (epochs done, history, best).
-
-    Raises if the state does not fit (another architecture, a broken tensor): the caller sets the file
-    aside and starts again from fresh objects, since these may be partly overwritten by then.
-    """
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    if state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
-    restore_rng(state["rng"], shuffle_gen, augment_gen)
-    return int(state["epoch"]), list(state["history"]), dict(state["best"])
 
 
 def set_aside(path: Path, err: BaseException) -> None:

@@ -65,12 +65,11 @@ from benchmark.tracking.provenance import git_commit
 from benchmark.training import seeds
 from benchmark.training.averaging import make_averager
 from benchmark.training.checkpoint import (
+    TrainState,
     checkpoint_path,
     load_checkpoint,
-    restore,
     save_checkpoint,
     set_aside,
-    training_state,
 )
 from benchmark.training.data import Split, TaskData, load_task_data, n_batches
 from benchmark.training.loader import train_loader
@@ -142,73 +141,33 @@ def run(cfg: RunConfig, *, tracking_uri: str, experiment: str, checkpoint_dir: s
 def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri: str, experiment: str,
            checkpoint_dir: Path, trial: Any, progress: bool, tags: Mapping[str, object],
            on_epoch_end: Callable[[int, dict[str, float]], None] | None) -> RunResult:
-    spec = data.spec
+    spec, amp = data.spec, Amp(device, cfg.amp)
     loss_kind = choose_loss(cfg, spec.label_kind)
-    amp = Amp(device, cfg.amp)
-
-    def fresh() -> tuple[Classifier, torch.optim.Optimizer]:
-        model = make_model(cfg, spec.num_classes, data.t_in, device, stats=data.stats)
-        return model, make_optimizer(model, cfg)
-
-    model, optimizer = fresh()
-    data.hold_features(model.filterbank, device)  # CPU: a fixed filterbank's output, computed once
-    shuffle_gen, augment_gen = seeds.generator(cfg.seed, "shuffle"), seeds.generator(cfg.seed, "augment")
-    torch.manual_seed(seeds.stream_seed(cfg.seed, "train"))  # the step's own draws (dropout, drop path)
     steps_per_epoch = n_batches(len(data.train), train_batch_size(cfg))
-    averager = make_averager(cfg)  # PSLA's weight averaging (None: the best-on-val epoch is the result)
-
-    start_epoch, history = 0, []
-    best: dict[str, Any] = {"epoch": -1, "val": -math.inf, "state": None}  # the best-on-val model so far
+    state = new_state(cfg, data, amp, device)
+    data.hold_features(state.model.filterbank, device)  # CPU: a fixed filterbank's output, computed once
     path = checkpoint_path(checkpoint_dir, cfg)
-    state = load_checkpoint(path, cfg)
-    if state is not None:
-        try:
-            start_epoch, history, best = restore(state, model, optimizer, amp.scaler, shuffle_gen, augment_gen)
-            if averager is not None:
-                averager.load_state_dict(state["averaging"])
-            log.info("resuming %s from %s after epoch %d", cfg.run_name, path, start_epoch)
-        except Exception as err:  # noqa: BLE001 — a checkpoint that loads but does not fit: start again
-            set_aside(path, err)
-            model, optimizer = fresh()
-            shuffle_gen, augment_gen = seeds.generator(cfg.seed, "shuffle"), seeds.generator(cfg.seed, "augment")
-            torch.manual_seed(seeds.stream_seed(cfg.seed, "train"))
-            averager = make_averager(cfg)
-
-    tracked = tracking.start_run(
-        tracking_uri, experiment, run_name=cfg.run_name, params=cfg.to_params(),
-        tags={"config_hash": cfg.config_hash, "suite": experiment, "metric_name": spec.metric,
-              "git_commit": git_commit(), "device": describe_device(device),
-              **dependency_versions(), "engine_digest": engine_digest(),
-              "config_version": CONFIG_VERSION, "resumed_from_epoch": start_epoch,
-              "torch_threads": torch.get_num_threads(), **numerics.fingerprint(device),
-              "numerics_canary": numerics.canary_digest(torch.get_num_threads()) if device.type == "cpu" else "",
-              "pretrained_stem": stem_adaptation(cfg.pretrained, model.frontend.out_channels), **tags})
+    state = resume(path, cfg, state, lambda: new_state(cfg, data, amp, device))
+    tracked = _start_tracking(cfg, state, spec.metric, device, tracking_uri, experiment, tags)
     try:
-        for record in history:  # a resumed run carries the curves of the attempts before it
+        for record in state.history:  # a resumed run carries the curves of the attempts before it
             tracked.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
             if trial is not None:
                 trial.report(record["val_metric_epoch"], int(record["epoch"]))
-        bar = tqdm(range(start_epoch, cfg.epochs), initial=start_epoch, total=cfg.epochs, desc=cfg.run_name,
+        bar = tqdm(range(state.epoch, cfg.epochs), initial=state.epoch, total=cfg.epochs, desc=cfg.run_name,
                    unit="epoch", disable=not progress, leave=False)
         for epoch in bar:
-            if stops_early(cfg, epoch, best["epoch"]):  # also a resumed run that had already stopped
+            if stops_early(cfg, epoch, state.best.epoch):  # also a resumed run that had already stopped
                 break
             batches = train_loader(data.train, list(train_batches(cfg, data.train.targets, spec.num_classes,
-                                                                  shuffle_gen)), device)
+                                                                  state.shuffle_gen)), device)
             record = {"epoch": epoch, "lr": lr_at_step(cfg, epoch, steps_per_epoch - 1, steps_per_epoch),  # last step
-                      **train_one_epoch(model, batches, optimizer, amp, cfg, data, loss_kind, augment_gen, device,
+                      **train_one_epoch(state.model, batches, state.optimizer, amp, cfg, data, loss_kind,
+                                        state.augment_gen, device,
                                         lr_at=lambda step, e=epoch: lr_at_step(cfg, e, step, steps_per_epoch))}
-            scores, targets = predict(model, data.val, eval_batch_size(cfg, data.t_in), amp, device,
-                                      spec.label_kind)
-            record["val_metric_epoch"] = task_metric(spec.metric, scores, targets)
-            if record["val_metric_epoch"] > best["val"]:
-                best = {"epoch": epoch, "val": record["val_metric_epoch"], "state": _copy_state(model)}
-            history.append(record)
-            if averager is not None:
-                averager.update(epoch, model)
-            save_checkpoint(path, training_state(cfg, epoch + 1, model, optimizer, amp.scaler, shuffle_gen,
-                                                 augment_gen, history, best,
-                                                 {"averaging": averager.state_dict()} if averager else None))
+            record["val_metric_epoch"] = validate(state.model, data, cfg, amp, device)
+            state.end_epoch(record)
+            save_checkpoint(path, state.to_checkpoint(cfg))
             tracked.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch)
             bar.set_postfix(loss=f"{record['train_loss']:.3f}", val=f"{record['val_metric_epoch']:.3f}")
             if on_epoch_end is not None:
@@ -216,18 +175,8 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             if trial is not None:
                 _report_to_optuna(trial, record["val_metric_epoch"], epoch)
         bar.close()
-        if best["state"] is not None:  # None only when no val metric was finite: the last model then
-            model.load_state_dict(best["state"])
-        if averager is not None:  # the averaged model is the run's result, as in the paper's code
-            tracked.log_metrics({"best_epoch_val_metric": best["val"],
-                                 "best_epoch_test_metric": evaluate(model, data, cfg, amp, device)["test"],
-                                 "averaged_epochs": averager.count})
-            model.load_state_dict(averager.averaged_state(model))
-            scores, targets = predict(model, data.val, eval_batch_size(cfg, data.t_in), amp, device,
-                                      spec.label_kind)
-            best = {**best, "val": task_metric(spec.metric, scores, targets)}
-        result = {**best, **evaluate(model, data, cfg, amp, device)}
-        health = _finish(tracked, cfg, data, model, device, result, history, loss_kind)
+        result = _result(state, cfg, data, amp, device, tracked)
+        health = _finish(tracked, cfg, data, state.model, device, result, state.history, loss_kind)
     except BaseException as err:
         pruned = type(err).__name__ == "TrialPruned"
         with contextlib.suppress(Exception):  # best effort: the server may be the reason we are here
@@ -262,9 +211,65 @@ def stops_early(cfg: RunConfig, epochs_done: int, best_epoch: int) -> bool:
             and epochs_done - 1 - best_epoch >= cfg.patience)
 
 
-def _copy_state(model: Classifier) -> dict[str, Tensor]:
-    """The model's state dict, copied to the CPU (the best-on-val model, kept in the checkpoint)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+def new_state(cfg: RunConfig, data: TaskData, amp: Amp, device: torch.device) -> TrainState:
+    """A fresh run: the model and optimizer, the shuffle's and augmentations' generators, the weight average
+    (None: the best-on-val model is the result) and the global stream the training step draws from (dropout,
+    drop path), each from its own stream of `cfg.seed` (`benchmark.training.seeds`)."""
+    model = make_model(cfg, data.spec.num_classes, data.t_in, device, stats=data.stats)
+    state = TrainState(model, make_optimizer(model, cfg), amp.scaler, seeds.generator(cfg.seed, "shuffle"),
+                       seeds.generator(cfg.seed, "augment"), make_averager(cfg))
+    torch.manual_seed(seeds.stream_seed(cfg.seed, "train"))
+    return state
+
+
+def resume(path: Path, cfg: RunConfig, state: TrainState, fresh: Callable[[], TrainState]) -> TrainState:
+    """`state` continued from the checkpoint at `path` when there is a usable one; a checkpoint that loads but does
+    not fit is set aside and the run starts again from `fresh()`."""
+    saved = load_checkpoint(path, cfg)
+    if saved is None:
+        return state
+    try:
+        state.load(saved)
+    except Exception as err:  # noqa: BLE001 — a checkpoint that loads but does not fit: start again
+        set_aside(path, err)
+        return fresh()
+    log.info("resuming %s from %s after epoch %d", cfg.run_name, path, state.epoch)
+    return state
+
+
+def validate(model: Classifier, data: TaskData, cfg: RunConfig, amp: Amp, device: torch.device) -> float:
+    scores, targets = predict(model, data.val, eval_batch_size(cfg, data.t_in), amp, device, data.spec.label_kind)
+    return task_metric(data.spec.metric, scores, targets)
+
+
+def _result(state: TrainState, cfg: RunConfig, data: TaskData, amp: Amp, device: torch.device,
+            tracked: tracking.TrackedRun) -> dict[str, Any]:
+    """The run's result: the best-on-val model (or, with weight averaging, the averaged one, as in the paper's
+    code), evaluated on val and, once, on test."""
+    model, best = state.model, state.best
+    if best.state is not None:  # None only when no val metric was finite: the last model then
+        model.load_state_dict(best.state)
+    val = best.val
+    if state.averager is not None:
+        tracked.log_metrics({"best_epoch_val_metric": best.val,
+                             "best_epoch_test_metric": evaluate(model, data, cfg, amp, device)["test"],
+                             "averaged_epochs": state.averager.count})
+        model.load_state_dict(state.averager.averaged_state(model))
+        val = validate(model, data, cfg, amp, device)
+    return {"epoch": best.epoch, "val": val, **evaluate(model, data, cfg, amp, device)}
+
+
+def _start_tracking(cfg: RunConfig, state: TrainState, metric: str, device: torch.device, tracking_uri: str,
+                    experiment: str, tags: Mapping[str, object]) -> tracking.TrackedRun:
+    return tracking.start_run(
+        tracking_uri, experiment, run_name=cfg.run_name, params=cfg.to_params(),
+        tags={"config_hash": cfg.config_hash, "suite": experiment, "metric_name": metric,
+              "git_commit": git_commit(), "device": describe_device(device),
+              **dependency_versions(), "engine_digest": engine_digest(),
+              "config_version": CONFIG_VERSION, "resumed_from_epoch": state.epoch,
+              "torch_threads": torch.get_num_threads(), **numerics.fingerprint(device),
+              "numerics_canary": numerics.canary_digest(torch.get_num_threads()) if device.type == "cpu" else "",
+              "pretrained_stem": stem_adaptation(cfg.pretrained, state.model.frontend.out_channels), **tags})
 
 
 def evaluate(model: Classifier, data: TaskData, cfg: RunConfig, amp: Amp, device: torch.device) -> dict[str, Any]:

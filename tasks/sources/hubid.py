@@ -76,7 +76,7 @@ def identity(decl: Mapping[str, Any]) -> str:
 
 
 def _local_copy(name: str) -> Path | None:
-    from tasks.data import DATA_DIR_ENV
+    from tasks.cache import DATA_DIR_ENV
 
     root = os.environ.get(DATA_DIR_ENV)
     return Path(root) / name if root and (Path(root) / name).is_dir() else None
@@ -86,7 +86,7 @@ def _classes(decl: Mapping[str, Any], source: ParquetSource) -> tuple[str, ...]:
     """The class names from a local copy: the ClassLabel names of the label column, else the names found."""
     import pyarrow.parquet as pq
 
-    from tasks.data import DATA_DIR_ENV
+    from tasks.cache import DATA_DIR_ENV
 
     name = decl["name"]
     root = _local_copy(name)

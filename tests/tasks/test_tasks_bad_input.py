@@ -12,7 +12,8 @@ from tasks_helpers import wav_bytes, write_parquet
 
 from tasks import FeatureConfig, load_features
 from tasks.audio import BadClipError, decode_audio, fit_length, load_clip
-from tasks.data import TaskSchemaError, load_split
+from tasks.columns import TaskSchemaError
+from tasks.data import load_split
 
 
 def _esc50_with(root, audio: list, targets=None, folds=None, drop=()):

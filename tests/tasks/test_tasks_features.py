@@ -6,7 +6,7 @@ import torch
 from tasks_helpers import small_embedded
 
 from tasks import FeatureConfig, load_features
-from tasks.data import read_column
+from tasks.columns import read_column
 from tasks.features import FeatureConfigError, LogMel, not_whole_samples
 
 

@@ -17,7 +17,8 @@ from benchmark.config import RunConfig
 from benchmark.fields import ConfigError
 from tasks import get_task
 from tasks.cli import main
-from tasks.data import load_split, read_column
+from tasks.columns import read_column
+from tasks.data import load_split
 from tasks.inspect import inspect_source
 from tasks.sources.corpus import TaskFileError
 from tasks.usertask import user_task

@@ -13,24 +13,24 @@ from benchmark.config import RunConfig
 from benchmark.tracking.outages import DiskError
 from benchmark.training.checkpoint import (
     CHECKPOINT_FORMAT,
+    Best,
+    TrainState,
     checkpoint_path,
     load_checkpoint,
-    restore,
     save_checkpoint,
-    training_state,
 )
 
 CFG = RunConfig(task="toy-transients")
 
 
-def _parts(seed: int):
+def _state(seed: int, **kw) -> TrainState:
     torch.manual_seed(seed)
     model = torch.nn.Linear(4, 3)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     model(torch.randn(2, 4)).sum().backward()
     optimizer.step()
-    return (model, optimizer, torch.amp.GradScaler("cuda", enabled=False), torch.Generator().manual_seed(seed),
-            torch.Generator().manual_seed(seed + 1))
+    return TrainState(model, optimizer, torch.amp.GradScaler("cuda", enabled=False),
+                      torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1), **kw)
 
 
 def test_the_path_is_named_by_the_config_hash(tmp_path):
@@ -38,24 +38,35 @@ def test_the_path_is_named_by_the_config_hash(tmp_path):
 
 
 def test_save_then_restore_continues_every_stream(tmp_path):
-    model, optimizer, scaler, loader_gen, augment_gen = _parts(seed=0)
-    best = {"epoch": 0, "val": 0.5, "test": 0.25, "per_class": [0.5], "support": [2], "examples": {}}
+    best = Best(0, 0.5, {"weight": torch.ones(3, 4)})
+    saved = _state(0, epoch=1, history=[{"epoch": 0, "val_metric_epoch": 0.5}], best=best)
     path = checkpoint_path(tmp_path, CFG)
-    save_checkpoint(path, training_state(CFG, 1, model, optimizer, scaler, loader_gen, augment_gen,
-                                         [{"epoch": 0, "val_metric_epoch": 0.5}], best))
+    save_checkpoint(path, saved.to_checkpoint(CFG))
     assert [p.name for p in path.parent.iterdir()] == ["last.pt"]  # no temporary file left behind
-    expected = (torch.rand(3), torch.rand(3, generator=loader_gen), torch.rand(3, generator=augment_gen))
+    expected = (torch.rand(3), torch.rand(3, generator=saved.shuffle_gen), torch.rand(3, generator=saved.augment_gen))
 
     state = load_checkpoint(path, CFG)
     assert state is not None and state["format"] == CHECKPOINT_FORMAT and state["config_hash"] == CFG.config_hash
-    other = _parts(seed=5)
-    epoch, history, restored_best = restore(state, *other)
-    assert (epoch, history, restored_best) == (1, [{"epoch": 0, "val_metric_epoch": 0.5}], best)
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other[0].state_dict().values(),
-                                                    strict=True))
-    assert other[1].state_dict()["state"][0]["step"] == 1
-    again = (torch.rand(3), torch.rand(3, generator=other[3]), torch.rand(3, generator=other[4]))
+    other = _state(seed=5)
+    other.load(state)
+    assert (other.epoch, other.history) == (1, [{"epoch": 0, "val_metric_epoch": 0.5}])
+    assert (other.best.epoch, other.best.val) == (0, 0.5) and torch.equal(other.best.state["weight"], torch.ones(3, 4))
+    assert all(torch.equal(a, b) for a, b in zip(saved.model.state_dict().values(),
+                                                    other.model.state_dict().values(), strict=True))
+    assert other.optimizer.state_dict()["state"][0]["step"] == 1
+    again = (torch.rand(3), torch.rand(3, generator=other.shuffle_gen), torch.rand(3, generator=other.augment_gen))
     assert all(torch.equal(a, b) for a, b in zip(expected, again, strict=True))
+
+
+def test_the_end_of_an_epoch_keeps_the_best_weights_and_counts_the_epoch():
+    state = _state(0)
+    state.end_epoch({"epoch": 0, "val_metric_epoch": 0.4})
+    first = state.best.state
+    with torch.no_grad():
+        state.model.weight.add_(1.0)  # the next epoch moves the weights
+    state.end_epoch({"epoch": 1, "val_metric_epoch": 0.3})  # no new best: the copy of epoch 0 stays
+    assert (state.epoch, state.best.epoch, state.best.val, len(state.history)) == (2, 0, 0.4, 2)
+    assert state.best.state is first and not torch.equal(first["weight"], state.model.weight)
 
 
 def test_a_checkpoint_of_another_config_is_not_resumed(tmp_path):
@@ -82,9 +93,7 @@ def test_no_file_is_no_checkpoint(tmp_path):
 
 
 def _save(path, epoch: int) -> None:
-    model, optimizer, scaler, loader_gen, augment_gen = _parts(seed=0)
-    best = {"epoch": 0, "val": 0.5, "test": 0.25, "per_class": [0.5], "support": [2], "examples": {}}
-    save_checkpoint(path, training_state(CFG, epoch, model, optimizer, scaler, loader_gen, augment_gen, [], best))
+    save_checkpoint(path, _state(0, epoch=epoch, best=Best(0, 0.5)).to_checkpoint(CFG))
 
 
 def test_a_full_disk_names_the_path_and_keeps_the_last_good_checkpoint(tmp_path):
