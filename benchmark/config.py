@@ -124,6 +124,11 @@ class RunConfig:
     # --- the draw of clips: an embedded task's generator seed (0: the task's own clips; another value, a new draw
     # of train, val and test clips from the same generator, `TaskSpec.draw`). Only generated tasks have draws.
     data_seed: int = field(default=0, metadata={"since": 3})
+    # --- a user corpus's fingerprint (declared fields, file names, sizes, mtimes: `tasks.usertask.task_identity`),
+    # so runs on two versions of a corpus never share an identity. Filled once when a config of a user task is made
+    # without it; a config rebuilt from its logged params keeps the logged value (and its hash), and training it
+    # on a corpus that has changed since is refused (`benchmark.training.data`). None for registered tasks.
+    task_files: str | None = field(default=None, metadata={"since": 3})
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -135,8 +140,8 @@ class RunConfig:
         if self.frontend == NO_REDUCTION_FRONTEND:
             object.__setattr__(self, "reduction_rate", 0.0)
         self._validate()
-        # a user task's corpus as it was when this config was made (not a field: never set by hand)
-        object.__setattr__(self, "_task_files", task_files(self.task))
+        if self.task_files is None:
+            object.__setattr__(self, "task_files", task_files(self.task))
 
     # ----------------------------------------------------------------------------------- validation
     def _validate(self) -> None:
@@ -249,10 +254,8 @@ class RunConfig:
         """The fields that name this run: all of them, less those added after `CONFIG_VERSION` (field
         metadata `since`) that hold their default."""
         version = int(CONFIG_VERSION)
-        named = {f.name: getattr(self, f.name) for f in fields(self)
-                 if f.metadata.get("since", version) <= version or getattr(self, f.name) != f.default}
-        files = self.__dict__.get("_task_files")
-        return named if files is None else {**named, "task_files": files}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.metadata.get("since", version) <= version or getattr(self, f.name) != f.default}
 
     def to_json(self) -> str:
         return json.dumps({"config_version": CONFIG_VERSION, **self.identity()}, sort_keys=True,

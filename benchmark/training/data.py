@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from benchmark.config import RunConfig
+from benchmark.fields import task_files
 from benchmark.tracking.outages import DiskError, disk_error, is_disk_error
 
 IN_MEMORY_BYTES = 2 * 1024**3  # per split: waveforms (and the held features) as tensors
@@ -118,6 +119,11 @@ def load_task_data(cfg: RunConfig, data_dir: str | os.PathLike | None = None) ->
     from tasks import get_task, load_features
 
     spec = get_task(cfg.task).draw(cfg.data_seed)
+    now = task_files(cfg.task)
+    if now != cfg.task_files:
+        raise ValueError(f"RunConfig.task_files={cfg.task_files!r}: the corpus of task {cfg.task!r} has changed since "
+                         f"this config was made (its fingerprint is now {now!r}); rebuild the config from the task "
+                         f"to train on the corpus as it is")
     feature_cfg = cfg.feature_config(spec)
     try:
         features = {s: load_features(spec, s, feature_cfg, fold=cfg.fold, data_dir=data_dir)

@@ -103,7 +103,7 @@ def test_equal_values_of_other_python_types_hash_equally():
     assert make(lr="1e-3", epochs="6").config_hash == make(lr=1e-3, epochs=6).config_hash
 
 
-LATER_FIELDS = {"data_seed": 0}  # added under version 2, at its default
+LATER_FIELDS = {"data_seed": 0, "task_files": None}  # added under version 2, at their defaults
 
 
 def test_canonical_json_carries_the_config_version():

@@ -15,6 +15,7 @@ from corpus_helpers import CLASSES, class_folders, hear_task, hub_copy, manifest
 
 from benchmark.config import RunConfig
 from benchmark.fields import ConfigError
+from benchmark.training.data import load_task_data
 from tasks import get_task
 from tasks.cli import main
 from tasks.columns import read_column
@@ -96,6 +97,13 @@ def test_the_fingerprint_follows_the_files(tmp_path):
     assert second.local.identity() != first.local.identity()
     assert RunConfig.for_task(ref).config_hash != cfg.config_hash
     assert RunConfig.for_task("toy-transients").identity().get("task_files") is None
+    # the fingerprint is a field: the config rebuilt from its logged params keeps the logged hash, and training it
+    # on the corpus as it is now is refused, naming the field
+    logged = {k: str(v) for k, v in cfg.to_params().items()}
+    rebuilt = RunConfig.from_dict(logged)
+    assert rebuilt == cfg and rebuilt.config_hash == cfg.config_hash
+    with pytest.raises(ValueError, match=r"RunConfig.task_files=.*has changed since this config was made"):
+        load_task_data(rebuilt)
 
 
 def test_different_lengths_are_cropped_or_padded_and_counted(tmp_path):
