@@ -108,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="leaderboards, figures and REPORT.md from a suite's MLflow runs")
     report.add_argument("--suite", required=True, help="suite name or YAML path")
     _add_suite_task_flag(report)
+    _add_results_dir_flag(report)
     _add_tracking_flag(report)
     _add_report_dirs(report)
     report.set_defaults(func=commands.report)
@@ -174,7 +175,14 @@ def _add_suite_flags(parser: argparse.ArgumentParser) -> None:
     _add_suite_task_flag(parser)
     parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
                         help=f"Optuna storage: a journal file path or a URL such as postgresql://... "
-                             f"(default: ${STORAGE_ENV} or {RESULTS_DIR}/SUITE/optuna.journal)")
+                             f"(default: ${STORAGE_ENV} or RESULTS_DIR/SUITE/optuna.journal)")
+    _add_results_dir_flag(parser)
+
+
+def _add_results_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help=f"root of a suite's state and CSVs: RESULTS_DIR/SUITE/ holds its Optuna journal, "
+                             f"checkpoints/ and the report's CSVs (default: {RESULTS_DIR})")
 
 
 def _add_suite_task_flag(parser: argparse.ArgumentParser) -> None:
@@ -197,7 +205,7 @@ def _add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
 
 def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-dir", type=Path, default=None,
-                        help=f"per-epoch checkpoints (default: {CHECKPOINTS_DIR}/SUITE)")
+                        help="per-epoch checkpoints (default: RESULTS_DIR/SUITE/checkpoints)")
     parser.add_argument("--heartbeat-interval", type=int, default=30,
                         help="seconds between trial heartbeats on an RDB storage (default 30)")
     parser.add_argument("--grace-period", type=int, default=None,
@@ -209,7 +217,6 @@ def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"CSVs (default: {RESULTS_DIR})")
     parser.add_argument("--reports-dir", type=Path, default=REPORTS_DIR,
                         help=f"figures and REPORT.md (default: {REPORTS_DIR})")
     parser.add_argument("--include-stale", action="store_true",

@@ -66,7 +66,8 @@ def study(args: argparse.Namespace) -> int:
     study = _studies(args.verbose)
     final = study.run_study(suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
                             checkpoint_dir=args.checkpoint_dir, heartbeat_interval=args.heartbeat_interval,
-                            grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir)
+                            grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir,
+                            results_dir=args.results_dir)
     print(final)
     if args.report:
         _report(suite, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
@@ -74,7 +75,8 @@ def study(args: argparse.Namespace) -> int:
 
 
 def create(args: argparse.Namespace) -> int:
-    suite = _studies(args.verbose).create(_suite(args), args.storage, args.tracking_uri, data_dir=args.data_dir)
+    suite = _studies(args.verbose).create(_suite(args), args.storage, args.tracking_uri, data_dir=args.data_dir,
+                                          results_dir=args.results_dir)
     print(f"created {suite.name}: {len(suite.configs)} points")
     return 0
 
@@ -84,7 +86,8 @@ def worker(args: argparse.Namespace) -> int:
     final = _studies(args.verbose).worker(
         _suite(args), args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
         heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
-        poll_seconds=args.poll_seconds, progress=args.progress, data_dir=args.data_dir)
+        poll_seconds=args.poll_seconds, progress=args.progress, data_dir=args.data_dir,
+        results_dir=args.results_dir)
     print(final)
     return _study_exit(final)
 
@@ -92,7 +95,7 @@ def worker(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    current = _studies(args.verbose).status(_suite(args), args.storage)
+    current = _studies(args.verbose).status(_suite(args), args.storage, results_dir=args.results_dir)
     print(json.dumps(asdict(current)) if args.json else current)
     return 0
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from benchmark.paths import default_storage
+from benchmark.paths import storage_or_default
 from benchmark.study.storage import load_study, open_storage
 from benchmark.study.suites import Suite, load_suite
 
@@ -83,10 +83,11 @@ def _count(suite: Suite, states: list[str]) -> StudyStatus:
                        left=states.count("left") + states.count("waiting"))
 
 
-def status(suite: str | Path | Suite, storage: str | None = None) -> StudyStatus:
-    """How many points of the suite are done / running / failed / left (a study not created yet: all left)."""
+def status(suite: str | Path | Suite, storage: str | None = None, results_dir: Path | None = None) -> StudyStatus:
+    """How many points of the suite are done / running / failed / left (a study not created yet: all left).
+    `results_dir`: where the suite's journal is when no `storage` is given (`<results_dir>/<suite>/`)."""
     suite = load_suite(suite)
-    return status_in(suite, open_storage(storage or default_storage(suite.name)))
+    return status_in(suite, open_storage(storage_or_default(storage, suite.name, results_dir)))
 
 
 def status_in(suite: Suite, storage_obj: optuna.storages.BaseStorage) -> StudyStatus:

@@ -22,7 +22,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from benchmark.paths import CHECKPOINTS_DIR, STORAGE_ENV, TRACKING_URI_ENV, default_storage, default_tracking_uri
+from benchmark.paths import (
+    STORAGE_ENV,
+    TRACKING_URI_ENV,
+    default_checkpoint_dir,
+    default_tracking_uri,
+    storage_or_default,
+)
 from benchmark.study.objective import (
     Objective,
     RetryAfterOutage,
@@ -41,10 +47,11 @@ logger = logging.getLogger(__name__)
 
 
 def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
-           data_dir: Path | None = None) -> Suite:
-    """Create the Optuna study (or studies) and the MLflow experiment once, before any worker starts."""
+           data_dir: Path | None = None, results_dir: Path | None = None) -> Suite:
+    """Create the Optuna study (or studies) and the MLflow experiment once, before any worker starts.
+    `results_dir`: the root of the suite's state (`<results_dir>/<suite>/optuna.journal` unless `storage`)."""
     suite = load_suite(suite)
-    storage = storage or default_storage(suite.name)
+    storage = storage_or_default(storage, suite.name, results_dir)
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)
     check_data(suite, data_dir)
@@ -93,16 +100,18 @@ def _archive_and_recreate(study: optuna.Study, storage: optuna.storages.BaseStor
 def worker(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
            checkpoint_dir: Path | None = None, heartbeat_interval: int = 30, grace_period: int | None = None,
            poll_seconds: float = 5.0, progress: bool = False, run_progress: bool = False,
-           run_fn: RunFn | None = None, data_dir: Path | None = None) -> StudyStatus:
+           run_fn: RunFn | None = None, data_dir: Path | None = None, results_dir: Path | None = None) -> StudyStatus:
     """Join the suite's study and train points until every point is done or failed; returns the status.
+    Checkpoints go to `checkpoint_dir`, by default `<results_dir>/<suite>/checkpoints/` (paths.default_checkpoint_dir).
 
     Safe to start on many machines at once against one RDB storage and one MLflow server.
     """
-    suite = create(suite, storage, tracking_uri, data_dir=data_dir)  # idempotent; `study` has already done it
-    storage = storage or default_storage(suite.name)
+    # idempotent; `study` has already done it
+    suite = create(suite, storage, tracking_uri, data_dir=data_dir, results_dir=results_dir)
+    storage = storage_or_default(storage, suite.name, results_dir)
     tracking_uri = tracking_uri or default_tracking_uri()
     storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    objective = Objective(suite, tracking_uri, Path(checkpoint_dir or CHECKPOINTS_DIR / suite.name),
+    objective = Objective(suite, tracking_uri, Path(checkpoint_dir or default_checkpoint_dir(suite.name, results_dir)),
                           run_fn or default_run(), run_progress, data_dir=data_dir)
     logger.info("worker %s:%d joins %s at %s", socket.gethostname(), os.getpid(), suite.name, mask_uri(storage))
     bar = _bar(progress, suite, status_in(suite, storage_obj))
@@ -204,7 +213,7 @@ def default_n_workers() -> int:
 def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
               n_workers: int | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: int = 30,
               grace_period: int | None = None, progress: bool = True, run_fn: RunFn | None = None,
-              data_dir: Path | None = None) -> StudyStatus:
+              data_dir: Path | None = None, results_dir: Path | None = None) -> StudyStatus:
     """Create the study, then train it with `n_workers` local workers (1: in this process; default
     `default_n_workers()`); resumes.
 
@@ -216,8 +225,8 @@ def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_ur
         raise ValueError(f"n_workers={n_workers!r}: expected an integer >= 1")
     if run_fn is not None and n_workers != 1:
         raise ValueError(f"run_fn runs in this process: n_workers={n_workers} must be 1")
-    suite = create(suite, storage, tracking_uri, data_dir=data_dir)
-    storage = storage or default_storage(suite.name)
+    suite = create(suite, storage, tracking_uri, data_dir=data_dir, results_dir=results_dir)
+    storage = storage_or_default(storage, suite.name, results_dir)
     tracking_uri = tracking_uri or default_tracking_uri()
     current = status(suite, storage)
     if current.finished:  # a second `reproduce` only reports
@@ -225,8 +234,8 @@ def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_ur
     if n_workers == 1:
         return worker(suite, storage, tracking_uri, checkpoint_dir=checkpoint_dir,
                       heartbeat_interval=heartbeat_interval, grace_period=grace_period, progress=progress,
-                      run_fn=run_fn, data_dir=data_dir)
-    procs = [spawn_worker(suite.path, storage, tracking_uri, checkpoint_dir=checkpoint_dir,
+                      run_fn=run_fn, data_dir=data_dir, results_dir=results_dir)
+    procs = [spawn_worker(suite.path, storage, tracking_uri, checkpoint_dir=checkpoint_dir, results_dir=results_dir,
                           heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                           threads=max(1, (os.cpu_count() or 1) // n_workers), data_dir=data_dir, task=suite.task)
              for _ in range(n_workers)]
@@ -250,6 +259,7 @@ def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_ur
 
 
 def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoint_dir: Path | None = None,
+                 results_dir: Path | None = None,
                  heartbeat_interval: int = 30, grace_period: int | None = None, poll_seconds: float = 5.0,
                  threads: int | None = None, log_file: Path | None = None,
                  data_dir: Path | None = None, task: str | None = None) -> subprocess.Popen:
@@ -270,6 +280,8 @@ def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoi
         cmd += ["--grace-period", str(grace_period)]
     if checkpoint_dir is not None:
         cmd += ["--checkpoint-dir", str(checkpoint_dir)]
+    if results_dir is not None:
+        cmd += ["--results-dir", str(Path(results_dir).resolve())]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     if task is not None:  # a suite run on one task (`--task`): the worker loads the same points
