@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.paths import default_tracking_uri
+from benchmark.paths import default_tracking_uri, store_exists
 
 
 def _suite(args: argparse.Namespace) -> Any:
@@ -37,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     check_task_data([cfg.task], args.data_dir)  # before the MLflow store: creating it takes seconds
     check_pretrained([cfg])
     tracking_uri = args.tracking_uri or default_tracking_uri()
+    if not store_exists(tracking_uri):
+        # A new store is created only once the clips decode: a bad clip fails here, naming its file, and leaves
+        # nothing behind. (With a store, `run` first looks for a finished identical run, which needs no clips.)
+        from benchmark.training.data import load_task_data
+
+        load_task_data(cfg, args.data_dir)
     tracking.check_tracking_uri(tracking_uri)
     result = run(cfg, tracking_uri=tracking_uri, experiment=args.experiment,
                  checkpoint_dir=args.checkpoint_dir, progress=args.progress, data_dir=args.data_dir)
@@ -193,6 +199,10 @@ def _report(suite_arg: Any, tracking_uri: str | None, results_dir: Path, reports
 
     suite = load_suite(suite_arg)
     tracking_uri = tracking_uri or default_tracking_uri()
+    if not store_exists(tracking_uri):  # a report reads: it never creates an empty store
+        raise FileNotFoundError(f"no MLflow store at {tracking_uri.removeprefix('sqlite:///')}: nothing to report "
+                                f"for suite {suite.name!r} (run `diffres-bench study --suite {suite.name}` first, "
+                                f"or pass --tracking-uri / set MLFLOW_TRACKING_URI to the store its runs are in)")
     check_tracking_uri(tracking_uri)
     paths = build_report(suite.name, tracking_uri, results_dir=results_dir, reports_dir=reports_dir,
                          margin=suite.margin, points=[cfg.config_hash for cfg in suite.configs],

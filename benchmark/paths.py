@@ -76,6 +76,14 @@ def default_checkpoint_dir(suite_name: str, results_dir: Path | None = None) -> 
     return (suite_results_dir(suite_name, results_dir) / "checkpoints").resolve()
 
 
+def store_exists(uri: str) -> bool:
+    """Whether a journal file or SQLite store (``sqlite:///path``) is already there; a server URL: True.
+    Read-only commands check it first, so that they never create an empty store."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).is_file()
+    return "://" in uri or Path(uri).is_file()
+
+
 def default_tracking_uri() -> str:
     """``$MLFLOW_TRACKING_URI``, else a SQLite store ``mlflow.db`` in the working directory."""
     return os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{Path.cwd() / 'mlflow.db'}"

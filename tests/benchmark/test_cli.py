@@ -126,6 +126,43 @@ def test_offline_hub_task_is_named_before_any_mlflow_store_with_a_flag_run_has(c
     assert "local copy" in err and not store.exists()
 
 
+def test_read_only_commands_leave_the_directory_as_it_was(capsys, tmp_path: Path, suite_file: Path,
+                                                         monkeypatch) -> None:
+    """`status` before any study and `report` without a store create no journal, no mlflow.db, no folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DIFFRES_BENCH_STORAGE", raising=False)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["status", "--suite", str(suite_file)]) == 0
+    assert capsys.readouterr().out.strip() == "clitiny: 0/2 done, 0 running, 0 failed, 2 left"
+    assert main(["status", "--suite", str(suite_file), "--storage", f"sqlite:///{tmp_path / 'o.db'}"]) == 0
+    err = _error(capsys, ["report", "--suite", str(suite_file)])
+    assert f"no MLflow store at {work / 'mlflow.db'}" in err and "diffres-bench study --suite clitiny" in err
+    _error(capsys, ["report", "--suite", str(suite_file), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_run_on_a_bad_clip_creates_no_store(capsys, tmp_path: Path, monkeypatch) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    for i, (split, label) in enumerate((s, c) for s in ("train", "validation", "test") for c in ("cat", "dog")):
+        path = tmp_path / "corpus" / split / label / f"{label}-{split}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.full(8000, 0.01 * (i + 1), dtype=np.float32), 16000)
+    bad = tmp_path / "corpus" / "test" / "dog" / "dog-1.wav"
+    sf.write(bad, np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")  # its header reads well
+    monkeypatch.setenv("DIFFRES_CACHE_DIR", str(tmp_path / "cache"))
+    store = tmp_path / "m.db"
+    assert main(["run", "--task", f"folder:{tmp_path / 'corpus'}", "--epochs", "1", "--no-progress",
+                 "--tracking-uri", f"sqlite:///{store}", "--checkpoint-dir", str(tmp_path / "ckpt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("diffres-bench: error: ") and "NaN" in err, err
+    assert not store.exists() and not (tmp_path / "ckpt").exists()
+
+
 @pytest.mark.parametrize("command", ["study", "reproduce", "create", "worker"])
 def test_suite_commands_that_check_data_take_the_data_dir_flag(capsys, command: str) -> None:
     with pytest.raises(SystemExit):
