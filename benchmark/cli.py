@@ -6,7 +6,7 @@ whose data is missing is named before any MLflow store is opened.
 
 Exit codes: 0 success; 1 a study ended with failed or unfinished points; 2 bad input (unknown name,
 malformed suite, value out of range, unreachable server, a full or unwritable checkpoint or cache
-directory); 130 interrupted.
+directory); 130 interrupted. A reader that closes stdout early (`| head -1`) is no error: exit 0, quietly.
 """
 
 from __future__ import annotations
@@ -42,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with data_dir_in_environment(getattr(args, "data_dir", None)):
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except KeyboardInterrupt:
         print("diffres-bench: interrupted", file=sys.stderr)
         return 130
@@ -54,6 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
         print(f"diffres-bench: error: {mask_uri(str(text))}", file=sys.stderr)
         return 2
+
+
+def _reader_went_away() -> int:
+    """`diffres-bench suites | head -1`: the reader closed the pipe; that is no error. Python would report the
+    pipe again when it flushes stdout at exit, so stdout is pointed at /dev/null first (Python's docs, signal)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -218,3 +218,18 @@ def test_claims_lists_each_claim_with_its_test_and_arms(capsys) -> None:
     out = capsys.readouterr().out
     assert "| 3 | From a high-resolution input" in out and "| superiority (non-inferiority) |" in out
     assert main(["claims", "--check"]) == 0 and "claims files are current" in capsys.readouterr().out
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """`diffres-bench suites | head -1`: rc 0, nothing on stderr."""
+    import os
+
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader (head) has gone before the first line
+    proc = subprocess.run([sys.executable, "-m", "benchmark", "suites"], stdout=writer, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+    os.close(writer)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    shell = subprocess.run(f"{sys.executable} -m benchmark suites | head -1", shell=True, capture_output=True,
+                           text=True, timeout=120, executable="/bin/bash")
+    assert shell.stdout.count("\n") == 1 and shell.stderr == ""
