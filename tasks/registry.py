@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from diffres.registry import Registry
@@ -170,6 +171,10 @@ def get_task(name: str) -> TaskSpec:
 
     if is_user_ref(name):
         return user_task(name)
+    if Path(name).expanduser().is_dir():
+        from tasks.taskref import directory_hint
+
+        raise KeyError(directory_hint(name))
     raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}; or your own corpus: a task "
                    f"YAML path, hear:DIR, folder:DIR or manifest:FILE (docs/tasks.md)")
 

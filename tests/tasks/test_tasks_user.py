@@ -169,7 +169,7 @@ def test_corrupt_files_are_listed_then_skipped_on_request(tmp_path, private_cach
     spec = user_task(ref)
     assert "2 unreadable file(s) skipped (on_bad_file: skip): train/cat/cat-train-1.wav" in spec.protocol
     assert len(_labels(ref, "train")) == 6
-    assert main(["tasks", "inspect", f"folder:{root}"]) == 1
+    assert main(["tasks", "inspect", f"folder:{root}"]) == 2
     out = capsys.readouterr().out
     assert "16 listed, 14 usable, 2 unusable" in out and "problems:     2" in out
     assert "cat-train-1.wav: unreadable" in out
@@ -312,3 +312,19 @@ def test_a_multilabel_hear_task_has_label_lists(tmp_path):
     assert spec.label_kind == "multi" and spec.metric == "mAP" and spec.folds == 5
     test = _labels(f"hear:{root}", "test", fold=1)
     assert test["16000/fold00/cat-fold00-1.wav"] == [0, 1] and test["16000/fold00/cat-fold00-0.wav"] == [0]
+
+
+def test_inspect_of_a_bare_directory_suggests_folder_and_bad_input_exits_2(tmp_path, private_cache, capsys):
+    root = class_folders(tmp_path / "c")
+    assert main(["tasks", "inspect", str(root)]) == 2
+    out = capsys.readouterr().out
+    assert f"{root} is a directory, not a task: for a corpus of class folders pass folder:{root}" in out
+    from benchmark.cli import main as bench
+
+    assert bench(["run", "--task", str(root), "--epochs", "1"]) == 2
+    assert f"pass folder:{root}" in capsys.readouterr().err
+    assert main(["tasks", "inspect", f"folder:{root}", "--data-dir", str(tmp_path / "nonexistent")]) == 2
+    assert f"--data-dir {tmp_path / 'nonexistent'}: no such directory" in capsys.readouterr().err
+    assert bench(["run", "--task", "toy-transients", "--data-dir", str(tmp_path / "nonexistent")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    assert main(["tasks", "inspect", f"folder:{root}"]) == 0
