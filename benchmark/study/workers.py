@@ -134,10 +134,10 @@ def _grid_loop(suite: Suite, storage: optuna.storages.BaseStorage, objective: Ob
     study = optuna.load_study(study_name=suite.study_name(), storage=storage,
                               sampler=optuna.samplers.GridSampler({POINT: keys}),
                               pruner=optuna.pruners.NopPruner())
-    recover(study)
+    recover(study, objective.tracking_uri, suite.name)
     requeue_failed_points(study, keys)
     while True:
-        recover(study)
+        recover(study, objective.tracking_uri, suite.name)
         states = list(grid_states(study, keys).values())
         if "left" in states or "waiting" in states:
             _optimize_one(study, objective)
@@ -158,10 +158,10 @@ def _search_loop(suite: Suite, storage: optuna.storages.BaseStorage, objective: 
                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
         point_objective = Objective(suite, objective.tracking_uri, objective.checkpoint_dir, objective.run_fn,
                                     objective.run_progress, config=cfg, data_dir=objective.data_dir)
-        recover(study)
+        recover(study, objective.tracking_uri, suite.name)
         failures = 0
         while failures < suite.n_trials:
-            recover(study)
+            recover(study, objective.tracking_uri, suite.name)
             trials = study.get_trials(deepcopy=False)
             finished = sum(t.state in FINISHED_SEARCH for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
