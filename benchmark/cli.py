@@ -20,6 +20,7 @@ from pathlib import Path
 from benchmark import commands
 from benchmark.paths import (
     CHECKPOINTS_DIR,
+    DATA_DIR_ENV,
     DEBUG_ENV,
     REPORTS_DIR,
     RESULTS_DIR,
@@ -32,8 +33,13 @@ _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ConnectionError, DiskEr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = build_parser(tasks=False)  # the `tasks` group imports torch: only built when it is the command
+    args, unknown = parser.parse_known_args(argv)
+    if getattr(args, "tasks_deferred", False):
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    elif unknown:
+        parser.parse_args(argv)  # the error argparse gives for them, naming the command's usage
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return 2
@@ -69,13 +75,24 @@ def _reader_went_away() -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(tasks: bool = True) -> argparse.ArgumentParser:
+    """The console script's parser. `tasks=False`: the `tasks` group is a stand-in that takes any arguments
+    (`main` builds the full parser when it is the command), so that `--help` and every other command's
+    flag errors answer without importing torch (the tasks package imports it)."""
     parser = argparse.ArgumentParser(
         prog="diffres-bench", description="DiffRes benchmark: runs, suites (Optuna studies), workers, reports.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="train and evaluate one config (reuses a finished identical run)")
+    run = sub.add_parser(
+        "run", help="train and evaluate one config (reuses a finished identical run)",
+        description="Train and evaluate one config. A flag you leave unset takes the task's recipe\n"
+                    "(benchmark.training.recipes), else the default shown.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  diffres-bench run --task toy-transients --frontend avgpool --reduction-rate 0.5 --epochs 2\n"
+               "  diffres-bench run --task folder:DIR --backbone audiocnn_tiny --seed 1\n"
+               "  diffres-bench run --task esc50 --fold 1 --data-dir DATA  (a local copy of a hub task)")
     _add_config_flags(run)
     _add_tracking_flag(run)
     run.add_argument("--experiment", default="runs", help="MLflow experiment name (default: runs)")
@@ -163,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size, and the templates")
     suites.set_defaults(func=commands.suites)
 
+    if not tasks:
+        stand_in = sub.add_parser("tasks", help="list, describe and prepare tasks", add_help=False)
+        stand_in.set_defaults(tasks_deferred=True)  # its arguments are left to parse_known_args
+        return parser
     from tasks.cli import add_parser as add_tasks_parser
 
     add_tasks_parser(sub)
@@ -170,8 +191,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------------------------------ flags
+# What each RunConfig flag means, its unit and its choices, for `run --help` (the checks that enforce them are
+# RunConfig's; registries that need torch to list are named, not listed, so `--help` answers at once).
+_FIELD_HELP = {
+    "fold": "k-fold tasks: the test fold (see `diffres-bench tasks info TASK`)",
+    "backbone": "timm model name, or audiocnn_tiny (the CPU backbone)",
+    "frontend": "one of avgmaxpool, avgpool, changehop, convavgpool, diffres, diffres-noenc, diffres-separable, "
+                "maxpool, pool3ch, spec (no reduction), specpool",
+    "hop_ms": "STFT hop, ms", "reduction_rate": "δ: fraction of frames removed, in (0, 1) (spec: ignored)",
+    "n_mels": "mel bands", "win_ms": "STFT window, ms", "seed": "random seed, >= 0",
+    "optimizer": "one of adam, adamw", "lr": "learning rate", "beta1": "Adam β1, in [0, 1)",
+    "beta2": "Adam β2, in [0, 1)", "weight_decay": "L2 weight decay", "lr_decay": "lr factor per decay step, (0, 1]",
+    "lr_decay_every": "epochs between lr decay steps", "lr_decay_from": "epoch of the first lr decay",
+    "epochs": "epochs (at most, with --patience)", "batch_size": "clips per batch",
+    "freq_mask": "SpecAugment frequency mask, mel bins", "time_mask_ms": "SpecAugment time mask, ms",
+    "mixup_alpha": "mixup Beta(α, α) parameter", "mixup_prob": "probability of mixup per batch, in [0, 1]",
+    "guide_loss_weight": "weight of DiffRes's guide loss", "loss": "one of auto, ce, bce (auto: by the task's labels)",
+    "amp": "true|false: autocast on CUDA (a CPU always runs float32)",
+    "pretrained_weights": "local state_dict file for the backbone (no hub downloads)",
+    "max_train_clips": "a fixed subset of the training split, clips (tiny runs)",
+    "max_eval_clips": "a fixed subset of val and test, clips (tiny runs)",
+    "patience": "epochs without a new best val metric before stopping (None: all epochs)",
+    "warmup_epochs": "linear lr warm-up, epochs", "min_epochs": "epochs before early stopping may end a run",
+    "pretrained": "none | imagenet | a weights file (via timm)", "head": "one of linear, attention",
+    "balanced_sampling": "true|false: inverse label frequency sampler",
+    "weight_averaging": "none | A-B: mean of the weights of epochs A..B",
+    "batch_size_scales_with_rate": "true|false: batch size / (1 - δ)",
+    "filterbank": "one of mel (the cached log-mel), efficientleaf, leaf, sincnet, tdfbanks (learned)",
+    "cpu_threads": "torch threads on a CPU (part of a run's identity; ignored on a GPU)",
+}
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field; unset flags keep the task's recipe (RunConfig.for_task)."""
+    from dataclasses import MISSING
+
     from benchmark.config import RunConfig
 
     parser.add_argument("--task", required=True, help="task name (see `diffres-bench tasks list`), a task YAML "
@@ -179,8 +233,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in RunConfig.__dataclass_fields__.values():
         if f.name == "task":
             continue
+        default = f.default if f.default is not MISSING else None
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=argparse.SUPPRESS,
-                            metavar=str(f.type).replace(" ", "").upper(), help=f"RunConfig.{f.name}")
+                            metavar=str(f.type).replace(" ", "").upper(),
+                            help=f"{_FIELD_HELP.get(f.name, f.name)} (default: {default})".replace("%", "%%"))
 
 
 def _add_suite_flags(parser: argparse.ArgumentParser) -> None:
@@ -210,8 +266,6 @@ def _add_tracking_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
-    from tasks.data import DATA_DIR_ENV
-
     parser.add_argument("--data-dir", type=Path, default=None,
                         help=f"root of local copies of hub tasks: DATA_DIR/<task>/... (default: ${DATA_DIR_ENV})")
 

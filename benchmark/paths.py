@@ -34,6 +34,7 @@ LOADER_WORKERS_ENV = "DIFFRES_LOADER_WORKERS"  # loader worker processes a run u
 TRACKING_RETRY_ENV = "DIFFRES_BENCH_TRACKING_RETRY_S"  # how long a run waits for MLflow (tracking.outages)
 DB_RETRY_ENV = "DIFFRES_BENCH_DB_RETRY_S"  # how long a worker waits for the Optuna storage
 BACKOFF_MAX_ENV = "DIFFRES_BENCH_BACKOFF_MAX_S"  # the longest pause between two tries
+DATA_DIR_ENV = "DIFFRES_DATA_DIR"  # tasks.data.DATA_DIR_ENV, spelled here so that `--help` imports no torch
 DEBUG_ENV = "DIFFRES_BENCH_DEBUG"  # "1": a command's error shows its stack trace (benchmark.cli)
 
 

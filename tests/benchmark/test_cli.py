@@ -233,3 +233,39 @@ def test_a_closed_pipe_ends_quietly() -> None:
     shell = subprocess.run(f"{sys.executable} -m benchmark suites | head -1", shell=True, capture_output=True,
                            text=True, timeout=120, executable="/bin/bash")
     assert shell.stdout.count("\n") == 1 and shell.stderr == ""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["study", "--help"], ["status", "--help"],
+                                  ["study", "--suite", "quick", "--n-workers", "two"], ["suites", "--bogus"]])
+def test_help_and_flag_errors_answer_without_importing_torch(argv: list[str]) -> None:
+    code = ("import sys\nfrom benchmark import cli\ntry:\n    code = cli.main(sys.argv[1:])\n"
+            "except SystemExit as exit_:\n    code = exit_.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nprint('exit', code)\n")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] in ("exit 0", "exit 2")
+
+
+def test_every_run_flag_shows_its_default_and_the_registries_choices(capsys) -> None:
+    from dataclasses import MISSING
+
+    from benchmark.config import RunConfig
+    from benchmark.model.heads import list_heads
+    from benchmark.paths import DATA_DIR_ENV
+    from diffres import list_frontends
+    from diffres.filterbanks import list_filterbanks
+    from tasks import data
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in RunConfig.__dataclass_fields__.values():
+        if f.name != "task":
+            flag = f"--{f.name.replace('_', '-')}"
+            default = f.default if f.default is not MISSING else None
+            assert f"{flag} " in text and f"(default: {default})" in text.split(f"{flag} ", 2)[-1][:400], flag
+    assert all(name in text for name in [*list_frontends(), *list_filterbanks(), *list_heads()])
+    assert "examples:" in text and DATA_DIR_ENV == data.DATA_DIR_ENV
+    with pytest.raises(SystemExit):
+        main(["tasks", "--help"])  # the tasks group is built when it is the command
+    assert "inspect" in capsys.readouterr().out
