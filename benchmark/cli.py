@@ -135,6 +135,12 @@ def build_parser(tasks: bool = True) -> argparse.ArgumentParser:
     stat.add_argument("--json", action="store_true", help="print a JSON object")
     stat.set_defaults(func=commands.status)
 
+    tidy = sub.add_parser("clean", help="delete the checkpoints of a suite's finished points (resumes keep theirs)")
+    _add_suite_flags(tidy)
+    tidy.add_argument("--checkpoint-dir", type=Path, default=None,
+                      help="per-epoch checkpoints (default: RESULTS_DIR/SUITE/checkpoints)")
+    tidy.set_defaults(func=commands.clean)
+
     report = sub.add_parser("report", help="leaderboards, figures and REPORT.md from a suite's MLflow runs")
     report.add_argument("--suite", required=True, help="suite name or YAML path")
     _add_suite_task_flag(report)

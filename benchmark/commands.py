@@ -106,6 +106,14 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def clean(args: argparse.Namespace) -> int:
+    removed, size = _studies(args.verbose).clean_checkpoints(_suite(args), args.storage, results_dir=args.results_dir,
+                                                             checkpoint_dir=args.checkpoint_dir)
+    print(f"removed the checkpoints of {len(removed)} finished point(s), {size / 2**20:.1f} MiB; the checkpoints of "
+          f"points not finished are kept")
+    return 0
+
+
 def canary(args: argparse.Namespace) -> int:
     import torch
 
@@ -207,8 +215,15 @@ def _report(suite_arg: Any, tracking_uri: str | None, results_dir: Path, reports
     paths = build_report(suite.name, tracking_uri, results_dir=results_dir, reports_dir=reports_dir,
                          margin=suite.margin, points=[cfg.config_hash for cfg in suite.configs],
                          include_stale=include_stale)
-    print(f"report: {paths}")
+    print(report_line(paths))
     return paths
+
+
+def report_line(paths: Any) -> str:
+    """The last line of `report` and `reproduce`, for a person: where REPORT.md and the CSVs are."""
+    skipped = f"; {len(paths.skipped)} figure(s) or claim(s) skipped (REPORT.md says why)" if paths.skipped else ""
+    return (f"report: {paths.report} ({len(paths.figures)} figure(s)); tables in {paths.leaderboard.parent}/ "
+            f"(leaderboard.csv, claims.csv, runs.csv){skipped}")
 
 
 def _studies(verbose: bool) -> Any:

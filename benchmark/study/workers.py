@@ -38,7 +38,7 @@ from benchmark.study.objective import (
     requeue_failed_points,
 )
 from benchmark.study.states import FINISHED_SEARCH, POINT, StudyStatus, grid_states, status, status_in
-from benchmark.study.storage import open_storage
+from benchmark.study.storage import load_study, open_storage
 from benchmark.study.suites import Suite, check_data, load_suite
 from benchmark.tracking.outages import mask_uri
 from benchmark.tracking.store import check_tracking_uri, ensure_experiment
@@ -200,6 +200,42 @@ def _bar(progress: bool, suite: Suite, current: StudyStatus) -> Any:
 def _update(bar: Any, done: int) -> None:
     if done > bar.n:
         bar.update(done - bar.n)
+
+
+def clean_checkpoints(suite: str | Path | Suite, storage: str | None = None, *, results_dir: Path | None = None,
+                      checkpoint_dir: Path | None = None) -> tuple[list[Path], int]:
+    """Delete the checkpoints (`<checkpoint_dir>/<config hash>/`) of the suite's finished points: their runs
+    are in MLflow, and a finished point is never trained again. The checkpoints of points not finished (a
+    resume needs them) are kept. Returns the directories removed and their size in bytes. A study that
+    does not exist has nothing finished: nothing is removed and no storage is created."""
+    import shutil
+
+    from benchmark.paths import store_exists
+
+    suite = load_suite(suite)
+    storage = storage_or_default(storage, suite.name, results_dir)
+    root = Path(checkpoint_dir or default_checkpoint_dir(suite.name, results_dir))
+    if not store_exists(storage) or not root.is_dir():
+        return [], 0
+    storage_obj = open_storage(storage)
+    finished: set[str] = set()
+    if suite.search:
+        for key in suite.keys:
+            found = load_study(suite.study_name(key), storage_obj)
+            trials = found.get_trials(deepcopy=False, states=FINISHED_SEARCH) if found else []
+            finished |= {t.user_attrs["config_hash"] for t in trials if "config_hash" in t.user_attrs}
+    else:
+        found = load_study(suite.study_name(), storage_obj)
+        if found is not None:
+            finished = {key for key, state in grid_states(found, suite.keys).items() if state == "done"}
+    removed, size = [], 0
+    for config_hash in sorted(finished):
+        path = root / config_hash
+        if path.is_dir():
+            size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed, size
 
 
 def default_n_workers() -> int:

@@ -99,7 +99,11 @@ def test_reproduce_runs_the_study_then_the_report(capsys, tmp_path: Path, suite_
     assert main(["reproduce", *common, *tracking, "--no-progress", "--checkpoint-dir", str(tmp_path / "ckpt"),
                  "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports"),
                  "--include-stale"]) == 0
-    assert "clitiny: 2/2 done" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "clitiny: 2/2 done" in out
+    last = out.strip().splitlines()[-1]  # a line for a person, not a repr
+    assert last.startswith(f"report: {tmp_path / 'reports' / 'clitiny' / 'REPORT.md'} (") and "ReportPaths" not in last
+    assert f"tables in {tmp_path / 'results' / 'clitiny'}/" in last
     assert (tmp_path / "reports" / "clitiny" / "REPORT.md").is_file()
     assert (tmp_path / "results" / "clitiny" / "leaderboard.csv").is_file()
     assert main(["status", *common]) == 0
@@ -184,7 +188,7 @@ def test_help_report_and_suites_do_not_import_optuna(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize("command", ["run", "study", "reproduce", "create", "worker", "status", "report", "suites",
-                                     "claims", "tasks"])
+                                     "clean", "claims", "tasks"])
 def test_every_command_has_help(capsys, command: str) -> None:
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])

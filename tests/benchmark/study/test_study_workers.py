@@ -182,3 +182,24 @@ def test_results_dir_holds_the_journal_and_the_checkpoints(tmp_path: Path, monke
     monkeypatch.chdir(tmp_path)
     assert main(["status", "--suite", str(suite.path), "--results-dir", str(tmp_path / "out"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["done"] == 5
+
+
+def test_clean_drops_the_checkpoints_of_finished_points_only(tmp_path: Path, capsys) -> None:
+    from benchmark.cli import main
+
+    suite = load_suite(write_suite(tmp_path, TINY))
+    root = tmp_path / "out"
+    checkpoints = root / "tiny" / "checkpoints"
+    for key in suite.keys:
+        (checkpoints / key).mkdir(parents=True)
+        (checkpoints / key / "last.pt").write_bytes(b"x" * 2**20)
+    bad = suite.keys[1]
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    final = study.run_study(suite, None, tracking, progress=False, n_workers=1, run_fn=Recorder(fail={bad}),
+                            results_dir=root)
+    assert (final.done, final.failed) == (4, 1)
+    assert main(["clean", "--suite", str(suite.path), "--results-dir", str(root)]) == 0
+    assert "removed the checkpoints of 4 finished point(s), 4.0 MiB" in capsys.readouterr().out
+    assert [p.name for p in checkpoints.iterdir()] == [bad]  # a failed point resumes from its checkpoint
+    assert main(["clean", "--suite", str(suite.path), "--results-dir", str(tmp_path / "never")]) == 0
+    assert "0 finished point(s)" in capsys.readouterr().out and not (tmp_path / "never").exists()
