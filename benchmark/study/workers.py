@@ -57,6 +57,7 @@ def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: 
     check_data(suite, data_dir)
     storage_obj = open_storage(storage)
     names = [suite.study_name(key) for key in suite.keys] if suite.search else [suite.study_name()]
+    existed = all(load_study(name, storage_obj) is not None for name in names)
     for name in names:
         study = optuna.create_study(study_name=name, storage=storage_obj, direction="maximize",
                                     load_if_exists=True)
@@ -66,8 +67,10 @@ def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: 
     ensure_experiment(tracking_uri, suite.name, tags={
         "suite": suite.name, "optuna_study": suite.name, "optuna_storage": mask_uri(storage),
         "n_points": str(len(suite.keys))})
-    logger.info("created study %s (%d points) in %s; MLflow experiment %r at %s", suite.name,
-                len(suite.keys), mask_uri(storage), suite.name, mask_uri(tracking_uri))
+    # once per study, not once per caller: `study` creates it, then its workers find it (said at DEBUG)
+    logger.log(logging.DEBUG if existed else logging.INFO, "%s study %s (%d points) in %s; MLflow experiment %r at %s",
+               "found" if existed else "created", suite.name, len(suite.keys), mask_uri(storage), suite.name,
+               mask_uri(tracking_uri))
     return suite
 
 

@@ -203,3 +203,13 @@ def test_clean_drops_the_checkpoints_of_finished_points_only(tmp_path: Path, cap
     assert [p.name for p in checkpoints.iterdir()] == [bad]  # a failed point resumes from its checkpoint
     assert main(["clean", "--suite", str(suite.path), "--results-dir", str(tmp_path / "never")]) == 0
     assert "0 finished point(s)" in capsys.readouterr().out and not (tmp_path / "never").exists()
+
+
+def test_created_study_is_logged_once(tiny, caplog) -> None:
+    import logging
+
+    suite, storage, tracking = tiny
+    with caplog.at_level(logging.INFO, logger="benchmark.study.workers"):
+        assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder()).finished
+        assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder()).finished
+    assert sum("created study tiny" in r.getMessage() for r in caplog.records) == 1
