@@ -1,8 +1,11 @@
 """`diffres-bench tasks inspect SOURCE`: what a user's corpus holds and what is wrong with it, before
-anything trains. Reads the layout and every audio file's header (no decoding, nothing written): classes,
-clips per split or fold, clip lengths, sample rates, label balance, and every problem found (all of
-them, where building the task stops at the first kind). A hub dataset is read from its local copy
-(`--data-dir` or $DIFFRES_DATA_DIR) through the task's own split selection, headers only."""
+anything trains. Reads the layout, every audio file's header and, for a local corpus, its samples, streamed
+in blocks (bounded memory; nothing written): classes, clips per split or fold, clip lengths, sample rates,
+label balance, and every problem found (all of them, where building the task stops at the first kind):
+clips with NaN or Inf samples (a run fails on them) are problems naming the file; silent (all-zero) and
+clipped clips, and a longest clip that pads every other one many times over, are warnings. A hub dataset
+is read from its local copy (`--data-dir` or $DIFFRES_DATA_DIR) through the task's own split selection,
+headers only."""
 
 from __future__ import annotations
 
@@ -18,6 +21,9 @@ from tasks.taskref import DEFAULT_SAMPLE_RATE, declaration
 from tasks.usertask import SHOWN, bad_files, read_corpus
 
 HEADER_BATCH = 256  # hub rows whose audio bytes are held at once
+SCAN_BLOCK = 65536  # samples a file is read in, so a long file costs no more memory than a short one
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
+PAD_WARNING = 4.0  # the longest clip this many times the median: most clips would be mostly padding
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,50 @@ def inspect_source(ref: str, data_dir: str | None = None) -> Inspection:
     origin = ("declared" if decl.get("clip_seconds") else "from the metadata" if corpus.clip_seconds
               else "the longest clip")
     counts = Counter(name for c in clips for name in c.labels)
+    warnings = _scan_samples([corpus.root / c.rel for c in clips], problems)
+    if origin == "the longest clip" and lengths:
+        median = float(np.median(lengths))
+        if median > 0 and seconds >= PAD_WARNING * median:
+            longest = max(clips, key=lambda c: probes[c.rel].seconds)
+            warnings.append(f"the longest clip ({corpus.root / longest.rel}, {seconds:.2f} s) sets clip_seconds: the "
+                            f"median clip ({median:.2f} s) is padded {seconds / median:.0f}x; declare clip_seconds "
+                            f"(e.g. ?clip_seconds={float(np.quantile(lengths, 0.9)):.2g}, the 90th percentile)")
     lines += _summary(lengths, seconds, origin, Counter(probes[c.rel].sample_rate for c in clips),
                       [counts.get(name, 0) for name in corpus.classes], corpus.classes,
                       decl.get("sample_rate", DEFAULT_SAMPLE_RATE), problems)
+    lines.append(f"warnings:     {len(warnings) or 'none'}")
+    lines += [f"  - {w}" for w in warnings[:SHOWN]]
     return Inspection("\n".join(lines), tuple(problems))
+
+
+def _scan_samples(paths: list[Path], problems: list[str]) -> list[str]:
+    """Every file's samples, block by block: NaN / Inf (appended to `problems`, naming the file), and the
+    warnings for silent and clipped files (returned)."""
+    import soundfile as sf
+
+    silent, clipped = [], []
+    for path in paths:
+        peak, finite = 0.0, True
+        try:
+            for block in sf.blocks(str(path), blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    finite = False
+                    break
+                peak = max(peak, float(np.abs(block).max(initial=0.0)))
+        except Exception:  # noqa: BLE001 — an unreadable file is reported by bad_files already
+            continue
+        if not finite:
+            problems.append(f"{path}: contains NaN or Inf samples (a run fails on it; fix or remove the file)")
+        elif peak == 0.0:
+            silent.append(path)
+        elif peak >= CLIP_LEVEL:
+            clipped.append(path)
+    warnings = []
+    for what, files in (("silent (all samples zero)", silent), (f"clipped (|sample| >= {CLIP_LEVEL})", clipped)):
+        if files:
+            shown = ", ".join(str(f) for f in files[:3]) + (f", ... ({len(files) - 3} more)" if len(files) > 3 else "")
+            warnings.append(f"{len(files)} clip(s) {what}: {shown}")
+    return warnings
 
 
 def _inspect_hub(ref: str, decl: dict, data_dir: str | None) -> Inspection:

@@ -328,3 +328,20 @@ def test_inspect_of_a_bare_directory_suggests_folder_and_bad_input_exits_2(tmp_p
     assert bench(["run", "--task", "toy-transients", "--data-dir", str(tmp_path / "nonexistent")]) == 2
     assert "no such directory" in capsys.readouterr().err
     assert main(["tasks", "inspect", f"folder:{root}"]) == 0
+
+
+def test_inspect_reads_the_samples_and_names_the_file(tmp_path, private_cache, capsys):
+    import soundfile as sf
+
+    root = class_folders(tmp_path / "c")
+    nan = root / "train/cat/cat-train-1.wav"
+    sf.write(nan, np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")  # its header reads well
+    silent = root / "train/dog/dog-train-0.wav"
+    sf.write(silent, np.zeros(8000, dtype=np.float32), 16000)
+    sf.write(root / "train/dog/dog-train-1.wav", np.full(16000 * 30, 0.1, dtype=np.float32), 16000)  # one 30 s clip
+    result = inspect_source(f"folder:{root}")
+    assert any(str(nan) in p and "NaN or Inf" in p for p in result.problems)
+    assert f"1 clip(s) silent (all samples zero): {silent}" in result.text
+    assert "is padded 60x; declare clip_seconds" in result.text
+    assert main(["tasks", "inspect", f"folder:{root}"]) == 2
+    assert not (private_cache / "embedded").exists()  # inspect writes nothing
