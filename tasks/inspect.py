@@ -16,7 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.sources.corpus import TaskFileError, fold_roles, probe_all, split_problems, stratified_split
+from tasks.sources.corpus import (
+    AUDIO_SUFFIXES,
+    TaskFileError,
+    fold_roles,
+    probe_all,
+    split_problems,
+    stratified_split,
+)
 from tasks.taskref import DEFAULT_SAMPLE_RATE, declaration
 from tasks.usertask import SHOWN, bad_files, read_corpus
 
@@ -75,6 +82,10 @@ def inspect_source(ref: str, data_dir: str | None = None) -> Inspection:
               else "the longest clip")
     counts = Counter(name for c in clips for name in c.labels)
     warnings = _scan_samples([corpus.root / c.rel for c in clips], problems)
+    if decl["source"] == "folder":
+        warnings += _ignored_files(corpus.root, {c.rel for c in corpus.clips})
+    if bad and decl.get("on_bad_file") == "skip":
+        warnings.append(f"on_bad_file=skip: a run drops the {len(bad)} unusable file(s) listed under problems")
     if origin == "the longest clip" and lengths:
         median = float(np.median(lengths))
         if median > 0 and seconds >= PAD_WARNING * median:
@@ -88,6 +99,17 @@ def inspect_source(ref: str, data_dir: str | None = None) -> Inspection:
     lines.append(f"warnings:     {len(warnings) or 'none'}")
     lines += [f"  - {w}" for w in warnings[:SHOWN]]
     return Inspection("\n".join(lines), tuple(problems))
+
+
+def _ignored_files(root: Path, used: set[str]) -> list[str]:
+    """A folder corpus's files that no run reads (not audio, hidden, or outside the class folders), by suffix."""
+    ignored = [p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in used]
+    if not ignored:
+        return []
+    by_suffix = Counter(p.suffix.lower() or "(no suffix)" for p in ignored)
+    kinds = ", ".join(f"{suffix} x {n}" for suffix, n in sorted(by_suffix.items()))
+    return [f"{len(ignored)} file(s) ignored ({kinds}; audio is {', '.join(AUDIO_SUFFIXES)} inside a class "
+            f"folder, not hidden), e.g. {sorted(ignored)[0]}"]
 
 
 def _scan_samples(paths: list[Path], problems: list[str]) -> list[str]:

@@ -339,9 +339,15 @@ def test_inspect_reads_the_samples_and_names_the_file(tmp_path, private_cache, c
     silent = root / "train/dog/dog-train-0.wav"
     sf.write(silent, np.zeros(8000, dtype=np.float32), 16000)
     sf.write(root / "train/dog/dog-train-1.wav", np.full(16000 * 30, 0.1, dtype=np.float32), 16000)  # one 30 s clip
+    (root / "train/cat/notes.txt").write_text("recorded in the garden")
+    (root / "README.md").write_text("my corpus")
     result = inspect_source(f"folder:{root}")
     assert any(str(nan) in p and "NaN or Inf" in p for p in result.problems)
+    assert "2 file(s) ignored (.md x 1, .txt x 1; audio is .wav, .flac, .mp3, .ogg inside a class folder" in result.text
     assert f"1 clip(s) silent (all samples zero): {silent}" in result.text
     assert "is padded 60x; declare clip_seconds" in result.text
     assert main(["tasks", "inspect", f"folder:{root}"]) == 2
     assert not (private_cache / "embedded").exists()  # inspect writes nothing
+    (root / "test/cat/cat-test-0.wav").write_bytes(b"not audio")
+    skipping = inspect_source(f"folder:{root}?on_bad_file=skip")
+    assert "on_bad_file=skip: a run drops the 1 unusable file(s) listed under problems" in skipping.text
