@@ -26,6 +26,7 @@ bench: $(VENV)/.installed
 	$(PY) -m benchmark.benches.bench_loader
 	$(PY) -m benchmark.benches.bench_filterbanks --threads 1
 	$(PY) -m benchmark.benches.bench_training
+	$(PY) -m benchmark.benches.bench_cli
 
 reproduce: $(VENV)/.installed
 	$(VENV)/bin/diffres-bench reproduce --suite $(SUITE)

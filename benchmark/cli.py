@@ -6,7 +6,7 @@ whose data is missing is named before any MLflow store is opened.
 
 Exit codes: 0 success; 1 a study ended with failed or unfinished points; 2 bad input (unknown name,
 malformed suite, value out of range, unreachable server, a full or unwritable checkpoint or cache
-directory); 130 interrupted.
+directory); 130 interrupted. A reader that closes stdout early (`| head -1`) is no error: exit 0, quietly.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from benchmark import commands
 from benchmark.paths import (
     CHECKPOINTS_DIR,
+    DATA_DIR_ENV,
     DEBUG_ENV,
     REPORTS_DIR,
     RESULTS_DIR,
@@ -32,8 +33,13 @@ _USER_ERRORS = (ValueError, KeyError, FileNotFoundError, ConnectionError, DiskEr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = build_parser(tasks=False)  # the `tasks` group imports torch: only built when it is the command
+    args, unknown = parser.parse_known_args(argv)
+    if getattr(args, "tasks_deferred", False):
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    elif unknown:
+        parser.parse_args(argv)  # the error argparse gives for them, naming the command's usage
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return 2
@@ -42,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with data_dir_in_environment(getattr(args, "data_dir", None)):
-            return int(args.func(args) or 0)
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a closed pipe shows here, not at exit
+            return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except KeyboardInterrupt:
         print("diffres-bench: interrupted", file=sys.stderr)
         return 130
@@ -56,13 +66,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _reader_went_away() -> int:
+    """`diffres-bench suites | head -1`: the reader closed the pipe; that is no error. Python would report the
+    pipe again when it flushes stdout at exit, so stdout is pointed at /dev/null first (Python's docs, signal)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 0
+
+
+def build_parser(tasks: bool = True) -> argparse.ArgumentParser:
+    """The console script's parser. `tasks=False`: the `tasks` group is a stand-in that takes any arguments
+    (`main` builds the full parser when it is the command), so that `--help` and every other command's
+    flag errors answer without importing torch (the tasks package imports it)."""
     parser = argparse.ArgumentParser(
         prog="diffres-bench", description="DiffRes benchmark: runs, suites (Optuna studies), workers, reports.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="train and evaluate one config (reuses a finished identical run)")
+    run = sub.add_parser(
+        "run", help="train and evaluate one config (reuses a finished identical run)",
+        description="Train and evaluate one config. A flag you leave unset takes the task's recipe\n"
+                    "(benchmark.training.recipes), else the default shown.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+               "  diffres-bench run --task toy-transients --frontend avgpool --reduction-rate 0.5 --epochs 2\n"
+               "  diffres-bench run --task folder:DIR --backbone audiocnn_tiny --seed 1\n"
+               "  diffres-bench run --task esc50 --fold 1 --data-dir DATA  (a local copy of a hub task)")
     _add_config_flags(run)
     _add_tracking_flag(run)
     run.add_argument("--experiment", default="runs", help="MLflow experiment name (default: runs)")
@@ -105,9 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     stat.add_argument("--json", action="store_true", help="print a JSON object")
     stat.set_defaults(func=commands.status)
 
+    tidy = sub.add_parser("clean", help="delete the checkpoints of a suite's finished points (resumes keep theirs)")
+    _add_suite_flags(tidy)
+    tidy.add_argument("--checkpoint-dir", type=Path, default=None,
+                      help="per-epoch checkpoints (default: RESULTS_DIR/SUITE/checkpoints)")
+    tidy.set_defaults(func=commands.clean)
+
     report = sub.add_parser("report", help="leaderboards, figures and REPORT.md from a suite's MLflow runs")
     report.add_argument("--suite", required=True, help="suite name or YAML path")
     _add_suite_task_flag(report)
+    _add_results_dir_flag(report)
     _add_tracking_flag(report)
     _add_report_dirs(report)
     report.set_defaults(func=commands.report)
@@ -150,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     suites = sub.add_parser("suites", help="list the suites in benchmark/suites with their size, and the templates")
     suites.set_defaults(func=commands.suites)
 
+    if not tasks:
+        stand_in = sub.add_parser("tasks", help="list, describe and prepare tasks", add_help=False)
+        stand_in.set_defaults(tasks_deferred=True)  # its arguments are left to parse_known_args
+        return parser
     from tasks.cli import add_parser as add_tasks_parser
 
     add_tasks_parser(sub)
@@ -157,8 +198,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------------------------------ flags
+# What each RunConfig flag means, its unit and its choices, for `run --help` (the checks that enforce them are
+# RunConfig's; registries that need torch to list are named, not listed, so `--help` answers at once).
+_FIELD_HELP = {
+    "fold": "k-fold tasks: the test fold (see `diffres-bench tasks info TASK`)",
+    "backbone": "timm model name, or audiocnn_tiny (the CPU backbone)",
+    "frontend": "one of avgmaxpool, avgpool, changehop, convavgpool, diffres, diffres-noenc, diffres-separable, "
+                "maxpool, pool3ch, spec (no reduction), specpool",
+    "hop_ms": "STFT hop, ms", "reduction_rate": "δ: fraction of frames removed, in (0, 1) (spec: ignored)",
+    "n_mels": "mel bands", "win_ms": "STFT window, ms", "seed": "random seed, >= 0",
+    "optimizer": "one of adam, adamw", "lr": "learning rate", "beta1": "Adam β1, in [0, 1)",
+    "beta2": "Adam β2, in [0, 1)", "weight_decay": "L2 weight decay", "lr_decay": "lr factor per decay step, (0, 1]",
+    "lr_decay_every": "epochs between lr decay steps", "lr_decay_from": "epoch of the first lr decay",
+    "epochs": "epochs (at most, with --patience)", "batch_size": "clips per batch",
+    "freq_mask": "SpecAugment frequency mask, mel bins", "time_mask_ms": "SpecAugment time mask, ms",
+    "mixup_alpha": "mixup Beta(α, α) parameter", "mixup_prob": "probability of mixup per batch, in [0, 1]",
+    "guide_loss_weight": "weight of DiffRes's guide loss", "loss": "one of auto, ce, bce (auto: by the task's labels)",
+    "amp": "true|false: autocast on CUDA (a CPU always runs float32)",
+    "pretrained_weights": "local state_dict file for the backbone (no hub downloads)",
+    "max_train_clips": "a fixed subset of the training split, clips (tiny runs)",
+    "max_eval_clips": "a fixed subset of val and test, clips (tiny runs)",
+    "patience": "epochs without a new best val metric before stopping (None: all epochs)",
+    "warmup_epochs": "linear lr warm-up, epochs", "min_epochs": "epochs before early stopping may end a run",
+    "pretrained": "none | imagenet | a weights file (via timm)", "head": "one of linear, attention",
+    "balanced_sampling": "true|false: inverse label frequency sampler",
+    "weight_averaging": "none | A-B: mean of the weights of epochs A..B",
+    "batch_size_scales_with_rate": "true|false: batch size / (1 - δ)",
+    "filterbank": "one of mel (the cached log-mel), efficientleaf, leaf, sincnet, tdfbanks (learned)",
+    "cpu_threads": "torch threads on a CPU (part of a run's identity; ignored on a GPU)",
+}
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per RunConfig field; unset flags keep the task's recipe (RunConfig.for_task)."""
+    from dataclasses import MISSING
+
     from benchmark.config import RunConfig
 
     parser.add_argument("--task", required=True, help="task name (see `diffres-bench tasks list`), a task YAML "
@@ -166,8 +240,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     for f in RunConfig.__dataclass_fields__.values():
         if f.name == "task":
             continue
+        default = f.default if f.default is not MISSING else None
         parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f"cfg_{f.name}", default=argparse.SUPPRESS,
-                            metavar=str(f.type).replace(" ", "").upper(), help=f"RunConfig.{f.name}")
+                            metavar=str(f.type).replace(" ", "").upper(),
+                            help=f"{_FIELD_HELP.get(f.name, f.name)} (default: {default})".replace("%", "%%"))
 
 
 def _add_suite_flags(parser: argparse.ArgumentParser) -> None:
@@ -175,7 +251,14 @@ def _add_suite_flags(parser: argparse.ArgumentParser) -> None:
     _add_suite_task_flag(parser)
     parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
                         help=f"Optuna storage: a journal file path or a URL such as postgresql://... "
-                             f"(default: ${STORAGE_ENV} or {RESULTS_DIR}/SUITE/optuna.journal)")
+                             f"(default: ${STORAGE_ENV} or RESULTS_DIR/SUITE/optuna.journal)")
+    _add_results_dir_flag(parser)
+
+
+def _add_results_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
+                        help=f"root of a suite's state and CSVs: RESULTS_DIR/SUITE/ holds its Optuna journal, "
+                             f"checkpoints/ and the report's CSVs (default: {RESULTS_DIR})")
 
 
 def _add_suite_task_flag(parser: argparse.ArgumentParser) -> None:
@@ -190,15 +273,13 @@ def _add_tracking_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data_dir_flag(parser: argparse.ArgumentParser) -> None:
-    from tasks.cache import DATA_DIR_ENV
-
     parser.add_argument("--data-dir", type=Path, default=None,
                         help=f"root of local copies of hub tasks: DATA_DIR/<task>/... (default: ${DATA_DIR_ENV})")
 
 
 def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-dir", type=Path, default=None,
-                        help=f"per-epoch checkpoints (default: {CHECKPOINTS_DIR}/SUITE)")
+                        help="per-epoch checkpoints (default: RESULTS_DIR/SUITE/checkpoints)")
     parser.add_argument("--heartbeat-interval", type=int, default=30,
                         help="seconds between trial heartbeats on an RDB storage (default 30)")
     parser.add_argument("--grace-period", type=int, default=None,
@@ -210,7 +291,6 @@ def _add_worker_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_report_dirs(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help=f"CSVs (default: {RESULTS_DIR})")
     parser.add_argument("--reports-dir", type=Path, default=REPORTS_DIR,
                         help=f"figures and REPORT.md (default: {REPORTS_DIR})")
     parser.add_argument("--include-stale", action="store_true",

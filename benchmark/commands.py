@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.paths import default_tracking_uri
+from benchmark.paths import default_tracking_uri, store_exists
 
 
 def _suite(args: argparse.Namespace) -> Any:
@@ -37,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     check_task_data([cfg.task], args.data_dir)  # before the MLflow store: creating it takes seconds
     check_pretrained([cfg])
     tracking_uri = args.tracking_uri or default_tracking_uri()
+    if not store_exists(tracking_uri):
+        # A new store is created only once the clips decode: a bad clip fails here, naming its file, and leaves
+        # nothing behind. (With a store, `run` first looks for a finished identical run, which needs no clips.)
+        from benchmark.training.data import load_task_data
+
+        load_task_data(cfg, args.data_dir)
     tracking.check_tracking_uri(tracking_uri)
     result = run(cfg, tracking_uri=tracking_uri, experiment=args.experiment,
                  checkpoint_dir=args.checkpoint_dir, progress=args.progress, data_dir=args.data_dir)
@@ -66,7 +72,8 @@ def study(args: argparse.Namespace) -> int:
     study = _studies(args.verbose)
     final = study.run_study(suite, args.storage, args.tracking_uri, n_workers=args.n_workers,
                             checkpoint_dir=args.checkpoint_dir, heartbeat_interval=args.heartbeat_interval,
-                            grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir)
+                            grace_period=args.grace_period, progress=args.progress, data_dir=args.data_dir,
+                            results_dir=args.results_dir)
     print(final)
     if args.report:
         _report(suite, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
@@ -74,7 +81,8 @@ def study(args: argparse.Namespace) -> int:
 
 
 def create(args: argparse.Namespace) -> int:
-    suite = _studies(args.verbose).create(_suite(args), args.storage, args.tracking_uri, data_dir=args.data_dir)
+    suite = _studies(args.verbose).create(_suite(args), args.storage, args.tracking_uri, data_dir=args.data_dir,
+                                          results_dir=args.results_dir)
     print(f"created {suite.name}: {len(suite.configs)} points")
     return 0
 
@@ -84,7 +92,8 @@ def worker(args: argparse.Namespace) -> int:
     final = _studies(args.verbose).worker(
         _suite(args), args.storage, args.tracking_uri, checkpoint_dir=args.checkpoint_dir,
         heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
-        poll_seconds=args.poll_seconds, progress=args.progress, data_dir=args.data_dir)
+        poll_seconds=args.poll_seconds, progress=args.progress, data_dir=args.data_dir,
+        results_dir=args.results_dir)
     print(final)
     return _study_exit(final)
 
@@ -92,8 +101,16 @@ def worker(args: argparse.Namespace) -> int:
 def status(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    current = _studies(args.verbose).status(_suite(args), args.storage)
+    current = _studies(args.verbose).status(_suite(args), args.storage, results_dir=args.results_dir)
     print(json.dumps(asdict(current)) if args.json else current)
+    return 0
+
+
+def clean(args: argparse.Namespace) -> int:
+    removed, size = _studies(args.verbose).clean_checkpoints(_suite(args), args.storage, results_dir=args.results_dir,
+                                                             checkpoint_dir=args.checkpoint_dir)
+    print(f"removed the checkpoints of {len(removed)} finished point(s), {size / 2**20:.1f} MiB; the checkpoints of "
+          f"points not finished are kept")
     return 0
 
 
@@ -190,12 +207,23 @@ def _report(suite_arg: Any, tracking_uri: str | None, results_dir: Path, reports
 
     suite = load_suite(suite_arg)
     tracking_uri = tracking_uri or default_tracking_uri()
+    if not store_exists(tracking_uri):  # a report reads: it never creates an empty store
+        raise FileNotFoundError(f"no MLflow store at {tracking_uri.removeprefix('sqlite:///')}: nothing to report "
+                                f"for suite {suite.name!r} (run `diffres-bench study --suite {suite.name}` first, "
+                                f"or pass --tracking-uri / set MLFLOW_TRACKING_URI to the store its runs are in)")
     check_tracking_uri(tracking_uri)
     paths = build_report(suite.name, tracking_uri, results_dir=results_dir, reports_dir=reports_dir,
                          margin=suite.margin, points=[cfg.config_hash for cfg in suite.configs],
                          include_stale=include_stale)
-    print(f"report: {paths}")
+    print(report_line(paths))
     return paths
+
+
+def report_line(paths: Any) -> str:
+    """The last line of `report` and `reproduce`, for a person: where REPORT.md and the CSVs are."""
+    skipped = f"; {len(paths.skipped)} figure(s) or claim(s) skipped (REPORT.md says why)" if paths.skipped else ""
+    return (f"report: {paths.report} ({len(paths.figures)} figure(s)); tables in {paths.leaderboard.parent}/ "
+            f"(leaderboard.csv, claims.csv, runs.csv){skipped}")
 
 
 def _studies(verbose: bool) -> Any:

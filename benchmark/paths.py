@@ -22,11 +22,11 @@ TRAINING_CODE = ("diffres", "tasks", "benchmark/model", "benchmark/training", "b
                  "benchmark/fields.py", ":(exclude)tasks/cli.py", ":(exclude)tasks/inspect.py")
 ALLOW_DIRTY_ENV = "DIFFRES_BENCH_ALLOW_DIRTY"  # "1": train suites from uncommitted code (runs are tagged -dirty)
 
-RESULTS_DIR = Path("results")  # results/<suite>/*.csv, the Optuna journal of a local study
+RESULTS_DIR = Path("results")  # results/<suite>/*.csv; a study's state: its Optuna journal, its checkpoints/
 REPORTS_DIR = Path("reports")  # reports/<suite>/REPORT.md and figures
 CANARY_CSV = REPO_ROOT / RESULTS_DIR / "numerics" / "canary.csv"  # committed canary digests (tracking.numerics)
 NEUTRAL_COMMITS = RESULTS_DIR / "numerics" / "neutral_commits.csv"  # under a repo root: benchmark.report.provenance
-CHECKPOINTS_DIR = Path("checkpoints")  # checkpoints/<suite>/<config hash>/last.pt (`run`: checkpoints/runs/)
+CHECKPOINTS_DIR = Path("checkpoints")  # `run`: checkpoints/runs/<hash>/last.pt (suites: default_checkpoint_dir)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 STORAGE_ENV = "DIFFRES_BENCH_STORAGE"
@@ -34,6 +34,7 @@ LOADER_WORKERS_ENV = "DIFFRES_LOADER_WORKERS"  # loader worker processes a run u
 TRACKING_RETRY_ENV = "DIFFRES_BENCH_TRACKING_RETRY_S"  # how long a run waits for MLflow (tracking.outages)
 DB_RETRY_ENV = "DIFFRES_BENCH_DB_RETRY_S"  # how long a worker waits for the Optuna storage
 BACKOFF_MAX_ENV = "DIFFRES_BENCH_BACKOFF_MAX_S"  # the longest pause between two tries
+DATA_DIR_ENV = "DIFFRES_DATA_DIR"  # tasks.cache.DATA_DIR_ENV, spelled here so that `--help` imports no torch
 DEBUG_ENV = "DIFFRES_BENCH_DEBUG"  # "1": a command's error shows its stack trace (benchmark.cli)
 
 
@@ -57,9 +58,31 @@ def suite_results_dir(suite: str, results_dir: Path | None = None) -> Path:
     return Path(results_dir or RESULTS_DIR) / suite
 
 
-def default_storage(suite_name: str) -> str:
-    """The Optuna storage of a suite when none is given: a journal file beside its results."""
-    return str(suite_results_dir(suite_name) / "optuna.journal")
+def default_storage(suite_name: str, results_dir: Path | None = None) -> str:
+    """The Optuna storage of a suite when none is given: a journal file beside its results, as an absolute path
+    (it is logged as the MLflow tag `optuna_storage`, read from other working directories)."""
+    return str((suite_results_dir(suite_name, results_dir) / "optuna.journal").resolve())
+
+
+def storage_or_default(storage: str | None, suite_name: str, results_dir: Path | None = None) -> str:
+    """`storage` as given (a journal file path made absolute; a URL unchanged), else `default_storage`."""
+    if not storage:
+        return default_storage(suite_name, results_dir)
+    return storage if "://" in storage else str(Path(storage).resolve())
+
+
+def default_checkpoint_dir(suite_name: str, results_dir: Path | None = None) -> Path:
+    """A suite's per-epoch checkpoints when no --checkpoint-dir is given: `<results dir>/<suite>/checkpoints/`,
+    beside its journal, so one directory holds a study's state and --results-dir moves all of it."""
+    return (suite_results_dir(suite_name, results_dir) / "checkpoints").resolve()
+
+
+def store_exists(uri: str) -> bool:
+    """Whether a journal file or SQLite store (``sqlite:///path``) is already there; a server URL: True.
+    Read-only commands check it first, so that they never create an empty store."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).is_file()
+    return "://" in uri or Path(uri).is_file()
 
 
 def default_tracking_uri() -> str:

@@ -49,7 +49,12 @@ DATA_DIR_ENV = "DIFFRES_DATA_DIR"
 @contextlib.contextmanager
 def data_dir_in_environment(data_dir: str | os.PathLike | None) -> Iterator[None]:
     """A command's `--data-dir` as `$DIFFRES_DATA_DIR` while it runs: a hub dataset named by a task YAML reads
-    its class names from its local copy when the task is first named, before any data_dir argument is passed."""
+    its class names from its local copy when the task is first named, before any data_dir argument is passed.
+    A directory that is not there is bad input, never silently ignored (a task that needs no copy would not
+    notice it)."""
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():
+        raise FileNotFoundError(f"--data-dir {data_dir}: no such directory (expected the root of local copies of "
+                                f"tasks: DIR/<task>/...)")
     before = os.environ.get(DATA_DIR_ENV)
     if data_dir is not None:
         os.environ[DATA_DIR_ENV] = str(data_dir)

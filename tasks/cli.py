@@ -74,7 +74,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     result = inspect_source(args.source, data_dir=args.data_dir)
     print(result.text)
-    return 1 if result.problems else 0
+    return 2 if result.problems else 0  # bad input, as every command exits
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -104,7 +104,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="root of local copies: <data-dir>/<task>/... (default: $DIFFRES_DATA_DIR)")
     p.set_defaults(func=cmd_prepare)
     p = sub.add_parser("inspect", help="your corpus before it trains: classes, clips per split/fold, clip lengths, "
-                                       "sample rates, label balance, problems (exit 1 when there are problems)")
+                                       "sample rates, label balance, problems (exit 2 when there are problems)")
     p.add_argument("source", help="a task YAML path (a hub dataset's too), or folder:DIR / hear:DIR / manifest:FILE")
     p.add_argument("--data-dir", default=None,
                    help="a hub dataset's local copies: <data-dir>/<task>/... (default: $DIFFRES_DATA_DIR)")

@@ -1,8 +1,11 @@
 """`diffres-bench tasks inspect SOURCE`: what a user's corpus holds and what is wrong with it, before
-anything trains. Reads the layout and every audio file's header (no decoding, nothing written): classes,
-clips per split or fold, clip lengths, sample rates, label balance, and every problem found (all of
-them, where building the task stops at the first kind). A hub dataset is read from its local copy
-(`--data-dir` or $DIFFRES_DATA_DIR) through the task's own split selection, headers only."""
+anything trains. Reads the layout, every audio file's header and, for a local corpus, its samples, streamed
+in blocks (bounded memory; nothing written): classes, clips per split or fold, clip lengths, sample rates,
+label balance, and every problem found (all of them, where building the task stops at the first kind):
+clips with NaN or Inf samples (a run fails on them) are problems naming the file; silent (all-zero) and
+clipped clips, and a longest clip that pads every other one many times over, are warnings. A hub dataset
+is read from its local copy (`--data-dir` or $DIFFRES_DATA_DIR) through the task's own split selection,
+headers only."""
 
 from __future__ import annotations
 
@@ -13,11 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.sources.corpus import TaskFileError, fold_roles, probe_all, split_problems, stratified_split
+from tasks.sources.corpus import (
+    AUDIO_SUFFIXES,
+    TaskFileError,
+    fold_roles,
+    probe_all,
+    split_problems,
+    stratified_split,
+)
 from tasks.taskref import DEFAULT_SAMPLE_RATE, declaration
 from tasks.usertask import SHOWN, bad_files, read_corpus
 
 HEADER_BATCH = 256  # hub rows whose audio bytes are held at once
+SCAN_BLOCK = 65536  # samples a file is read in, so a long file costs no more memory than a short one
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
+PAD_WARNING = 4.0  # the longest clip this many times the median: most clips would be mostly padding
 
 
 @dataclass(frozen=True)
@@ -68,10 +81,65 @@ def inspect_source(ref: str, data_dir: str | None = None) -> Inspection:
     origin = ("declared" if decl.get("clip_seconds") else "from the metadata" if corpus.clip_seconds
               else "the longest clip")
     counts = Counter(name for c in clips for name in c.labels)
+    warnings = _scan_samples([corpus.root / c.rel for c in clips], problems)
+    if decl["source"] == "folder":
+        warnings += _ignored_files(corpus.root, {c.rel for c in corpus.clips})
+    if bad and decl.get("on_bad_file") == "skip":
+        warnings.append(f"on_bad_file=skip: a run drops the {len(bad)} unusable file(s) listed under problems")
+    if origin == "the longest clip" and lengths:
+        median = float(np.median(lengths))
+        if median > 0 and seconds >= PAD_WARNING * median:
+            longest = max(clips, key=lambda c: probes[c.rel].seconds)
+            warnings.append(f"the longest clip ({corpus.root / longest.rel}, {seconds:.2f} s) sets clip_seconds: the "
+                            f"median clip ({median:.2f} s) is padded {seconds / median:.0f}x; declare clip_seconds "
+                            f"(e.g. ?clip_seconds={float(np.quantile(lengths, 0.9)):.2g}, the 90th percentile)")
     lines += _summary(lengths, seconds, origin, Counter(probes[c.rel].sample_rate for c in clips),
                       [counts.get(name, 0) for name in corpus.classes], corpus.classes,
                       decl.get("sample_rate", DEFAULT_SAMPLE_RATE), problems)
+    lines.append(f"warnings:     {len(warnings) or 'none'}")
+    lines += [f"  - {w}" for w in warnings[:SHOWN]]
     return Inspection("\n".join(lines), tuple(problems))
+
+
+def _ignored_files(root: Path, used: set[str]) -> list[str]:
+    """A folder corpus's files that no run reads (not audio, hidden, or outside the class folders), by suffix."""
+    ignored = [p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() not in used]
+    if not ignored:
+        return []
+    by_suffix = Counter(p.suffix.lower() or "(no suffix)" for p in ignored)
+    kinds = ", ".join(f"{suffix} x {n}" for suffix, n in sorted(by_suffix.items()))
+    return [f"{len(ignored)} file(s) ignored ({kinds}; audio is {', '.join(AUDIO_SUFFIXES)} inside a class "
+            f"folder, not hidden), e.g. {sorted(ignored)[0]}"]
+
+
+def _scan_samples(paths: list[Path], problems: list[str]) -> list[str]:
+    """Every file's samples, block by block: NaN / Inf (appended to `problems`, naming the file), and the
+    warnings for silent and clipped files (returned)."""
+    import soundfile as sf
+
+    silent, clipped = [], []
+    for path in paths:
+        peak, finite = 0.0, True
+        try:
+            for block in sf.blocks(str(path), blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    finite = False
+                    break
+                peak = max(peak, float(np.abs(block).max(initial=0.0)))
+        except Exception:  # noqa: BLE001 — an unreadable file is reported by bad_files already
+            continue
+        if not finite:
+            problems.append(f"{path}: contains NaN or Inf samples (a run fails on it; fix or remove the file)")
+        elif peak == 0.0:
+            silent.append(path)
+        elif peak >= CLIP_LEVEL:
+            clipped.append(path)
+    warnings = []
+    for what, files in (("silent (all samples zero)", silent), (f"clipped (|sample| >= {CLIP_LEVEL})", clipped)):
+        if files:
+            shown = ", ".join(str(f) for f in files[:3]) + (f", ... ({len(files) - 3} more)" if len(files) > 3 else "")
+            warnings.append(f"{len(files)} clip(s) {what}: {shown}")
+    return warnings
 
 
 def _inspect_hub(ref: str, decl: dict, data_dir: str | None) -> Inspection:

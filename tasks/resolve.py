@@ -6,8 +6,10 @@ The one place that knows both kinds, above the registry (which holds specs only)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tasks.registry import TASKS, TaskSpec, list_tasks
-from tasks.taskref import is_user_ref
+from tasks.taskref import directory_hint, is_user_ref
 from tasks.usertask import user_task
 
 
@@ -18,5 +20,7 @@ def get_task(name: str) -> TaskSpec:
         return TASKS.info(name)
     if is_user_ref(name):
         return user_task(name)
+    if Path(name).expanduser().is_dir():
+        raise KeyError(directory_hint(name))
     raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(list_tasks())}; or your own corpus: a task "
                    f"YAML path, hear:DIR, folder:DIR or manifest:FILE (docs/tasks.md)")

@@ -76,6 +76,12 @@ def canonical_ref(ref: str, base_dir: str | os.PathLike | None = None) -> str:
     return f"{parts[0]}:{absolute}" + (f"?{options}" if options else "")
 
 
+def directory_hint(path: str | os.PathLike) -> str:
+    """What to write for a corpus given as a bare directory (a task is a YAML file or a shorthand)."""
+    return (f"{path} is a directory, not a task: for a corpus of class folders pass folder:{path} (or hear:{path} "
+            f"for a HEAR task directory; a manifest is manifest:FILE; docs/tasks.md)")
+
+
 def declaration(ref: str) -> dict[str, Any]:
     """The task's declared fields, checked, with paths made absolute; `_file` names where they came from."""
     ref = canonical_ref(ref)
@@ -89,6 +95,8 @@ def declaration(ref: str) -> dict[str, Any]:
                 "_file": ref}
     else:
         file = Path(ref)
+        if file.is_dir():
+            raise TaskFileError(directory_hint(file))
         if not file.is_file():
             raise TaskFileError(f"task file {file} does not exist")
         try:

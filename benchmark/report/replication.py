@@ -164,38 +164,96 @@ def counts_text(table: pd.DataFrame, half: bool = False, column: str = "agreemen
 
 
 RUN_KEYS = ["task", "backbone", "frontend", "hop_ms", "reduction_rate", "seed", "fold"]
+NO_COUNTERPART = "no run of this setting in the other file"
+HIDDEN_FIELDS = "fields runs.csv does not hold (config_hash differs)"
 
 
 def compare_runs_files(first: Path, second: Path) -> pd.DataFrame:
-    """Two runs.csv files (e.g. the committed one and yours) run by run: one row per run setting (RUN_KEYS,
-    plus `filterbank` where both have it) that either file used, with each file's test metric, their
-    difference (second − first) and whether they are equal to the digit the CSVs hold (`identical`)."""
+    """Two runs.csv files (e.g. the committed one and yours) run by run, paired on `config_hash` (a run's
+    identity: every RunConfig field), never on a subset of the fields: one row per config hash that either file
+    used, with RUN_KEYS (plus `filterbank` where both have it), each file's hash and test metric, their
+    difference (second − first), whether they are equal to the digit the CSVs hold (`identical`) and, for a
+    row only one file has, which config fields differ from the other file's runs of the same setting
+    (`differs`: the RunConfig columns both files hold that differ, else HIDDEN_FIELDS, or NO_COUNTERPART)."""
+    from benchmark.config import field_names
+
     tables = []
     for path in (first, second):
         if not Path(path).is_file():
             raise FileNotFoundError(f"runs file not found: {path}")
-        t = pd.read_csv(path, dtype={"fold": str})
-        missing = set(RUN_KEYS + ["test_metric"]) - set(t.columns)
+        t = pd.read_csv(path, dtype={"fold": str, "config_hash": str})
+        missing = set(RUN_KEYS + ["test_metric", "config_hash"]) - set(t.columns)
         if missing:
             raise ValueError(f"{path} lacks columns {sorted(missing)}; expected a results/<suite>/runs.csv")
         if "used" in t.columns:  # duplicates a report set aside are not the run it decided on
             t = t[t["used"].astype(str).str.lower() == "true"]
-        tables.append(t)
-    keys = RUN_KEYS + (["filterbank"] if all("filterbank" in t.columns for t in tables) else [])
-    for t in tables:
+        t = t.copy()
         t["fold"] = t["fold"].fillna("")
-    both = tables[0][[*keys, "test_metric"]].merge(tables[1][[*keys, "test_metric"]], on=keys, how="outer",
-                                                   suffixes=("_first", "_second"))
-    both["diff"] = (both["test_metric_second"] - both["test_metric_first"]).round(6)
+        tables.append(t.reset_index(drop=True))
+    keys = RUN_KEYS + (["filterbank"] if all("filterbank" in t.columns for t in tables) else [])
+    # Config fields both files show (the varying ones a report writes); compared as text, as the CSVs hold them.
+    shown = [c for c in field_names() if c not in keys and all(c in t.columns for t in tables)]
+    rows = []
+    for side, (own, other) in enumerate(((tables[0], tables[1]), (tables[1], tables[0]))):
+        other_hashes = set(other["config_hash"])
+        for _, run in own.iterrows():
+            matched = run["config_hash"] in other_hashes
+            if matched and side == 1:
+                continue  # written once, from the first file
+            row = {k: run[k] for k in keys}
+            match = other[other["config_hash"] == run["config_hash"]].iloc[0] if matched else None
+            hashes = (run["config_hash"], match["config_hash"] if matched else None)
+            metrics = (run["test_metric"], match["test_metric"] if matched else float("nan"))
+            if side == 1:
+                hashes, metrics = hashes[::-1], metrics[::-1]
+            row.update(config_hash_first=hashes[0], config_hash_second=hashes[1], test_metric_first=metrics[0],
+                       test_metric_second=metrics[1],
+                       differs="" if matched else _differing_fields(run, other, keys, shown))
+            rows.append(row)
+    both = pd.DataFrame(rows, columns=[*keys, "config_hash_first", "config_hash_second", "test_metric_first",
+                                       "test_metric_second", "differs"])
+    both["diff"] = (both["test_metric_second"].astype(float) - both["test_metric_first"].astype(float)).round(6)
     both["identical"] = both["diff"].eq(0)
-    return both.sort_values(keys, kind="mergesort").reset_index(drop=True)
+    columns = [*keys, "config_hash_first", "config_hash_second", "test_metric_first", "test_metric_second", "diff",
+               "identical", "differs"]
+    return both[columns].sort_values([*keys, "config_hash_first", "config_hash_second"], kind="mergesort",
+                                     na_position="last").reset_index(drop=True)
+
+
+def _differing_fields(run: pd.Series, other: pd.DataFrame, keys: list[str], shown: list[str]) -> str:
+    """What sets `run` apart from the other file's runs of its setting (same `keys`)."""
+    same = other[(other[keys].astype(str) == run[keys].astype(str)).all(axis=1)]
+    if same.empty:
+        return NO_COUNTERPART
+    fields = sorted({c for _, o in same.iterrows() for c in shown if not _same_value(o[c], run[c])})
+    return ", ".join(fields) if fields else HIDDEN_FIELDS
 
 
 def runs_counts_text(table: pd.DataFrame) -> str:
-    """e.g. "145 runs in both: 140 identical; |diff| median 0, max 0.02; 30 only in one file"."""
+    """e.g. "145 runs in both (same config_hash): 140 identical; |diff| median 0, max 0.02; 30 in one file only
+    (12 whose setting the other file ran with another config: epochs, lr)"."""
     common = table.dropna(subset=["test_metric_first", "test_metric_second"])
     diff = common["diff"].abs()
-    text = f"{len(common)} runs in both: {int(common['identical'].sum())} identical"
+    text = f"{len(common)} runs in both (same config_hash): {int(common['identical'].sum())} identical"
     if len(common):
         text += f"; |diff| median {diff.median():.3g}, 90th percentile {diff.quantile(0.9):.3g}, max {diff.max():.3g}"
-    return text + f"; {len(table) - len(common)} in one file only"
+    alone = table.drop(common.index)
+    text += f"; {len(alone)} in one file only"
+    other_config = alone[alone["differs"] != NO_COUNTERPART]
+    if len(other_config):
+        fields = sorted({f for d in other_config["differs"] for f in d.split(", ") if d != HIDDEN_FIELDS})
+        hidden = (other_config["differs"] == HIDDEN_FIELDS).any()
+        named = ", ".join(fields + (["fields runs.csv does not hold"] if hidden else []))
+        text += (f" ({len(other_config)} whose setting the other file ran with another config, not compared: "
+                 f"{named})")
+    return text
+
+
+def _same_value(a: object, b: object) -> bool:
+    """Equal as numbers where both read as numbers (10 and 10.0), else as text; two blanks are equal."""
+    if pd.isna(a) and pd.isna(b):
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a) == str(b)

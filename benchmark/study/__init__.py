@@ -7,7 +7,7 @@ number of `worker` processes share.
 - `states`: each point's state and the suite's `status` (done / running / failed / left).
 - `objective`: `objective(trial) = run(config.replace(**sampled))`; a point is trained once; trials of
   dead workers are failed and re-queued.
-- `workers`: `create`, `worker`, `run_study`, `spawn_worker`.
+- `workers`: `create`, `worker`, `run_study`, `spawn_worker`, `clean_checkpoints`.
 Passwords in storage and tracking URLs are masked in every log line, error and MLflow tag.
 
 The study layer's public names are importable from here (`from benchmark import study; study.run_study(...)`);
@@ -38,6 +38,7 @@ _LAZY = {  # name here -> "module:name there"
     "StudyStatus": "benchmark.study.states:StudyStatus",
     "status": "benchmark.study.states:status",
     "open_storage": "benchmark.study.storage:open_storage",
+    "clean_checkpoints": "benchmark.study.workers:clean_checkpoints",
     "create": "benchmark.study.workers:create",
     "default_n_workers": "benchmark.study.workers:default_n_workers",
     "run_study": "benchmark.study.workers:run_study",

@@ -18,6 +18,7 @@ import datetime
 import logging
 import os
 import socket
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -132,13 +133,21 @@ class RetryAfterOutage:
 
 
 # ------------------------------------------------------------------------------- dead-trial recovery
-def recover(study: optuna.Study) -> None:
-    """Fail trials whose worker is gone, and re-queue them (RetryHeartbeatStaleTrialCallback semantics)."""
+def recover(study: optuna.Study, tracking_uri: str | None = None, experiment: str | None = None) -> None:
+    """Fail trials whose worker is gone, and re-queue them (RetryHeartbeatStaleTrialCallback semantics).
+    With `tracking_uri` and `experiment`: the MLflow runs those trials left RUNNING (a SIGKILL gives a run no
+    chance to end itself) are marked KILLED, before their points are trained again."""
     storage = study._storage
+    now_ms = int(time.time() * 1000)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if is_heartbeat_enabled(storage):
+            running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
             optuna.storages.fail_stale_trials(study)
+            if tracking_uri and experiment:
+                for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+                    if trial.number in running:
+                        _end_runs_of(trial, tracking_uri, experiment, now_ms, "its heartbeat stopped")
             return
     # Journal files have no heartbeat: a RUNNING trial of a dead process on this host is stale, and so is
     # one that never recorded its worker (its process died between optuna's ask and the objective's
@@ -155,9 +164,25 @@ def recover(study: optuna.Study) -> None:
             continue
         if storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             who = f"worker pid {owner.get('pid')} is gone" if owner else "no worker claimed it"
+            if owner is not None and tracking_uri and experiment:
+                _end_runs_of(trial, tracking_uri, experiment, now_ms, f"{who} (host {owner.get('host')})")
             logger.warning("trial %d: %s; failed%s", trial.number, who, " and re-queued" if trial.params else "")
             if trial.params:  # a trial without a point yet leaves nothing to re-run
                 _requeue(study, trial)
+
+
+def _end_runs_of(trial: optuna.trial.FrozenTrial, tracking_uri: str, experiment: str, now_ms: int,
+                 why: str) -> None:
+    """The dead trial's MLflow run(s), found by its config hash, marked KILLED (store.end_orphaned_runs)."""
+    from benchmark.tracking.store import end_orphaned_runs
+
+    config_hash = trial.user_attrs.get("config_hash") or trial_key(trial)
+    if not config_hash:
+        return
+    ended = end_orphaned_runs(tracking_uri, experiment, config_hash, now_ms,
+                              reason=f"trial {trial.number} recovered: {why}")
+    if ended:
+        logger.warning("trial %d: its MLflow run(s) %s marked KILLED", trial.number, ", ".join(ended))
 
 
 def _alive(pid: int | None) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from benchmark.paths import default_storage
+from benchmark.paths import storage_or_default, store_exists
 from benchmark.study.storage import load_study, open_storage
 from benchmark.study.suites import Suite, load_suite
 
@@ -83,10 +83,15 @@ def _count(suite: Suite, states: list[str]) -> StudyStatus:
                        left=states.count("left") + states.count("waiting"))
 
 
-def status(suite: str | Path | Suite, storage: str | None = None) -> StudyStatus:
-    """How many points of the suite are done / running / failed / left (a study not created yet: all left)."""
+def status(suite: str | Path | Suite, storage: str | None = None, results_dir: Path | None = None) -> StudyStatus:
+    """How many points of the suite are done / running / failed / left (a study not created yet: all left).
+    `results_dir`: where the suite's journal is when no `storage` is given (`<results_dir>/<suite>/`).
+    Read only: a journal file or SQLite storage that is not there is not created."""
     suite = load_suite(suite)
-    return status_in(suite, open_storage(storage or default_storage(suite.name)))
+    storage = storage_or_default(storage, suite.name, results_dir)
+    if not store_exists(storage):
+        return _count(suite, ["left"] * len(suite.keys))
+    return status_in(suite, open_storage(storage))
 
 
 def status_in(suite: Suite, storage_obj: optuna.storages.BaseStorage) -> StudyStatus:

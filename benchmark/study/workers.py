@@ -22,7 +22,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from benchmark.paths import CHECKPOINTS_DIR, STORAGE_ENV, TRACKING_URI_ENV, default_storage, default_tracking_uri
+from benchmark.paths import (
+    STORAGE_ENV,
+    TRACKING_URI_ENV,
+    default_checkpoint_dir,
+    default_tracking_uri,
+    storage_or_default,
+)
 from benchmark.study.objective import (
     Objective,
     RetryAfterOutage,
@@ -32,7 +38,7 @@ from benchmark.study.objective import (
     requeue_failed_points,
 )
 from benchmark.study.states import FINISHED_SEARCH, POINT, StudyStatus, grid_states, status, status_in
-from benchmark.study.storage import open_storage
+from benchmark.study.storage import load_study, open_storage
 from benchmark.study.suites import Suite, check_data, load_suite
 from benchmark.tracking.outages import mask_uri
 from benchmark.tracking.store import check_tracking_uri, ensure_experiment
@@ -41,15 +47,17 @@ logger = logging.getLogger(__name__)
 
 
 def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
-           data_dir: Path | None = None) -> Suite:
-    """Create the Optuna study (or studies) and the MLflow experiment once, before any worker starts."""
+           data_dir: Path | None = None, results_dir: Path | None = None) -> Suite:
+    """Create the Optuna study (or studies) and the MLflow experiment once, before any worker starts.
+    `results_dir`: the root of the suite's state (`<results_dir>/<suite>/optuna.journal` unless `storage`)."""
     suite = load_suite(suite)
-    storage = storage or default_storage(suite.name)
+    storage = storage_or_default(storage, suite.name, results_dir)
     tracking_uri = tracking_uri or default_tracking_uri()
     check_tracking_uri(tracking_uri)
     check_data(suite, data_dir)
     storage_obj = open_storage(storage)
     names = [suite.study_name(key) for key in suite.keys] if suite.search else [suite.study_name()]
+    existed = all(load_study(name, storage_obj) is not None for name in names)
     for name in names:
         study = optuna.create_study(study_name=name, storage=storage_obj, direction="maximize",
                                     load_if_exists=True)
@@ -59,8 +67,10 @@ def create(suite: str | Path | Suite, storage: str | None = None, tracking_uri: 
     ensure_experiment(tracking_uri, suite.name, tags={
         "suite": suite.name, "optuna_study": suite.name, "optuna_storage": mask_uri(storage),
         "n_points": str(len(suite.keys))})
-    logger.info("created study %s (%d points) in %s; MLflow experiment %r at %s", suite.name,
-                len(suite.keys), mask_uri(storage), suite.name, mask_uri(tracking_uri))
+    # once per study, not once per caller: `study` creates it, then its workers find it (said at DEBUG)
+    logger.log(logging.DEBUG if existed else logging.INFO, "%s study %s (%d points) in %s; MLflow experiment %r at %s",
+               "found" if existed else "created", suite.name, len(suite.keys), mask_uri(storage), suite.name,
+               mask_uri(tracking_uri))
     return suite
 
 
@@ -93,16 +103,18 @@ def _archive_and_recreate(study: optuna.Study, storage: optuna.storages.BaseStor
 def worker(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
            checkpoint_dir: Path | None = None, heartbeat_interval: int = 30, grace_period: int | None = None,
            poll_seconds: float = 5.0, progress: bool = False, run_progress: bool = False,
-           run_fn: RunFn | None = None, data_dir: Path | None = None) -> StudyStatus:
+           run_fn: RunFn | None = None, data_dir: Path | None = None, results_dir: Path | None = None) -> StudyStatus:
     """Join the suite's study and train points until every point is done or failed; returns the status.
+    Checkpoints go to `checkpoint_dir`, by default `<results_dir>/<suite>/checkpoints/` (paths.default_checkpoint_dir).
 
     Safe to start on many machines at once against one RDB storage and one MLflow server.
     """
-    suite = create(suite, storage, tracking_uri, data_dir=data_dir)  # idempotent; `study` has already done it
-    storage = storage or default_storage(suite.name)
+    # idempotent; `study` has already done it
+    suite = create(suite, storage, tracking_uri, data_dir=data_dir, results_dir=results_dir)
+    storage = storage_or_default(storage, suite.name, results_dir)
     tracking_uri = tracking_uri or default_tracking_uri()
     storage_obj = open_storage(storage, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    objective = Objective(suite, tracking_uri, Path(checkpoint_dir or CHECKPOINTS_DIR / suite.name),
+    objective = Objective(suite, tracking_uri, Path(checkpoint_dir or default_checkpoint_dir(suite.name, results_dir)),
                           run_fn or default_run(), run_progress, data_dir=data_dir)
     logger.info("worker %s:%d joins %s at %s", socket.gethostname(), os.getpid(), suite.name, mask_uri(storage))
     bar = _bar(progress, suite, status_in(suite, storage_obj))
@@ -125,10 +137,10 @@ def _grid_loop(suite: Suite, storage: optuna.storages.BaseStorage, objective: Ob
     study = optuna.load_study(study_name=suite.study_name(), storage=storage,
                               sampler=optuna.samplers.GridSampler({POINT: keys}),
                               pruner=optuna.pruners.NopPruner())
-    recover(study)
+    recover(study, objective.tracking_uri, suite.name)
     requeue_failed_points(study, keys)
     while True:
-        recover(study)
+        recover(study, objective.tracking_uri, suite.name)
         states = list(grid_states(study, keys).values())
         if "left" in states or "waiting" in states:
             _optimize_one(study, objective)
@@ -149,10 +161,10 @@ def _search_loop(suite: Suite, storage: optuna.storages.BaseStorage, objective: 
                                   pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
         point_objective = Objective(suite, objective.tracking_uri, objective.checkpoint_dir, objective.run_fn,
                                     objective.run_progress, config=cfg, data_dir=objective.data_dir)
-        recover(study)
+        recover(study, objective.tracking_uri, suite.name)
         failures = 0
         while failures < suite.n_trials:
-            recover(study)
+            recover(study, objective.tracking_uri, suite.name)
             trials = study.get_trials(deepcopy=False)
             finished = sum(t.state in FINISHED_SEARCH for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
@@ -193,6 +205,42 @@ def _update(bar: Any, done: int) -> None:
         bar.update(done - bar.n)
 
 
+def clean_checkpoints(suite: str | Path | Suite, storage: str | None = None, *, results_dir: Path | None = None,
+                      checkpoint_dir: Path | None = None) -> tuple[list[Path], int]:
+    """Delete the checkpoints (`<checkpoint_dir>/<config hash>/`) of the suite's finished points: their runs
+    are in MLflow, and a finished point is never trained again. The checkpoints of points not finished (a
+    resume needs them) are kept. Returns the directories removed and their size in bytes. A study that
+    does not exist has nothing finished: nothing is removed and no storage is created."""
+    import shutil
+
+    from benchmark.paths import store_exists
+
+    suite = load_suite(suite)
+    storage = storage_or_default(storage, suite.name, results_dir)
+    root = Path(checkpoint_dir or default_checkpoint_dir(suite.name, results_dir))
+    if not store_exists(storage) or not root.is_dir():
+        return [], 0
+    storage_obj = open_storage(storage)
+    finished: set[str] = set()
+    if suite.search:
+        for key in suite.keys:
+            found = load_study(suite.study_name(key), storage_obj)
+            trials = found.get_trials(deepcopy=False, states=FINISHED_SEARCH) if found else []
+            finished |= {t.user_attrs["config_hash"] for t in trials if "config_hash" in t.user_attrs}
+    else:
+        found = load_study(suite.study_name(), storage_obj)
+        if found is not None:
+            finished = {key for key, state in grid_states(found, suite.keys).items() if state == "done"}
+    removed, size = [], 0
+    for config_hash in sorted(finished):
+        path = root / config_hash
+        if path.is_dir():
+            size += sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed, size
+
+
 def default_n_workers() -> int:
     """One worker on a GPU; on a CPU one single-threaded worker per core (at most 4): small models use
     threads poorly, and a multi-threaded process stalls whenever another process holds a core."""
@@ -204,7 +252,7 @@ def default_n_workers() -> int:
 def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_uri: str | None = None, *,
               n_workers: int | None = None, checkpoint_dir: Path | None = None, heartbeat_interval: int = 30,
               grace_period: int | None = None, progress: bool = True, run_fn: RunFn | None = None,
-              data_dir: Path | None = None) -> StudyStatus:
+              data_dir: Path | None = None, results_dir: Path | None = None) -> StudyStatus:
     """Create the study, then train it with `n_workers` local workers (1: in this process; default
     `default_n_workers()`); resumes.
 
@@ -216,8 +264,8 @@ def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_ur
         raise ValueError(f"n_workers={n_workers!r}: expected an integer >= 1")
     if run_fn is not None and n_workers != 1:
         raise ValueError(f"run_fn runs in this process: n_workers={n_workers} must be 1")
-    suite = create(suite, storage, tracking_uri, data_dir=data_dir)
-    storage = storage or default_storage(suite.name)
+    suite = create(suite, storage, tracking_uri, data_dir=data_dir, results_dir=results_dir)
+    storage = storage_or_default(storage, suite.name, results_dir)
     tracking_uri = tracking_uri or default_tracking_uri()
     current = status(suite, storage)
     if current.finished:  # a second `reproduce` only reports
@@ -225,8 +273,8 @@ def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_ur
     if n_workers == 1:
         return worker(suite, storage, tracking_uri, checkpoint_dir=checkpoint_dir,
                       heartbeat_interval=heartbeat_interval, grace_period=grace_period, progress=progress,
-                      run_fn=run_fn, data_dir=data_dir)
-    procs = [spawn_worker(suite.path, storage, tracking_uri, checkpoint_dir=checkpoint_dir,
+                      run_fn=run_fn, data_dir=data_dir, results_dir=results_dir)
+    procs = [spawn_worker(suite.path, storage, tracking_uri, checkpoint_dir=checkpoint_dir, results_dir=results_dir,
                           heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                           threads=max(1, (os.cpu_count() or 1) // n_workers), data_dir=data_dir, task=suite.task)
              for _ in range(n_workers)]
@@ -250,6 +298,7 @@ def run_study(suite: str | Path | Suite, storage: str | None = None, tracking_ur
 
 
 def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoint_dir: Path | None = None,
+                 results_dir: Path | None = None,
                  heartbeat_interval: int = 30, grace_period: int | None = None, poll_seconds: float = 5.0,
                  threads: int | None = None, log_file: Path | None = None,
                  data_dir: Path | None = None, task: str | None = None) -> subprocess.Popen:
@@ -270,6 +319,8 @@ def spawn_worker(suite: str | Path, storage: str, tracking_uri: str, *, checkpoi
         cmd += ["--grace-period", str(grace_period)]
     if checkpoint_dir is not None:
         cmd += ["--checkpoint-dir", str(checkpoint_dir)]
+    if results_dir is not None:
+        cmd += ["--results-dir", str(Path(results_dir).resolve())]
     if data_dir is not None:
         cmd += ["--data-dir", str(data_dir)]
     if task is not None:  # a suite run on one task (`--task`): the worker loads the same points

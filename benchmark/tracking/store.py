@@ -119,6 +119,34 @@ def ensure_experiment(tracking_uri: str, name: str, tags: Mapping[str, str] | No
     return experiment_id
 
 
+def end_orphaned_runs(tracking_uri: str, experiment: str, config_hash: str, started_before_ms: int, *,
+                      status: str = "KILLED", reason: str = "") -> list[str]:
+    """Mark the RUNNING runs of `config_hash` that started before `started_before_ms` (epoch ms) as `status`:
+    the runs of an attempt whose process was killed (SIGKILL leaves no chance to mark them). Runs started
+    later belong to a live retry and are left alone. Best effort, no waiting: a store that does not answer
+    now keeps them RUNNING (the report ignores them either way); returns the ids marked."""
+    try:
+        client = client_for(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return []
+        runs = client.search_runs([found.experiment_id], filter_string=(
+            f"tags.config_hash = '{config_hash}' and attributes.status = 'RUNNING'"))
+        ended = []
+        for run in runs:
+            if run.info.start_time is not None and run.info.start_time >= started_before_ms:
+                continue
+            if reason:
+                client.set_tag(run.info.run_id, "ended_by", mask_uri(reason))
+            client.set_terminated(run.info.run_id, status)
+            ended.append(run.info.run_id)
+        return ended
+    except Exception as err:  # noqa: BLE001 — recovery goes on without the store
+        log.warning("could not mark the orphaned MLflow runs of %s %s: %s", config_hash, status,
+                    mask_uri(first_line(err)))
+        return []
+
+
 def is_unreachable(err: BaseException) -> bool:
     """True when an MLflow call failed because the server did not answer (refused, reset, timed out, or
     "try later"), not because the request was wrong: only those are retried."""

@@ -99,7 +99,11 @@ def test_reproduce_runs_the_study_then_the_report(capsys, tmp_path: Path, suite_
     assert main(["reproduce", *common, *tracking, "--no-progress", "--checkpoint-dir", str(tmp_path / "ckpt"),
                  "--results-dir", str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports"),
                  "--include-stale"]) == 0
-    assert "clitiny: 2/2 done" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "clitiny: 2/2 done" in out
+    last = out.strip().splitlines()[-1]  # a line for a person, not a repr
+    assert last.startswith(f"report: {tmp_path / 'reports' / 'clitiny' / 'REPORT.md'} (") and "ReportPaths" not in last
+    assert f"tables in {tmp_path / 'results' / 'clitiny'}/" in last
     assert (tmp_path / "reports" / "clitiny" / "REPORT.md").is_file()
     assert (tmp_path / "results" / "clitiny" / "leaderboard.csv").is_file()
     assert main(["status", *common]) == 0
@@ -126,6 +130,43 @@ def test_offline_hub_task_is_named_before_any_mlflow_store_with_a_flag_run_has(c
     assert "local copy" in err and not store.exists()
 
 
+def test_read_only_commands_leave_the_directory_as_it_was(capsys, tmp_path: Path, suite_file: Path,
+                                                         monkeypatch) -> None:
+    """`status` before any study and `report` without a store create no journal, no mlflow.db, no folder."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DIFFRES_BENCH_STORAGE", raising=False)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["status", "--suite", str(suite_file)]) == 0
+    assert capsys.readouterr().out.strip() == "clitiny: 0/2 done, 0 running, 0 failed, 2 left"
+    assert main(["status", "--suite", str(suite_file), "--storage", f"sqlite:///{tmp_path / 'o.db'}"]) == 0
+    err = _error(capsys, ["report", "--suite", str(suite_file)])
+    assert f"no MLflow store at {work / 'mlflow.db'}" in err and "diffres-bench study --suite clitiny" in err
+    _error(capsys, ["report", "--suite", str(suite_file), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"])
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_run_on_a_bad_clip_creates_no_store(capsys, tmp_path: Path, monkeypatch) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    for i, (split, label) in enumerate((s, c) for s in ("train", "validation", "test") for c in ("cat", "dog")):
+        path = tmp_path / "corpus" / split / label / f"{label}-{split}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.full(8000, 0.01 * (i + 1), dtype=np.float32), 16000)
+    bad = tmp_path / "corpus" / "test" / "dog" / "dog-1.wav"
+    sf.write(bad, np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")  # its header reads well
+    monkeypatch.setenv("DIFFRES_CACHE_DIR", str(tmp_path / "cache"))
+    store = tmp_path / "m.db"
+    assert main(["run", "--task", f"folder:{tmp_path / 'corpus'}", "--epochs", "1", "--no-progress",
+                 "--tracking-uri", f"sqlite:///{store}", "--checkpoint-dir", str(tmp_path / "ckpt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("diffres-bench: error: ") and "NaN" in err, err
+    assert not store.exists() and not (tmp_path / "ckpt").exists()
+
+
 @pytest.mark.parametrize("command", ["study", "reproduce", "create", "worker"])
 def test_suite_commands_that_check_data_take_the_data_dir_flag(capsys, command: str) -> None:
     with pytest.raises(SystemExit):
@@ -147,7 +188,7 @@ def test_help_report_and_suites_do_not_import_optuna(argv: list[str]) -> None:
 
 
 @pytest.mark.parametrize("command", ["run", "study", "reproduce", "create", "worker", "status", "report", "suites",
-                                     "claims", "tasks"])
+                                     "clean", "claims", "tasks"])
 def test_every_command_has_help(capsys, command: str) -> None:
     with pytest.raises(SystemExit) as exit_:
         main([command, "--help"])
@@ -181,3 +222,54 @@ def test_claims_lists_each_claim_with_its_test_and_arms(capsys) -> None:
     out = capsys.readouterr().out
     assert "| 3 | From a high-resolution input" in out and "| superiority (non-inferiority) |" in out
     assert main(["claims", "--check"]) == 0 and "claims files are current" in capsys.readouterr().out
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """`diffres-bench suites | head -1`: rc 0, nothing on stderr."""
+    import os
+
+    reader, writer = os.pipe()
+    os.close(reader)  # the reader (head) has gone before the first line
+    proc = subprocess.run([sys.executable, "-m", "benchmark", "suites"], stdout=writer, stderr=subprocess.PIPE,
+                          text=True, timeout=120)
+    os.close(writer)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    shell = subprocess.run(f"{sys.executable} -m benchmark suites | head -1", shell=True, capture_output=True,
+                           text=True, timeout=120, executable="/bin/bash")
+    assert shell.stdout.count("\n") == 1 and shell.stderr == ""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["study", "--help"], ["status", "--help"],
+                                  ["study", "--suite", "quick", "--n-workers", "two"], ["suites", "--bogus"]])
+def test_help_and_flag_errors_answer_without_importing_torch(argv: list[str]) -> None:
+    code = ("import sys\nfrom benchmark import cli\ntry:\n    code = cli.main(sys.argv[1:])\n"
+            "except SystemExit as exit_:\n    code = exit_.code\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nprint('exit', code)\n")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] in ("exit 0", "exit 2")
+
+
+def test_every_run_flag_shows_its_default_and_the_registries_choices(capsys) -> None:
+    from dataclasses import MISSING
+
+    from benchmark.config import RunConfig
+    from benchmark.model.heads import list_heads
+    from benchmark.paths import DATA_DIR_ENV
+    from diffres import list_frontends
+    from diffres.filterbanks import list_filterbanks
+    from tasks import cache
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in RunConfig.__dataclass_fields__.values():
+        if f.name != "task":
+            flag = f"--{f.name.replace('_', '-')}"
+            default = f.default if f.default is not MISSING else None
+            assert f"{flag} " in text and f"(default: {default})" in text.split(f"{flag} ", 2)[-1][:400], flag
+    assert all(name in text for name in [*list_frontends(), *list_filterbanks(), *list_heads()])
+    assert "examples:" in text and DATA_DIR_ENV == cache.DATA_DIR_ENV
+    with pytest.raises(SystemExit):
+        main(["tasks", "--help"])  # the tasks group is built when it is the command
+    assert "inspect" in capsys.readouterr().out

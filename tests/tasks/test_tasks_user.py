@@ -178,7 +178,7 @@ def test_corrupt_files_are_listed_then_skipped_on_request(tmp_path, private_cach
     spec = user_task(ref)
     assert "2 unreadable file(s) skipped (on_bad_file: skip): train/cat/cat-train-1.wav" in spec.protocol
     assert len(_labels(ref, "train")) == 6
-    assert main(["tasks", "inspect", f"folder:{root}"]) == 1
+    assert main(["tasks", "inspect", f"folder:{root}"]) == 2
     out = capsys.readouterr().out
     assert "16 listed, 14 usable, 2 unusable" in out and "problems:     2" in out
     assert "cat-train-1.wav: unreadable" in out
@@ -321,3 +321,42 @@ def test_a_multilabel_hear_task_has_label_lists(tmp_path):
     assert spec.label_kind == "multi" and spec.metric == "mAP" and spec.folds == 5
     test = _labels(f"hear:{root}", "test", fold=1)
     assert test["16000/fold00/cat-fold00-1.wav"] == [0, 1] and test["16000/fold00/cat-fold00-0.wav"] == [0]
+
+
+def test_inspect_of_a_bare_directory_suggests_folder_and_bad_input_exits_2(tmp_path, private_cache, capsys):
+    root = class_folders(tmp_path / "c")
+    assert main(["tasks", "inspect", str(root)]) == 2
+    out = capsys.readouterr().out
+    assert f"{root} is a directory, not a task: for a corpus of class folders pass folder:{root}" in out
+    from benchmark.cli import main as bench
+
+    assert bench(["run", "--task", str(root), "--epochs", "1"]) == 2
+    assert f"pass folder:{root}" in capsys.readouterr().err
+    assert main(["tasks", "inspect", f"folder:{root}", "--data-dir", str(tmp_path / "nonexistent")]) == 2
+    assert f"--data-dir {tmp_path / 'nonexistent'}: no such directory" in capsys.readouterr().err
+    assert bench(["run", "--task", "toy-transients", "--data-dir", str(tmp_path / "nonexistent")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    assert main(["tasks", "inspect", f"folder:{root}"]) == 0
+
+
+def test_inspect_reads_the_samples_and_names_the_file(tmp_path, private_cache, capsys):
+    import soundfile as sf
+
+    root = class_folders(tmp_path / "c")
+    nan = root / "train/cat/cat-train-1.wav"
+    sf.write(nan, np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")  # its header reads well
+    silent = root / "train/dog/dog-train-0.wav"
+    sf.write(silent, np.zeros(8000, dtype=np.float32), 16000)
+    sf.write(root / "train/dog/dog-train-1.wav", np.full(16000 * 30, 0.1, dtype=np.float32), 16000)  # one 30 s clip
+    (root / "train/cat/notes.txt").write_text("recorded in the garden")
+    (root / "README.md").write_text("my corpus")
+    result = inspect_source(f"folder:{root}")
+    assert any(str(nan) in p and "NaN or Inf" in p for p in result.problems)
+    assert "2 file(s) ignored (.md x 1, .txt x 1; audio is .wav, .flac, .mp3, .ogg inside a class folder" in result.text
+    assert f"1 clip(s) silent (all samples zero): {silent}" in result.text
+    assert "is padded 60x; declare clip_seconds" in result.text
+    assert main(["tasks", "inspect", f"folder:{root}"]) == 2
+    assert not (private_cache / "embedded").exists()  # inspect writes nothing
+    (root / "test/cat/cat-test-0.wav").write_bytes(b"not audio")
+    skipping = inspect_source(f"folder:{root}?on_bad_file=skip")
+    assert "on_bad_file=skip: a run drops the 1 unusable file(s) listed under problems" in skipping.text

@@ -72,3 +72,15 @@ def test_the_throughput_bench_trains_from_waveforms_at_the_settings_hop():
     assert (row["t_in"], row["t_out"], row["hop_ms"], row["amp"]) == (1001, 500, 1.0, False)
     assert row["clips_per_s"] > 0 and row["forward_flops_per_clip"] > 0
     assert {s.split(":")[2] for s in bench_throughput.SETTINGS} == {"10", "1"}
+
+
+def test_the_cli_bench_times_help_against_import_torch(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from benchmark.benches import bench_cli
+
+    monkeypatch.setattr(bench_cli, "CASES", {k: bench_cli.CASES[k] for k in ("import torch", "--help")})
+    bench_cli.main(["--repeats", "1", "--out", str(tmp_path / "bench_cli.csv")])
+    table = pd.read_csv(tmp_path / "bench_cli.csv").set_index("case")
+    assert table.loc["import torch", "ratio_to_import_torch"] == 1.0  # the ratio is measured, not asserted
+    assert table.loc["--help", "median_s"] > 0 and table.loc["--help", "repeats"] == 1

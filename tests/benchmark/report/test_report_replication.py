@@ -105,19 +105,56 @@ def test_two_controls_files_side_by_side(tmp_path):
 def test_two_runs_files_run_by_run_through_the_cli(tmp_path, capsys):
     from benchmark.cli import main
 
-    cols = ["task", "backbone", "frontend", "hop_ms", "reduction_rate", "seed", "fold", "test_metric", "used"]
-    pd.DataFrame([["t", "b", "spec", 10, 0.0, 0, "", 0.9, True], ["t", "b", "spec", 10, 0.0, 1, "", 0.8, True],
-                  ["t", "b", "spec", 10, 0.0, 1, "", 0.1, False],  # a duplicate the report set aside
-                  ["t", "b", "avgpool", 10, 0.5, 0, "", 0.7, True]], columns=cols).to_csv(tmp_path / "a.csv",
-                                                                                         index=False)
-    pd.DataFrame([["t", "b", "spec", 10, 0.0, 0, "", 0.9, True], ["t", "b", "spec", 10, 0.0, 1, "", 0.85, True],
-                  ["t", "b", "spec", 10, 0.0, 2, "", 0.5, True]], columns=cols).to_csv(tmp_path / "b.csv", index=False)
+    cols = ["task", "backbone", "frontend", "hop_ms", "reduction_rate", "seed", "fold", "test_metric", "used",
+            "config_hash"]
+    pd.DataFrame([["t", "b", "spec", 10, 0.0, 0, "", 0.9, True, "h0"],
+                  ["t", "b", "spec", 10, 0.0, 1, "", 0.8, True, "h1"],
+                  ["t", "b", "spec", 10, 0.0, 1, "", 0.1, False, "h1"],  # a duplicate the report set aside
+                  ["t", "b", "avgpool", 10, 0.5, 0, "", 0.7, True, "h3"]], columns=cols).to_csv(tmp_path / "a.csv",
+                                                                                                index=False)
+    pd.DataFrame([["t", "b", "spec", 10, 0.0, 0, "", 0.9, True, "h0"],
+                  ["t", "b", "spec", 10, 0.0, 1, "", 0.85, True, "h1"],
+                  ["t", "b", "spec", 10, 0.0, 2, "", 0.5, True, "h2"]], columns=cols).to_csv(tmp_path / "b.csv",
+                                                                                            index=False)
     a, b, c = (str(tmp_path / f"{n}.csv") for n in "abc")
     assert main(["compare-runs", a, b, "--out", c]) == 0
-    assert "2 runs in both: 1 identical" in capsys.readouterr().out
+    assert "2 runs in both (same config_hash): 1 identical" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "c.csv")
     assert len(table) == 4
     row = table[(table["frontend"] == "spec") & (table["seed"] == 1)].iloc[0]
     assert row["diff"] == pytest.approx(0.05) and not row["identical"]
+    assert row["config_hash_first"] == row["config_hash_second"] == "h1"
+    assert set(table.loc[table["config_hash_first"].isna() | table["config_hash_second"].isna(), "differs"]) == \
+        {replication.NO_COUNTERPART}
     with pytest.raises(FileNotFoundError, match="runs file not found"):
         replication.compare_runs_files(tmp_path / "a.csv", tmp_path / "missing.csv")
+    pd.read_csv(tmp_path / "a.csv").drop(columns="config_hash").to_csv(tmp_path / "old.csv", index=False)
+    with pytest.raises(ValueError, match=r"lacks columns \['config_hash'\]"):
+        replication.compare_runs_files(tmp_path / "old.csv", tmp_path / "b.csv")
+
+
+def test_runs_of_differing_configs_are_not_paired(tmp_path, capsys):
+    # The same task x backbone x front-end x hop x delta x seed, trained 5 epochs on 256 clips in one file and
+    # with the suite's recipe in the other: two configs (two hashes), never one pair with a difference.
+    from benchmark.cli import main
+
+    cols = ["task", "backbone", "frontend", "hop_ms", "reduction_rate", "min_epochs", "seed", "fold", "test_metric",
+            "config_hash"]
+    pd.DataFrame([["t", "b", "spec", 10, 0.0, 10, 0, "", 0.9, "aaa"],
+                  ["t", "b", "spec", 10, 0.0, 10, 1, "", 0.8, "bbb"]],
+                 columns=cols).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame([["t", "b", "spec", 10, 0.0, 10, 0, "", 0.4, "ccc"],
+                  ["t", "b", "spec", 10, 0.0, 2, 1, "", 0.3, "ddd"]],
+                 columns=cols).to_csv(tmp_path / "b.csv", index=False)
+    table = replication.compare_runs_files(tmp_path / "a.csv", tmp_path / "b.csv")
+    assert len(table) == 4 and table["diff"].isna().all() and not table["identical"].any()
+    by_hash = {(r.config_hash_first if isinstance(r.config_hash_first, str) else r.config_hash_second): r.differs
+               for r in table.itertuples()}
+    assert by_hash == {"aaa": replication.HIDDEN_FIELDS, "ccc": replication.HIDDEN_FIELDS,
+                       "bbb": "min_epochs", "ddd": "min_epochs"}
+    a, b, c = (str(tmp_path / f"{n}.csv") for n in "abc")
+    assert main(["compare-runs", a, b, "--out", c]) == 0
+    out = capsys.readouterr().out
+    assert "0 runs in both (same config_hash): 0 identical; 4 in one file only (4 whose setting the other file " \
+           "ran with another config, not compared: min_epochs, fields runs.csv does not hold)" in out
+    assert {"config_hash_first", "config_hash_second", "differs"} <= set(pd.read_csv(c).columns)

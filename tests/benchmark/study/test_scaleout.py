@@ -46,6 +46,14 @@ def _finished_hashes(tracking_uri: str, experiment: str) -> Counter:
     return Counter(r.data.tags["config_hash"] for r in runs)
 
 
+def _running_runs(tracking_uri: str, experiment: str) -> list[str]:
+    """Runs left RUNNING: a killed worker's run, unless its recovery marked it KILLED."""
+    client = MlflowClient(tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'")
+    return [r.info.run_id for r in runs]
+
+
 def _wait(predicate, timeout_s: float, what: str, procs=()) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -89,6 +97,7 @@ def test_workers_share_a_postgres_study_and_survive_a_sigkill(tmp_path, postgres
     assert [t.state for t in retries] == [TrialState.COMPLETE]
     # every grid point finished exactly once, none lost
     assert _finished_hashes(tracking, "scaleout") == Counter(suite.keys)
+    assert _running_runs(tracking, "scaleout") == []  # the victim's run, if it had one, was marked KILLED
     done = Counter(t.params["point"] for t in trials if t.state == TrialState.COMPLETE)
     assert done == Counter(suite.keys)
     # the storage password never reaches the logs or MLflow
@@ -118,6 +127,7 @@ def test_a_study_killed_mid_way_finishes_only_what_was_left(tmp_path) -> None:
     final = study.run_study(path, storage, tracking, checkpoint_dir=tmp_path / "ckpt", progress=False, n_workers=1)
     assert final.finished
     assert _finished_hashes(tracking, "faults") == Counter(suite.keys)
+    assert _running_runs(tracking, "faults") == []  # the killed workers' runs were marked KILLED
     trials = optuna.load_study(study_name="faults", storage=study.open_storage(storage)).trials
     rerun = [t for t in trials[trials_before:] if t.state == TrialState.COMPLETE]
     trained = [t for t in rerun if not t.user_attrs["reused"]]

@@ -50,6 +50,31 @@ def test_trial_of_a_dead_worker_is_failed_and_retried(tiny) -> None:
     assert states[orphan.number] == TrialState.FAIL
 
 
+def test_the_mlflow_run_of_a_killed_worker_is_marked_killed_when_its_trial_is_recovered(tiny) -> None:
+    """SIGKILL gives a run no chance to end itself: the recovery marks it, and only it, KILLED."""
+    from mlflow.tracking import MlflowClient
+
+    suite, storage, tracking = tiny
+    study.create(suite, storage, tracking)
+    journal = optuna.load_study(study_name="tiny", storage=study.open_storage(storage))
+    orphan = journal.ask()
+    key = orphan.suggest_categorical("point", suite.keys)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    orphan.set_user_attr("config_hash", key)
+    orphan.set_user_attr("worker", {"host": socket.gethostname(), "pid": int(dead.stdout)})
+    client = MlflowClient(tracking)
+    experiment = client.get_experiment_by_name("tiny").experiment_id
+    killed = client.create_run(experiment, tags={"config_hash": key}).info.run_id  # RUNNING, as SIGKILL left it
+    other = next(k for k in suite.keys if k != key)
+    live = client.create_run(experiment, tags={"config_hash": other}).info.run_id  # someone else's, alive
+
+    assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder()).finished
+    assert client.get_run(killed).info.status == "KILLED"
+    assert "worker pid" in client.get_run(killed).data.tags["ended_by"]
+    assert client.get_run(live).info.status == "RUNNING"
+
+
 def test_a_trial_whose_process_died_before_it_recorded_its_worker_is_failed_after_the_grace(tiny, monkeypatch):
     """Killed between optuna's ask and the objective's first line: the trial has its point but no worker.
     Left alone while it is young (its owner may be about to claim it), failed and re-queued once it is not,

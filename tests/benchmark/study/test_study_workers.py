@@ -149,3 +149,67 @@ def test_suite_time_counts_each_point_once_across_an_edit(tiny, tmp_path: Path) 
     table = suite_times(str(edited_path), storage).set_index("frontend")
     assert table.loc["all", "trials"] == len(edited.keys) and table.loc["all", "studies"] == 2
     assert table.loc["all", "study_wall_s"] > 0
+
+
+def test_results_dir_holds_the_journal_and_the_checkpoints(tmp_path: Path, monkeypatch, capsys) -> None:
+    """One root for a study's state: --results-dir moves the journal and the checkpoints, every command that
+    reads the study finds it there from any working directory, and the MLflow tag names the journal absolutely."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.cli import main
+
+    suite = load_suite(write_suite(tmp_path, TINY))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    seen: list[Path] = []
+
+    class Where(Recorder):
+        def __call__(self, cfg, *, checkpoint_dir, **kw):
+            seen.append(Path(checkpoint_dir))
+            return super().__call__(cfg, checkpoint_dir=checkpoint_dir, **kw)
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert study.run_study(suite, None, tracking, progress=False, n_workers=1, run_fn=Where(),
+                           results_dir=Path("../out")).finished
+    journal = tmp_path / "out" / "tiny" / "optuna.journal"
+    assert journal.is_file()
+    assert set(seen) == {tmp_path / "out" / "tiny" / "checkpoints"}
+    assert sorted(p.name for p in elsewhere.iterdir()) == []  # no ./results, no ./checkpoints
+    assert MlflowClient(tracking).get_experiment_by_name("tiny").tags["optuna_storage"] == str(journal)
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "--suite", str(suite.path), "--results-dir", str(tmp_path / "out"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["done"] == 5
+
+
+def test_clean_drops_the_checkpoints_of_finished_points_only(tmp_path: Path, capsys) -> None:
+    from benchmark.cli import main
+
+    suite = load_suite(write_suite(tmp_path, TINY))
+    root = tmp_path / "out"
+    checkpoints = root / "tiny" / "checkpoints"
+    for key in suite.keys:
+        (checkpoints / key).mkdir(parents=True)
+        (checkpoints / key / "last.pt").write_bytes(b"x" * 2**20)
+    bad = suite.keys[1]
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    final = study.run_study(suite, None, tracking, progress=False, n_workers=1, run_fn=Recorder(fail={bad}),
+                            results_dir=root)
+    assert (final.done, final.failed) == (4, 1)
+    assert main(["clean", "--suite", str(suite.path), "--results-dir", str(root)]) == 0
+    assert "removed the checkpoints of 4 finished point(s), 4.0 MiB" in capsys.readouterr().out
+    assert [p.name for p in checkpoints.iterdir()] == [bad]  # a failed point resumes from its checkpoint
+    assert main(["clean", "--suite", str(suite.path), "--results-dir", str(tmp_path / "never")]) == 0
+    assert "0 finished point(s)" in capsys.readouterr().out and not (tmp_path / "never").exists()
+
+
+def test_created_study_is_logged_once(tiny, caplog) -> None:
+    import logging
+
+    suite, storage, tracking = tiny
+    with caplog.at_level(logging.INFO, logger="benchmark.study.workers"):
+        assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder()).finished
+        assert study.run_study(suite, storage, tracking, progress=False, n_workers=1, run_fn=Recorder()).finished
+    assert sum("created study tiny" in r.getMessage() for r in caplog.records) == 1
