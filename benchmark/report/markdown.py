@@ -254,7 +254,7 @@ def _replication_md(replicated: pd.DataFrame | None, runs: Runs, csv: Path | Non
     out = ["## Replication on half the seeds", "",
            f"Every claim and control comparison decided again, by the same rule, on two disjoint halves of the "
            f"seeds (A: {', '.join(map(str, half_a)) or '–'}; B: {', '.join(map(str, half_b)) or '–'}), each half "
-           "classed against the decision on all seeds and against the other half: *decided, agree* (both decided, "
+           "classed against the decision on all seeds and against the other half: *decided and agree* (both decided, "
            "the same verdict), *undecided in both*, *decided in one only*, *flip* (holds in one, refuted in the "
            "other); *not run at half n*: a half has < 2 pairs. "
            f"Half A against all seeds: {counts_text(replicated, half=True, column='agreement_a')}. "

@@ -7,7 +7,7 @@ its seeds. Each half is decided by exactly the full report's rule (its own Holm 
 decision is classed against the FULL decision (``agreement_a``, ``agreement_b``) as well as against the
 other half (``agreement``).
 
-Two decisions of one comparison fall in one of four classes (``agreement``): ``decided, agree`` (both
+Two decisions of one comparison fall in one of four classes (``agreement``): ``decided and agree`` (both
 decided, the same verdict); ``undecided in both`` (both inconclusive); ``decided in one only`` (one holds
 or is refuted, the other is inconclusive); ``flip`` (one holds, the other is refuted). Only the first is a
 replicated finding (``decided_agree``, the headline number); ``undecided in both`` agrees but finds
@@ -30,7 +30,7 @@ from benchmark.report.judging import check_claims
 from benchmark.report.runs import Runs
 
 KEYS = ["source", "task", "backbone", "treatment", "control"]
-AGREE, UNDECIDED_BOTH, ONE_ONLY, FLIP = "decided, agree", "undecided in both", "decided in one only", "flip"
+AGREE, UNDECIDED_BOTH, ONE_ONLY, FLIP = "decided and agree", "undecided in both", "decided in one only", "flip"
 NOT_RUN = "not run"
 AGREEMENTS = (AGREE, UNDECIDED_BOTH, ONE_ONLY, FLIP, NOT_RUN)
 HALVES = ("a", "b")
@@ -105,7 +105,7 @@ def agreement_counts(table: pd.DataFrame, column: str = "agreement") -> dict[str
 
 
 def decided_agree(table: pd.DataFrame, column: str = "agreement") -> int:
-    """The headline number: comparisons decided the same way by both decisions ("decided, agree")."""
+    """The headline number: comparisons decided the same way by both decisions ("decided and agree")."""
     return agreement_counts(table, column)[AGREE]
 
 
@@ -156,7 +156,7 @@ def _side_by_side(first: Path, second: Path, keys: list[str], kind: str) -> pd.D
 
 
 def counts_text(table: pd.DataFrame, half: bool = False, column: str = "agreement") -> str:
-    """e.g. "12 comparisons: 8 decided, agree, 2 undecided in both, 1 decided in one only, 1 flip, 0 not run"."""
+    """e.g. "12 comparisons: 8 decided and agree, 2 undecided in both, 1 decided in one only, 1 flip, 0 not run"."""
     counts = agreement_counts(table, column)
     names = {NOT_RUN: "not run at half n" if half else NOT_RUN}
     return f"{len(table)} comparisons: " + ", ".join(f"{n} {names.get(a, a)}" for a, n in counts.items())

@@ -212,7 +212,8 @@ def test_compare_claims_writes_the_side_by_side_decisions(capsys, tmp_path: Path
     (tmp_path / "b.csv").write_text(header + "1,t,b,diffres,spec,refuted,-0.02,5\n2,t,b,diffres,avgpool,holds,0.01,5\n")
     out = tmp_path / "both.csv"
     assert main(["compare-claims", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(out)]) == 0
-    assert "2 comparisons: 1 agree, 1 flip, 0 not replicated, 0 not run" in capsys.readouterr().out
+    assert ("2 comparisons: 1 decided and agree, 0 undecided in both, 0 decided in one only, 1 flip, 0 not run"
+            in capsys.readouterr().out)
     assert out.read_text().splitlines()[1].endswith("holds,refuted,0.02,-0.02,5,5,flip")
     assert main(["compare-claims", str(tmp_path / "a.csv"), str(tmp_path / "none.csv"), "--out", str(out)]) == 2
 

@@ -82,7 +82,7 @@ def test_aa_controls_are_replicated_on_halves_of_their_pairs():
     aa = table[table["source"] == "a/a control"].set_index("treatment")
     assert len(aa) == 2 and set(aa["n_pairs_a"]) == {3} and set(aa["n_pairs_b"]) == {2}
     diffres = aa.loc["frontend=diffres, hop_ms=10.0, reduction_rate=0.5 (stream A)"]
-    assert (diffres["verdict_full"], diffres["agreement_a"]) == (stats.HOLDS, "decided, agree")
+    assert (diffres["verdict_full"], diffres["agreement_a"]) == (stats.HOLDS, "decided and agree")
 
 
 def test_the_second_stream_serves_the_aa_control_alone():

@@ -12,7 +12,7 @@ from benchmark.report import replication, stats
 def test_agreement_of_two_verdicts():
     h, r, i = stats.HOLDS, stats.REFUTED, stats.INCONCLUSIVE
     assert [replication.agreement(a, b) for a, b in ((h, h), (h, r), (r, h), (h, i), (i, i), (h, stats.NOT_RUN))] \
-        == ["decided, agree", "flip", "flip", "decided in one only", "undecided in both", "not run"]
+        == ["decided and agree", "flip", "flip", "decided in one only", "undecided in both", "not run"]
     assert replication.agreement(r, r) == replication.AGREE
     assert replication.seed_halves([4, 0, 2, 1, 3, 2]) == ([0, 2, 4], [1, 3])
 
@@ -31,8 +31,8 @@ def test_halves_are_decided_by_the_same_rule():
     table = replication.replication(make_runs(rows), claim2, stats.DEFAULT_MARGIN).set_index("control")
     avg, hop = table.loc["avgpool @ 10 ms, δ=0.5"], table.loc["changehop @ 10 ms, δ=0.5"]
     assert (avg["verdict_full"], avg["verdict_a"], avg["verdict_b"], avg["agreement"]) == (
-        stats.HOLDS, stats.HOLDS, stats.HOLDS, "decided, agree")
-    assert (avg["agreement_a"], avg["agreement_b"]) == ("decided, agree", "decided, agree")
+        stats.HOLDS, stats.HOLDS, stats.HOLDS, "decided and agree")
+    assert (avg["agreement_a"], avg["agreement_b"]) == ("decided and agree", "decided and agree")
     assert (hop["verdict_a"], hop["verdict_b"], hop["agreement"]) == (stats.HOLDS, stats.REFUTED, "flip")
     assert hop["verdict_full"] == stats.INCONCLUSIVE  # each half against it: decided in one only
     assert (hop["agreement_a"], hop["agreement_b"]) == ("decided in one only", "decided in one only")
@@ -42,7 +42,7 @@ def test_halves_are_decided_by_the_same_rule():
     one_seed = make_runs([r for r in rows if r[5] == 0])  # half B empty: every comparison "not run" there
     assert set(replication.replication(one_seed, claim2, stats.DEFAULT_MARGIN)["n_pairs_b"]) == {0}
     assert replication.counts_text(table, half=True) == (
-        "2 comparisons: 1 decided, agree, 0 undecided in both, 0 decided in one only, 1 flip, 0 not run at half n")
+        "2 comparisons: 1 decided and agree, 0 undecided in both, 0 decided in one only, 1 flip, 0 not run at half n")
 
 
 def test_the_report_writes_the_replication_table(study):
@@ -81,10 +81,10 @@ def test_four_classes_on_a_synthetic_pair_of_claim_tables(tmp_path):
         pd.DataFrame([[str(k), "t", "b", "d", f"x{k}", v, 0.01, 5] for k, v in enumerate(verdicts)],
                      columns=cols).to_csv(tmp_path / f"{name}.csv", index=False)
     both = replication.compare_claims_files(tmp_path / "a.csv", tmp_path / "b.csv")
-    assert both["agreement"].tolist() == ["decided, agree", "flip", "decided, agree", "undecided in both",
+    assert both["agreement"].tolist() == ["decided and agree", "flip", "decided and agree", "undecided in both",
                                           "decided in one only", "decided in one only"]
     assert replication.decided_agree(both) == 2
-    assert replication.counts_text(both) == ("6 comparisons: 2 decided, agree, 1 undecided in both, "
+    assert replication.counts_text(both) == ("6 comparisons: 2 decided and agree, 1 undecided in both, "
                                              "2 decided in one only, 1 flip, 0 not run")
 
 
