@@ -32,12 +32,15 @@ reproduce: $(VENV)/.installed
 	$(VENV)/bin/diffres-bench reproduce --suite $(SUITE)
 	$(PY) -m benchmark.benches.bench_suite_time --suite $(SUITE)
 
-# quick on a second draw of seeds, its decisions beside quick's (docs/reproducibility.md)
+# quick on a second draw of clips and seeds, its decisions beside quick's (docs/reproducibility.md)
 replicate: $(VENV)/.installed
 	$(VENV)/bin/diffres-bench reproduce --suite quick-replication
 	$(PY) -m benchmark.benches.bench_suite_time --suite quick-replication
 	$(VENV)/bin/diffres-bench compare-claims results/quick/claims.csv results/quick-replication/claims.csv \
 		--out results/quick-replication/vs_quick.csv
+	$(VENV)/bin/diffres-bench compare-claims results/quick/controls.csv results/quick-replication/controls.csv \
+		--out results/quick-replication/vs_quick_controls.csv
+	$(VENV)/bin/diffres-bench compare-draws quick quick-replication --out results/quick-replication/aa_across_draws.csv
 
 recheck: $(VENV)/.installed  # retrain one committed run per setting of $(SUITE): identical here?
 	$(PY) -m benchmark.benches.recheck --suite $(SUITE)

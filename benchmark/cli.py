@@ -161,6 +161,14 @@ def build_parser(tasks: bool = True) -> argparse.ArgumentParser:
         both.add_argument("--out", type=Path, required=True, help="CSV to write the side-by-side table to")
         both.set_defaults(func=func)
 
+    draws = sub.add_parser("compare-draws", help="the A/A control across draws: each suite's A/A setting (stream A) "
+                                                 "on a suite's draw against its replication's, seeds x clips")
+    draws.add_argument("first", help="a suite (e.g. quick)")
+    draws.add_argument("second", help="its replication on new clips and seeds (e.g. quick-replication)")
+    _add_results_dir_flag(draws)
+    draws.add_argument("--out", type=Path, required=True, help="CSV to write the comparison to")
+    draws.set_defaults(func=commands.compare_draws)
+
     plan = sub.add_parser("plan", help="what a suite will cost before it starts: points, downloads, disk, GPU-hours")
     plan.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
     _add_suite_task_flag(plan)

@@ -148,6 +148,20 @@ def compare_claims(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare_draws(args: argparse.Namespace) -> int:
+    from benchmark.report.acrossdraws import across_draws, across_text
+    from benchmark.report.build import suite_aa_controls
+    from benchmark.report.leaderboard import write_csv
+    from benchmark.study import load_suite
+
+    first, second = load_suite(args.first), load_suite(args.second)
+    table = across_draws(args.results_dir / first.name, args.results_dir / second.name,
+                         list(suite_aa_controls(first.name)), list(suite_aa_controls(second.name)))
+    write_csv(table, args.out)
+    print(f"{across_text(table)}; written to {args.out}")
+    return 1 if (table["outcome"] != "passed").any() else 0
+
+
 def compare_runs(args: argparse.Namespace) -> int:
     from benchmark.report.leaderboard import write_csv
     from benchmark.report.replication import compare_runs_files, runs_counts_text

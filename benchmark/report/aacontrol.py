@@ -79,7 +79,7 @@ def parse_aa_controls(entries: Sequence[object], where: str) -> list[AAControl]:
     return out
 
 
-def _matches(table: pd.DataFrame, setting: tuple[tuple[str, object], ...]) -> pd.Series:
+def matches_setting(table: pd.DataFrame, setting: tuple[tuple[str, object], ...]) -> pd.Series:
     mask = pd.Series(True, index=table.index)
     for key, value in setting:
         if key not in table.columns:  # a field the suite does not vary: every run has the value it set
@@ -100,7 +100,7 @@ def second_streams_apart(runs: Runs, controls: Sequence[AAControl]) -> Runs:
     drop = pd.Series(False, index=table.index)
     for c in controls:
         only_b = sorted(set(c.streams[1]) - set(c.streams[0]))
-        drop |= _matches(table, c.setting) & table["seed"].isin(only_b)
+        drop |= matches_setting(table, c.setting) & table["seed"].isin(only_b)
     return dataclasses.replace(runs, table=table[~drop].reset_index(drop=True))
 
 
@@ -110,7 +110,7 @@ def aa_comparisons(runs: Runs, control: AAControl) -> pd.DataFrame:
         runs.table.assign(config_hash=[f"row:{i}" for i in runs.table.index])
     if "trained" not in table.columns:
         table = table.assign(trained=np.nan)
-    rows = table[_matches(table, control.setting)]
+    rows = table[matches_setting(table, control.setting)]
     arms = []
     for stream in control.streams:
         order = {seed: i for i, seed in enumerate(stream)}
