@@ -141,8 +141,13 @@ def build_parser(tasks: bool = True) -> argparse.ArgumentParser:
                       help="per-epoch checkpoints (default: RESULTS_DIR/SUITE/checkpoints)")
     tidy.set_defaults(func=commands.clean)
 
-    report = sub.add_parser("report", help="leaderboards, figures and REPORT.md from a suite's MLflow runs")
-    report.add_argument("--suite", required=True, help="suite name or YAML path")
+    report = sub.add_parser("report", help="leaderboards, figures and REPORT.md from a suite's MLflow runs (or, with "
+                                           "--runs, from single `run`s)")
+    source = report.add_mutually_exclusive_group(required=True)
+    source.add_argument("--suite", help="suite name or YAML path")
+    source.add_argument("--runs", nargs="?", const="runs", default=None, metavar="EXPERIMENT",
+                        help="the single runs of `diffres-bench run` (their MLflow experiment, default: runs): the "
+                             "same leaderboard, claims and figures, every finished run of it")
     _add_suite_task_flag(report)
     _add_results_dir_flag(report)
     _add_tracking_flag(report)

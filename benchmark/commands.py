@@ -134,8 +134,26 @@ def canary(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
+    if args.runs is not None:
+        _report_runs(args.runs, args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
+        return 0
     _report(_suite(args), args.tracking_uri, args.results_dir, args.reports_dir, args.include_stale)
     return 0
+
+
+def _report_runs(experiment: str, tracking_uri: str | None, results_dir: Path, reports_dir: Path,
+                 include_stale: bool) -> Any:
+    """The report of single runs (an MLflow experiment without a suite file): every finished run of it."""
+    from benchmark.report import build_report
+
+    tracking_uri = tracking_uri or default_tracking_uri()
+    if not store_exists(tracking_uri):
+        raise FileNotFoundError(f"no MLflow store at {tracking_uri.removeprefix('sqlite:///')}: no runs to report "
+                                f"(train one with `diffres-bench run`, or pass --tracking-uri)")
+    paths = build_report(experiment, tracking_uri, results_dir=results_dir, reports_dir=reports_dir, points=None,
+                         include_stale=include_stale)
+    print(report_line(paths))
+    return paths
 
 
 def compare_claims(args: argparse.Namespace) -> int:

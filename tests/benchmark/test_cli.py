@@ -84,6 +84,16 @@ def test_run_trains_once_then_reuses(capsys, tmp_path: Path) -> None:
     second = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first["reused"] is False and second["reused"] is True
     assert second["run_id"] == first["run_id"] and 0.0 <= first["test_metric"] <= 1.0
+    # a leaderboard for single runs: `report --runs` reads the `runs` experiment, no suite file needed
+    spec = [*RUN_FLAGS, "--frontend", "spec", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
+            "--checkpoint-dir", str(tmp_path / "ckpt")]
+    assert main(["run", *spec]) == 0
+    capsys.readouterr()
+    assert main(["report", "--runs", "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}", "--results-dir",
+                 str(tmp_path / "results"), "--reports-dir", str(tmp_path / "reports")]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("report: ")
+    board = (tmp_path / "results" / "runs" / "leaderboard.csv").read_text()
+    assert "avgpool" in board and "spec" in board and (tmp_path / "reports" / "runs" / "REPORT.md").is_file()
 
 
 def test_reproduce_runs_the_study_then_the_report(capsys, tmp_path: Path, suite_file: Path) -> None:
