@@ -239,6 +239,8 @@ _FIELD_HELP = {
     "batch_size_scales_with_rate": "true|false: batch size / (1 - δ)",
     "filterbank": "one of mel (the cached log-mel), efficientleaf, leaf, sincnet, tdfbanks (learned)",
     "cpu_threads": "torch threads on a CPU (part of a run's identity; ignored on a GPU)",
+    "data_seed": "draw of a generated task's clips (0: the task's own; another: new train/val/test clips)",
+    "task_files": "a user corpus's fingerprint (filled in when the task is a corpus; leave unset)",
 }
 
 
