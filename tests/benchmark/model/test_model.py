@@ -48,7 +48,8 @@ def test_imagenet_style_weights_fit_another_head_and_stem(tmp_path):
     imagenet = timm.create_model("mobilenetv3_small_050", pretrained=False)
     path = tmp_path / "imagenet.pt"
     torch.save(imagenet.state_dict(), path)
-    model = build_model(cfg_for("avgpool", pretrained_weights=str(path)), num_classes=CLASSES, t_in=T_IN)
+    model = build_model(cfg_for("avgpool", backbone="mobilenetv3_small_050", pretrained_weights=str(path)),
+                        num_classes=CLASSES, t_in=T_IN)
     stem = model.backbone.conv_stem.weight
     assert stem.shape[1] == 1
     assert torch.allclose(stem, imagenet.conv_stem.weight.sum(1, keepdim=True))
