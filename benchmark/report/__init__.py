@@ -10,7 +10,7 @@ fixed format, and nothing time-dependent is written.
 One stage per module: ``runs`` (MLflow -> runs table, front-end and task metadata), ``predictions`` (each
 run's per-clip test predictions, and a comparison's seeds × clips matrix), ``provenance`` (which code and
 numerics trained each run), ``health`` (did each run train), ``leaderboard``, ``stats`` (intervals, tests, Holm,
-power), ``clipstats`` (the seeds × clips bootstrap, the exact sign-flip test), ``verdicts`` (deciding a family
+power), ``clipstats`` (the seeds × clips t, the bootstrap, the exact sign-flip test), ``verdicts`` (deciding a family
 of comparisons), ``pairs`` (paired comparisons and their arms), ``claims`` (the paper's claims, registered),
 ``judging`` (the claims decided on runs), ``controls`` (does the suite detect what it should), ``aacontrol``
 (the A/A null control), ``replication`` (decisions on halves of the seeds, and two draws side by side),

@@ -8,9 +8,10 @@ false detection, and it is exactly what a rule blind to the clips would produce 
 own difficulty, a constant offset for every seed of that draw, which a t-test over seeds takes for an effect.
 
 Two rules, side by side:
-- ``seeds×clips bootstrap`` (the decision): each draw's seeds × clips correctness matrix is resampled on its own
-  (``clipstats.two_way_bootstrap``, seeds and clips, corrected), and the replicates of the two means are
-  subtracted; p of each direction from the replicates, Holm over the A/A comparisons.
+- ``seeds×clips`` (the decision, the claims' rule for two independent draws): each draw's mean accuracy has the
+  crossed design's variance (``clipstats.crossed_variance``: seeds, clips, interaction); the difference of the
+  two means has their sum, referred to a t on ``min(n_seeds) - 1`` df; p of each direction, Holm over the A/A
+  comparisons.
 - ``t over seeds`` (beside it, for contrast): Welch's two-sample t on the per-seed accuracies, clips ignored.
 
 Reads what the reports wrote: ``results/<suite>/runs.csv`` and ``predictions.parquet`` of each suite.
@@ -64,15 +65,15 @@ def across_draws(first: Path, second: Path, controls_first: list[AAControl],
     k = len(controls_first)
     level = stats.ALPHA / max(k, 1)
     rows = []
-    for index, (a, b) in enumerate(zip(controls_first, controls_second, strict=True)):
+    for a, b in zip(controls_first, controls_second, strict=True):
         ca, seeds_a = correctness_matrix(first, a)
         cb, seeds_b = correctness_matrix(second, b)
-        n_boot = clipstats.n_boot(level)
-        reps = (clipstats.two_way_bootstrap(ca, n_boot=n_boot, rng=np.random.default_rng(clipstats.BOOT_SEED + index))
-                - clipstats.two_way_bootstrap(cb, n_boot=n_boot,
-                                              rng=np.random.default_rng(clipstats.BOOT_SEED + k + index)))
-        p_holds, p_refute = clipstats.bootstrap_p(reps, 0.0)
-        low, high = clipstats.percentile_bounds(reps, level)
+        diff = ca.mean() - cb.mean()
+        se = float(np.sqrt(clipstats.crossed_variance(ca) + clipstats.crossed_variance(cb)))
+        df = min(len(seeds_a), len(seeds_b)) - 1
+        t_stat, q = diff / se, float(sps.t.ppf(1.0 - level, df))
+        p_holds, p_refute = float(sps.t.sf(t_stat, df)), float(sps.t.cdf(t_stat, df))
+        low, high = diff - q * se, diff + q * se
         seed_a, seed_b = ca.mean(axis=1), cb.mean(axis=1)
         t = sps.ttest_ind(seed_a, seed_b, equal_var=False)
         p_t = (float(t.pvalue) / 2, 1 - float(t.pvalue) / 2) if t.statistic >= 0 else \

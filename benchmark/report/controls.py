@@ -3,7 +3,7 @@
 A control task (``TaskSpec.control``, tasks/controls.py) is built so the answer is known in advance.
 Its comparisons are decided by exactly the claims' rule (``verdicts.decide_table``: paired differences
 DiffRes − X, superiority, one-sided at 0.025 per direction with Holm over the comparisons of one control
-task, seeds × clips bootstrap where the runs logged per-clip predictions) and are never evidence for a claim.
+task, the seeds × clips t where the runs logged per-clip predictions) and are never evidence for a claim.
 
 - positive: full DiffRes (family ``learned resolution``, no ``variant_of``, guide loss on) minus each
   ``uniform reduction`` front-end at the same task, backbone, input hop and δ, superiority. The control

@@ -95,7 +95,7 @@ def _controls_md(controls: list[ControlResult], csv: Path, report_dir: Path) -> 
                       "detect a real difference or that "
                       "it does not invent one.", ""]
     out += [f"- `{c.task}` ({c.kind} control) — rule: {c.rule} — **{c.outcome}**: {c.text}" for c in controls]
-    out += ["", "Each comparison names the rule that decided it: *seeds×clips bootstrap* where every paired run "
+    out += ["", "Each comparison names the rule that decided it: *seeds×clips t* where every paired run "
                 "logged its per-clip test predictions, else *paired t* over seeds."]
     return out + ["", "Control tasks are not evidence for the paper's claims: their comparisons are only here, "
                       f"all of them in {_link(csv, report_dir)}.", ""]
@@ -144,9 +144,10 @@ def _claims_md(claims: list[ClaimResult], comparisons_csv: Path, report_dir: Pat
            "test). The paper's numeric tables were not available to us, so no paper number is shown beside ours.", "",
            "**Rule** (stated once, in docs/benchmark.md, \"How claims are judged\"): one-sided tests "
            f"at {stats.ALPHA:g} per direction, Holm over each claim's comparisons. Where every paired run logged "
-           "its per-clip test predictions (accuracy tasks), the test is the seeds × clips bootstrap: seeds and "
-           "test clips are resampled together, so p-values and intervals count the clips as well as the seeds "
-           "(column *rule*: seeds×clips bootstrap; the paired t over seeds is kept beside it in claims.csv, "
+           "its per-clip test predictions (accuracy tasks), the test is the seeds × clips t: the variance of the "
+           "mean difference over seeds and test clips (a crossed design, unbiased ANOVA components), on a t with "
+           "n_seeds − 1 df, so p-values and intervals count the clips as well as the seeds "
+           "(column *rule*: seeds×clips t; the paired t over seeds is kept beside it in claims.csv, "
            "`verdict_t`); elsewhere it is the paired t over seeds (rule: paired t: no per-clip predictions). "
            "A comparison **holds** when its "
            "Holm-adjusted p of \"holds\" is ≤ 0.025, is **refuted** when that of \"refuted\" is, and is "

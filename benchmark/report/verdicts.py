@@ -3,8 +3,8 @@
 ``decide_table`` adds the verdict, Holm-adjusted p-values and Bonferroni simultaneous intervals to a table
 of paired comparisons (one Holm family: every row of the table, except those ``not comparable``). A
 comparison whose paired runs all logged per-clip predictions on the same test clips (accuracy tasks) is
-decided by the seeds × clips bootstrap (``clipstats``): its p-values are the bootstrap's, its interval the
-percentile one at the Bonferroni level, so intervals count clips as well as seeds. Any other comparison
+decided by the seeds × clips t (``clipstats.clip_test``: the crossed design's variance on n_seeds − 1 df), its
+interval at the Bonferroni level, so p-values and intervals count clips as well as seeds. Any other comparison
 (runs from before the predictions artefact, mAP tasks, folds with different test clips) is decided by
 ``stats.decide``'s paired t over seeds, and column ``rule`` says which. Holm runs over the family whatever
 rule gave each p-value. The paired-t decision is kept beside (``verdict_t``, ``p_verdict_t``), and the
@@ -39,7 +39,7 @@ DECISION_COLUMNS = ["test", "margin", "ci_low_bonferroni", "ci_high_bonferroni",
 # Appended at the end of claims.csv and controls.csv (module docstring): which rule decided, over how many
 # test clips (0: seeds only), the exact sign-flip p, and the paired-t decision beside.
 CLIP_COLUMNS = ["rule", "n_clips", "p_exact", "verdict_t", "p_verdict_t"]
-RULE_CLIPS = "seeds×clips bootstrap"
+RULE_CLIPS = "seeds×clips t"
 RULE_T = "paired t: no per-clip predictions"
 PAIRS = "pairs"  # not written: a comparison's (treatment hash, control hash, metric difference) per pair
 
@@ -50,7 +50,7 @@ def decide_table(comps: pd.DataFrame, test: str, margin: float,
     its rows but those marked ``not comparable`` (a non-empty ``not_comparable`` column), which keep that
     verdict. ``correct``: per-clip correctness by config hash (``predictions.correctness``); with it, the
     comparisons whose pairs (column ``pairs``) all have predictions on the same clips are decided by the
-    seeds × clips bootstrap (module docstring)."""
+    seeds × clips t (module docstring)."""
     refused = comps["not_comparable"].fillna("").astype(str) != "" if "not_comparable" in comps.columns \
         else pd.Series(False, index=comps.index)
     diffs = [stats.PairedDifference(r.mean_diff, r.ci95_low, r.ci95_high, int(r.n_pairs),
@@ -72,7 +72,8 @@ def decide_table(comps: pd.DataFrame, test: str, margin: float,
 
 def _with_clips(out: pd.DataFrame, threshold: float, correct: Mapping[str, pd.Series] | None) -> pd.DataFrame:
     """The paired-t decision of ``out`` moved to verdict_t / p_verdict_t, the rows with per-clip predictions
-    decided again by the bootstrap, and Holm redone over the family with each row's own p-values."""
+    decided again by the seeds × clips t (``clipstats.clip_test``), and Holm redone over the family with each
+    row's own p-values."""
     out = out.assign(rule="", n_clips=0, p_exact=math.nan, verdict_t=out["verdict"], p_verdict_t=out["p_verdict"])
     tested = out["verdict"].isin(stats.VERDICTS).to_numpy()
     k = int(tested.sum())

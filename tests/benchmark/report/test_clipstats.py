@@ -3,6 +3,8 @@ known mean, hand-computed sign-flip p-values, and the replicate count that resol
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -90,12 +92,40 @@ def test_sign_flip_p_floor_and_monte_carlo():
     assert np.isnan(clipstats.sign_flip_p([np.nan], 0.0, "holds"))
 
 
-def test_clip_test_keeps_resamples_without_a_difference_on_the_threshold():
-    """Two clips of 200 carry the whole difference on 5 seeds: about e^-2 of the resamples draw neither and sit
-    exactly at 0; they stay ties (p and lower bound), whatever the rescaling."""
+def test_clip_test_counts_a_difference_carried_by_two_clips_as_weak_evidence():
+    """Two clips of 200 carry the whole difference on 5 seeds: the clip term makes it weak evidence (p ~ 0.12 by
+    hand: mean 0.01, SE sqrt(MS_clips / 1000) = 0.00705, t = 1.42 on 4 df), where a t over seeds alone would
+    see five identical differences and no spread at all."""
     d = np.zeros((5, 200))
     d[:, :2] = 1.0
     result = clipstats.clip_test(d, 0.0, 0.025)
-    assert result.n_boot == 2000 and 0.1 < result.p_holds < 0.2 and result.p_refute > 0.1
-    assert result.ci_low == 0.0 and result.ci_high > 0.01
-    assert clipstats.clip_test(d, 0.0, 0.025) == result  # seeded: the same matrix, the same numbers
+    assert result.df == 4 and result.se == pytest.approx(math.sqrt(clipstats.crossed_variance(d)))
+    assert result.se == pytest.approx(0.00705, abs=1e-4) and 0.1 < result.p_holds < 0.14 and result.p_refute > 0.8
+    assert result.ci_low < 0.0 < result.ci_high
+    assert clipstats.clip_test(np.zeros((5, 10)), 0.0, 0.025).p_holds == 1.0  # identical arms: a tie
+
+
+def test_clip_test_uses_the_seed_degrees_of_freedom():
+    """Pure seed effects (every clip of a seed moves together): the decision is the paired t over seeds."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(0)
+    per_seed = rng.normal(0.01, 0.01, size=6)
+    d = np.repeat(per_seed[:, None], 50, axis=1)
+    t = sps.ttest_1samp(per_seed, 0.0, alternative="greater")
+    assert clipstats.clip_test(d, 0.0, 0.025).p_holds == pytest.approx(t.pvalue, rel=1e-6)
+
+
+def test_clip_test_coverage_and_false_detections_at_a_holm_level():
+    """The deciding rule on simulated crossed designs: its 95 % interval covers the known mean within ±2 points,
+    and at Holm's strictest level of a 7-comparison family (0.025 / 7) the null fires at about that rate — with
+    10 seeds the normal quantiles of a bootstrap would fire several times as often."""
+    rng = np.random.default_rng(7)
+    covered = sum(low <= 0.02 <= high for low, high in
+                  ((r.ci_low, r.ci_high) for r in (clipstats.clip_test(_simulated(rng, 0.02), 0.02, 0.025)
+                                                   for _ in range(300))))
+    assert abs(covered / 300 - 0.95) <= 0.02
+    level, n_sets = 0.025 / 7, 4000
+    fired = sum(clipstats.clip_test(_simulated(rng, 0.0, seed_sd=0.01, clip_sd=0.05, n_clips=100), 0.0, level)
+                .p_holds < level for _ in range(n_sets))
+    assert fired / n_sets <= 2 * level
