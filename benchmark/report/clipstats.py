@@ -21,8 +21,8 @@ bootstrap keeps the shape of the distribution, the moments fix its scale, and th
 95 ± 2 % (``corrected=False`` gives the plain pigeonhole replicates).
 
 The bootstrap gets the scale right but not the tails: with 10 seeds, its quantiles are normal ones where the
-seed term has 9 degrees of freedom, too narrow at Holm's levels. ``clip_test`` therefore decides with the same
-ANOVA variance and a t on ``n_seeds - 1`` df (see its docstring); the bootstrap remains a tool (and tested).
+seed term has 9 degrees of freedom, too narrow at Holm's levels. ``clip_test`` therefore decides with the
+ANOVA variance and a t on its Satterthwaite df (see its docstring); the bootstrap remains a tool (and tested).
 
 numpy and scipy; ``verdicts`` applies ``clip_test`` to a claim's family.
 """
@@ -62,18 +62,42 @@ def _counts(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(float)
 
 
-def crossed_variance(diff) -> float:
-    """Unbiased (ANOVA) variance of the grand mean of a crossed [n_seeds, n_clips] design, floored at the
-    interaction term: ``max(MS_R + MS_C - MS_E, MS_E) / (n_s n_c)``. NaN with fewer than 2 seeds or clips."""
-    d = np.asarray(diff, dtype=float)
+def _mean_squares(d: np.ndarray) -> tuple[float, float, float]:
+    """(MS_seeds, MS_clips, MS_interaction) of a crossed [n_s, n_c] design without replication."""
     n_s, n_c = d.shape
-    if n_s < 2 or n_c < 2:
-        return math.nan
     m, rows, cols = d.mean(), d.mean(axis=1), d.mean(axis=0)
     ms_r = n_c * float(np.sum((rows - m) ** 2)) / (n_s - 1)
     ms_c = n_s * float(np.sum((cols - m) ** 2)) / (n_c - 1)
     ms_e = float(np.sum((d - rows[:, None] - cols[None, :] + m) ** 2)) / ((n_s - 1) * (n_c - 1))
-    return max(ms_r + ms_c - ms_e, ms_e) / (n_s * n_c)
+    return ms_r, ms_c, ms_e
+
+
+def crossed_variance(diff) -> float:
+    """Variance of the grand mean of a crossed [n_seeds, n_clips] design from its ANOVA (method-of-moments)
+    components, each held at zero or above (a variance is never negative): seeds (MS_R - MS_E) / n_c, clips
+    (MS_C - MS_E) / n_s, interaction MS_E, so ``(max(MS_R - MS_E, 0) + max(MS_C - MS_E, 0) + MS_E) / (n_s n_c)``
+    — ``(MS_R + MS_C - MS_E) / (n_s n_c)`` when both are positive, and never below the seeds-only variance
+    ``MS_R / (n_s n_c)`` of a paired t on these clips (clips can only add uncertainty). NaN with fewer than 2
+    seeds or clips."""
+    return crossed_variance_df(diff)[0]
+
+
+def crossed_variance_df(diff) -> tuple[float, float]:
+    """``crossed_variance`` and its Satterthwaite degrees of freedom: the variance is a sum of mean squares
+    with coefficients c_i, and df = (sum c_i MS_i)^2 / sum (c_i MS_i)^2 / df_i — about n_seeds - 1 when the seed
+    term dominates, many more when the clip term does. (NaN, NaN) with fewer than 2 seeds or clips."""
+    d = np.asarray(diff, dtype=float)
+    n_s, n_c = d.shape
+    if n_s < 2 or n_c < 2:
+        return math.nan, math.nan
+    ms = np.array(_mean_squares(d))
+    dfs = np.array([n_s - 1, n_c - 1, (n_s - 1) * (n_c - 1)], dtype=float)
+    seeds, clips = ms[0] > ms[2], ms[1] > ms[2]  # components estimated above zero
+    coef = np.array([1.0 if seeds else 0.0, 1.0 if clips else 0.0, 1.0 - seeds - clips])
+    total = float(coef @ ms)
+    denominator = float(np.sum((coef * ms) ** 2 / dfs))
+    df = total ** 2 / denominator if denominator > 0 else float(n_s - 1)
+    return total / (n_s * n_c), df
 
 
 def _pigeonhole(d: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -125,32 +149,31 @@ class ClipTest:
     ci_low: float
     ci_high: float
     se: float
-    df: int
+    df: float
 
 
 def clip_test(diff, threshold: float, level: float) -> ClipTest:
-    """The decision that counts clips and seeds: the crossed design's unbiased variance of the mean difference
-    (``crossed_variance``: the seed, clip and interaction terms) with a t reference on ``n_seeds - 1`` degrees of
-    freedom — the method-of-moments mixed model of a crossed seeds × clips design. The seed term has only
-    ``n_seeds - 1`` degrees of freedom, so its t quantile, not the normal one, sets the bounds: at Holm's
-    levels with 10 seeds that is the difference between z = 2.7 and t = 3.6 (0.025 / 7), which a bootstrap over
-    10 seeds cannot see — the A/A control of the quick suite fired under the bootstrap and passes under this
-    rule. Where the clip term dominates the df are really larger, so the rule is conservative there.
-    p against ``threshold`` (one-sided each way), bounds at ``level`` each side. A matrix with no variance at
-    all (identical arms) is a tie: p = 1 both ways."""
+    """The decision that counts clips and seeds: the crossed design's variance of the mean difference
+    (``crossed_variance``: seed, clip and interaction components, none below zero) with a t reference on its
+    Satterthwaite degrees of freedom (``crossed_variance_df``) — the method-of-moments mixed model of a crossed
+    seeds × clips design. When the seed term dominates the df are about n_seeds - 1, and the t quantile, not the
+    normal one, sets the bounds: at Holm's levels with 10 seeds that is z = 2.7 against t = 3.6 (0.025 / 7),
+    which a bootstrap over 10 seeds cannot see (the A/A control of the quick suite fired under the bootstrap).
+    p against ``threshold`` (one-sided each way), bounds at ``level`` each side. A matrix with no variance at all
+    (identical arms) is a tie: p = 1 both ways."""
     from scipy import stats as sps
 
     d = _check(diff)
     n_s = d.shape[0]
     if n_s < 2:
         raise ValueError(f"clip_test needs at least 2 seeds, got {n_s}")
-    mean, var, df = float(d.mean()), crossed_variance(d), n_s - 1
+    mean, (var, df) = float(d.mean()), crossed_variance_df(d)
     se = math.sqrt(var) if math.isfinite(var) and var > 0 else 0.0
     if se == 0.0:
         same = abs(mean - threshold) <= ZERO_TOLERANCE
         p_holds = 1.0 if same or mean < threshold else 0.0
         p_refute = 1.0 if same or mean > threshold else 0.0
-        return ClipTest(p_holds, p_refute, mean, mean, 0.0, df)
+        return ClipTest(p_holds, p_refute, mean, mean, 0.0, float(df))
     t = (mean - threshold) / se
     q = float(sps.t.ppf(1.0 - level, df))
     return ClipTest(float(sps.t.sf(t, df)), float(sps.t.cdf(t, df)), mean - q * se, mean + q * se, se, df)

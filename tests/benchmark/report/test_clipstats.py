@@ -93,20 +93,21 @@ def test_sign_flip_p_floor_and_monte_carlo():
 
 
 def test_clip_test_counts_a_difference_carried_by_two_clips_as_weak_evidence():
-    """Two clips of 200 carry the whole difference on 5 seeds: the clip term makes it weak evidence (p ~ 0.12 by
-    hand: mean 0.01, SE sqrt(MS_clips / 1000) = 0.00705, t = 1.42 on 4 df), where a t over seeds alone would
-    see five identical differences and no spread at all."""
+    """Two clips of 200 carry the whole difference on 5 seeds: the clip term makes it weak evidence (by hand: mean
+    0.01, SE sqrt(MS_clips / 1000) = 0.00705, t = 1.42 on the clips' 199 df, p ~ 0.08), where a t over seeds
+    alone would see five identical differences and no spread at all."""
     d = np.zeros((5, 200))
     d[:, :2] = 1.0
     result = clipstats.clip_test(d, 0.0, 0.025)
-    assert result.df == 4 and result.se == pytest.approx(math.sqrt(clipstats.crossed_variance(d)))
-    assert result.se == pytest.approx(0.00705, abs=1e-4) and 0.1 < result.p_holds < 0.14 and result.p_refute > 0.8
+    assert result.df == pytest.approx(199) and result.se == pytest.approx(math.sqrt(clipstats.crossed_variance(d)))
+    assert result.se == pytest.approx(0.00705, abs=1e-4) and 0.07 < result.p_holds < 0.1 and result.p_refute > 0.9
     assert result.ci_low < 0.0 < result.ci_high
     assert clipstats.clip_test(np.zeros((5, 10)), 0.0, 0.025).p_holds == 1.0  # identical arms: a tie
 
 
 def test_clip_test_uses_the_seed_degrees_of_freedom():
-    """Pure seed effects (every clip of a seed moves together): the decision is the paired t over seeds."""
+    """Pure seed effects (every clip of a seed moves together): the decision is the paired t over seeds, on
+    n_seeds - 1 df."""
     from scipy import stats as sps
 
     rng = np.random.default_rng(0)
@@ -129,3 +130,22 @@ def test_clip_test_coverage_and_false_detections_at_a_holm_level():
     fired = sum(clipstats.clip_test(_simulated(rng, 0.0, seed_sd=0.01, clip_sd=0.05, n_clips=100), 0.0, level)
                 .p_holds < level for _ in range(n_sets))
     assert fired / n_sets <= 2 * level
+
+
+def test_a_clip_component_estimated_below_zero_counts_as_zero():
+    """Independent noise on every cell (no clip effect): MS_clips falls below MS_interaction about half the time;
+    the clip component is then held at zero and the variance is the seeds-only one, never smaller than a paired
+    t's on these clips."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        d = rng.choice([-1.0, 0.0, 1.0], p=[0.02, 0.96, 0.02], size=(10, 300)) + rng.normal(0, 0.01, (10, 1))
+        rows = d.mean(axis=1)
+        seeds_only = rows.var(ddof=1) / 10
+        assert clipstats.crossed_variance(d) >= seeds_only * (1 - 1e-12)
+        ms_r, ms_c, ms_e = clipstats._mean_squares(d)
+        if ms_c <= ms_e and ms_r > ms_e:
+            assert clipstats.crossed_variance(d) == pytest.approx(seeds_only)
+            p = sps.ttest_1samp(rows, 0.0, alternative="greater").pvalue
+            assert clipstats.clip_test(d, 0.0, 0.025).p_holds == pytest.approx(p, rel=1e-6)
