@@ -19,7 +19,8 @@ def _git(root: Path, *args: str) -> str:
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.delenv(ALLOW_DIRTY_ENV, raising=False)
-    for rel in ("diffres/a.py", "tasks/b.py", "benchmark/c.py", "benchmark/report/d.py", "docs/e.md"):
+    for rel in ("diffres/a.py", "tasks/b.py", "benchmark/training/c.py", "benchmark/report/d.py", "docs/e.md",
+                "benchmark/cli.py"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("x = 1\n")
     _git(tmp_path, "init", "-q")
@@ -34,7 +35,7 @@ def test_a_clean_tree_passes_and_names_its_commit(repo):
     assert require_clean_tree(root=repo) == head
 
 
-@pytest.mark.parametrize("rel", ["diffres/a.py", "tasks/b.py", "benchmark/c.py", "benchmark/new.py"])
+@pytest.mark.parametrize("rel", ["diffres/a.py", "tasks/b.py", "benchmark/training/c.py", "benchmark/model/new.py"])
 def test_changed_or_untracked_training_code_is_dirty_and_refused(repo, rel):
     (repo / rel).write_text("x = 2\n")
     assert git_commit(repo).endswith("-dirty")
@@ -43,7 +44,7 @@ def test_changed_or_untracked_training_code_is_dirty_and_refused(repo, rel):
         require_clean_tree(root=repo)
 
 
-@pytest.mark.parametrize("rel", ["docs/e.md", "benchmark/report/d.py", "README.md"])
+@pytest.mark.parametrize("rel", ["docs/e.md", "benchmark/report/d.py", "README.md", "benchmark/cli.py"])
 def test_changes_outside_the_training_code_keep_a_tree_clean(repo, rel):
     (repo / rel).write_text("y = 3\n")
     assert not git_commit(repo).endswith("-dirty")
