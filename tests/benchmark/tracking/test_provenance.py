@@ -35,7 +35,7 @@ def test_a_clean_tree_passes_and_names_its_commit(repo):
     assert require_clean_tree(root=repo) == head
 
 
-@pytest.mark.parametrize("rel", ["diffres/a.py", "tasks/b.py", "benchmark/training/c.py", "benchmark/model/new.py"])
+@pytest.mark.parametrize("rel", ["diffres/a.py", "tasks/b.py", "benchmark/training/c.py", "benchmark/training/new.py"])
 def test_changed_or_untracked_training_code_is_dirty_and_refused(repo, rel):
     (repo / rel).write_text("x = 2\n")
     assert git_commit(repo).endswith("-dirty")
