@@ -29,11 +29,12 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.study import check_task_data
     from benchmark.tracking import store as tracking
     from benchmark.training.train import run
+    from benchmark.validation import validate
     from tasks import get_task
 
     get_task(args.task)  # an unknown task is named before the recipe lookup
     overrides = {k.removeprefix("cfg_"): v for k, v in vars(args).items() if k.startswith("cfg_")}
-    cfg = RunConfig.for_task(args.task, **overrides)
+    cfg = validate(RunConfig.for_task(args.task, **overrides))
     check_task_data([cfg.task], args.data_dir)  # before the MLflow store: creating it takes seconds
     check_pretrained([cfg])
     tracking_uri = args.tracking_uri or default_tracking_uri()
@@ -195,7 +196,21 @@ def plan(args: argparse.Namespace) -> int:
 
     if args.loader_workers is not None and args.loader_workers < 0:
         raise ValueError(f"--loader-workers {args.loader_workers}: expected an integer >= 0")
-    print(plan_suite(_suite(args), device=args.device, loader_workers=args.loader_workers, data_dir=args.data_dir))
+    if args.n_workers is not None and args.n_workers < 1:
+        raise ValueError(f"--n-workers {args.n_workers}: expected an integer >= 1")
+    from benchmark.study.suites import load_suite
+
+    suite = load_suite(_suite(args))
+    print(plan_suite(suite, device=args.device, loader_workers=args.loader_workers, data_dir=args.data_dir),
+          flush=True)
+    if args.cpu_estimate is None:
+        import torch
+
+        args.cpu_estimate = not torch.cuda.is_available()
+    if args.cpu_estimate:
+        from benchmark.plan_cpu import estimate
+
+        print(estimate(suite, workers=args.n_workers))
     return 0
 
 
@@ -221,7 +236,7 @@ def suites(args: argparse.Namespace) -> int:
     from benchmark.study.suites import TEMPLATES_DIR, list_templates
 
     for name in list_suites():
-        suite = load_suite(name)
+        suite = load_suite(name, validated=False)  # a listing counts points; `plan` and `study` check them
         mode = f"search {suite.n_trials} trials x " if suite.search else ""
         print(f"{name:14s} {mode}{len(suite.configs)} points  {suite.description.splitlines()[0]}")
     for name in list_templates():

@@ -1,4 +1,9 @@
-"""One run of the benchmark as a frozen, validated, hashable config.
+"""One run of the benchmark as a frozen, hashable, plain value.
+
+Building a `RunConfig` only coerces each field to its type (a `ConfigError` naming the field otherwise),
+writes a user corpus's reference in its absolute form and stores δ = 0 for `spec`: it reads no corpus and
+imports no registry, so equal fields make equal configs with equal hashes. Whether a config can run is
+`benchmark.validation.validate(cfg)`, called by whoever makes one from input and by the training run.
 
 `RunConfig` is the unit that Optuna samples, MLflow logs as params (`to_params`) and the report groups
 by; `config_hash` is a run's identity (a finished run with the same hash is never trained again).
@@ -7,8 +12,6 @@ by the task's registry entry, `TaskSpec.recipe`; the schedule its fields describ
 The paper's system beyond its recipe table (`pretrained`, `head`, `balanced_sampling`, `weight_averaging`,
 `batch_size_scales_with_rate`; modules `benchmark.model.pretrained`, `heads`, `sampling`, `averaging`) is a block
 of fields added under version 1; `for_task(task, recipe="paper")` sets them as the paper's code did.
-Validation asks the task registry for what depends on the task (its fold protocol, and a hop and window
-that are whole numbers of samples at its sample rate), with the same checks `tasks` applies itself.
 
 Conventions:
 - `reduction_rate` (δ) is the fraction of frames removed: T' = floor(T * (1 - δ)).
@@ -39,21 +42,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from benchmark.fields import (
-    ConfigError,
-    check,
-    check_backbone,
-    check_filterbank,
-    check_frontend,
-    check_task,
-    coerce,
-    task_files,
-)
+from benchmark.fields import ConfigError, coerce
 from benchmark.training.recipes import QUICK_RECIPE as Q
 from benchmark.training.recipes import recipe_for
 
@@ -107,7 +100,7 @@ class RunConfig:
     patience: int | None = Q["patience"]  # None: train all epochs
     warmup_epochs: int = Q["warmup_epochs"]  # linear lr warm-up, per step
     min_epochs: int = Q["min_epochs"]  # early stopping waits for this many epochs
-    # the paper's system beyond its recipe table (issue 14; docs/benchmark.md, "The paper's system")
+    # the paper's system beyond its recipe table (docs/benchmark.md, "The paper's system")
     pretrained: str = "none"  # none | imagenet | a weights file, via timm
     head: str = "linear"  # benchmark.model.heads: linear | attention
     balanced_sampling: bool = False  # inverse label frequency sampler
@@ -139,67 +132,6 @@ class RunConfig:
             object.__setattr__(self, "task", canonical_ref(self.task))
         if self.frontend == NO_REDUCTION_FRONTEND:
             object.__setattr__(self, "reduction_rate", 0.0)
-        self._validate()
-        if self.task_files is None:
-            object.__setattr__(self, "task_files", task_files(self.task))
-
-    # ----------------------------------------------------------------------------------- validation
-    def _validate(self) -> None:
-        check(bool(self.task.strip()), "task", self.task, "a task name (see `diffres-bench tasks list`)")
-        spec = check_task(self.task, self.fold)
-        check_frontend(self.frontend)
-        check_filterbank(self.filterbank, spec)
-        check_backbone(self.backbone)
-        features = self.feature_config(spec)  # hop, window and mel bands: the one check, the one the features run
-        if self.frontend != NO_REDUCTION_FRONTEND:
-            check(0.0 < self.reduction_rate < 1.0, "reduction_rate", self.reduction_rate,
-                   f"a fraction of frames removed in (0, 1) for frontend={self.frontend!r} "
-                   f"(δ = 0, no reduction, is frontend='{NO_REDUCTION_FRONTEND}')")
-            frames = features.num_frames(spec.clip_seconds)  # T' >= 1, checked here once for every run
-            from diffres.functional import output_frames
-
-            try:
-                output_frames(frames, self.reduction_rate)
-            except ValueError as err:
-                raise ConfigError(f"RunConfig.reduction_rate={self.reduction_rate!r}: expected a rate that leaves "
-                                  f"T' >= 1 of the T={frames} frames of a {spec.clip_seconds:g} s clip of task "
-                                  f"{spec.name!r} at hop_ms={self.hop_ms:g} ({err})") from None
-        check(self.n_mels >= 1, "n_mels", self.n_mels, "an integer >= 1")
-        check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
-        check(self.data_seed >= 0, "data_seed", self.data_seed, "an integer >= 0 (a draw of a generated task's clips)")
-        check(self.data_seed == 0 or spec.is_embedded, "data_seed", self.data_seed,
-              f"0 for task {spec.name!r}: it has one fixed set of clips (only the generated tasks draw new clips)")
-        check(self.cpu_threads >= 1, "cpu_threads", self.cpu_threads, "an integer >= 1")
-        check(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"one of {list(OPTIMIZERS)}")
-        check(math.isfinite(self.lr) and self.lr >= 0, "lr", self.lr,
-               "a learning rate >= 0 (0: no learning, a control for the run-health check)")
-        for name in ("beta1", "beta2"):
-            check(0.0 <= getattr(self, name) < 1.0, name, getattr(self, name), "a number in [0, 1)")
-        check(self.weight_decay >= 0, "weight_decay", self.weight_decay, "a number >= 0")
-        check(0.0 < self.lr_decay <= 1.0, "lr_decay", self.lr_decay, "a factor in (0, 1]")
-        check(self.lr_decay_every >= 1, "lr_decay_every", self.lr_decay_every, "an integer >= 1 (epochs)")
-        check(self.lr_decay_from >= 0, "lr_decay_from", self.lr_decay_from, "an integer >= 0 (epoch)")
-        check(self.epochs >= 1, "epochs", self.epochs, "an integer >= 1")
-        check(self.patience is None or self.patience >= 1, "patience", self.patience,
-               "None (train all epochs) or an integer >= 1 (epochs without a new best val metric)")
-        check(0 <= self.min_epochs <= self.epochs, "min_epochs", self.min_epochs,
-               f"an integer in [0, epochs={self.epochs}] (epochs before early stopping may end a run)")
-        check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", self.warmup_epochs,
-               f"an integer in [0, epochs={self.epochs}] (epochs of linear lr warm-up)")
-        check(self.batch_size >= 1, "batch_size", self.batch_size, "an integer >= 1")
-        check(0 <= self.freq_mask <= self.n_mels, "freq_mask", self.freq_mask,
-               f"an integer in [0, n_mels={self.n_mels}] (mel bins)")
-        check(self.time_mask_ms >= 0, "time_mask_ms", self.time_mask_ms, "a duration >= 0 (ms)")
-        check(self.mixup_alpha > 0, "mixup_alpha", self.mixup_alpha, "a Beta parameter > 0")
-        check(0.0 <= self.mixup_prob <= 1.0, "mixup_prob", self.mixup_prob, "a probability in [0, 1]")
-        check(self.guide_loss_weight >= 0, "guide_loss_weight", self.guide_loss_weight, "a number >= 0")
-        check(self.loss in LOSSES, "loss", self.loss, f"one of {list(LOSSES)}")
-        check(self.loss != "ce" or spec.label_kind == "single", "loss", self.loss,
-               f"'auto' or 'bce' for the multi-label task {spec.name!r} (cross-entropy needs one label a clip)")
-        for name in ("max_train_clips", "max_eval_clips"):
-            value = getattr(self, name)
-            check(value is None or value >= 1, name, value, "None or an integer >= 1")
-        self._validate_system()
 
     def feature_config(self, spec: Any = None) -> Any:
         """The `tasks.FeatureConfig` this run's features are computed with (its checks are the run's: a RunConfig
@@ -214,27 +146,6 @@ class RunConfig:
         except FeatureConfigError as err:
             raise ConfigError(f"{str(err).replace('FeatureConfig.', 'RunConfig.', 1)} (task {spec.name!r} at "
                               f"{spec.sample_rate} Hz)") from None
-
-    def _validate_system(self) -> None:
-        """The fields of the paper's system (pretrained init, head, sampling, weight averaging)."""
-        from benchmark.model.heads import list_heads
-        from benchmark.model.pretrained import pretrained_problem
-
-        check(bool(self.pretrained.strip()), "pretrained", self.pretrained,
-               "'none', 'imagenet' or the path of a weights file for timm")
-        problem = pretrained_problem(self.backbone, self.pretrained)
-        check(problem is None, "pretrained", self.pretrained, f"{problem}")
-        check(self.pretrained == "none" or self.pretrained_weights is None, "pretrained", self.pretrained,
-               f"'none' when pretrained_weights={self.pretrained_weights!r} is set (one source of initial weights; "
-               f"a file goes through timm as pretrained=<path>)")
-        check(self.head in list_heads(), "head", self.head, f"one of {list_heads()}")
-        epochs = self.averaged_epochs
-        check(epochs is None or 1 <= epochs[0] <= epochs[1] <= self.epochs, "weight_averaging",
-               self.weight_averaging, f"'none' or 'A-B' with 1 <= A <= B <= epochs={self.epochs} (1-based epochs "
-               f"whose end-of-epoch weights are averaged, PSLA's wa_start / wa_end)")
-        check(epochs is None or self.patience is None, "weight_averaging", self.weight_averaging,
-               f"'none' with patience={self.patience} (early stopping could end the run before epoch "
-               f"{epochs[0] if epochs else ''}: averaging reads a fixed epoch range)")
 
     # ------------------------------------------------------------------------------------ identity
     def replace(self, **changes: Any) -> RunConfig:

@@ -93,3 +93,13 @@ def test_no_module_over_the_room_size():
     long = {str(path.relative_to(ROOT)): n for path in _modules().values()
             if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert set(long) <= DATA_TABLES, long
+
+
+def test_the_registry_and_the_claims_import_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, diffres.registry, benchmark.report.claims as c\n"
+            "assert len(c.paper_claims()) == 6 and 'torch' not in sys.modules, sorted(sys.modules)\n"
+            "from diffres import DiffRes\nassert 'torch' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

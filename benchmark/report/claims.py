@@ -16,11 +16,9 @@ the claims; an unknown name is in none. ``judging`` decides the claims on a suit
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,9 +42,7 @@ from benchmark.report.runs import (
     mel_filterbank,
     registered_frontends,
 )
-
-if TYPE_CHECKING:
-    from diffres.registry import Registry
+from diffres.registry import Registry
 
 CLAIMS_FILE = PAPER_DIR / "claims.csv"  # generated from the registered claims
 DOCS_TABLE = REPO_ROOT / "docs" / "benchmark.md"  # its claims table, between the two markers, is generated
@@ -96,29 +92,17 @@ class ClaimCheck:
 
 
 # Each claim's info is its Claim and its factory builds the ClaimCheck, reading the registries' names then.
-# The entries are declared below at import and registered in a diffres.registry.Registry on first use
-# (importing `diffres` imports torch, which `import benchmark.report` must not).
-_DECLARED: list[tuple[Claim, Callable[[], ClaimCheck]]] = []
+CLAIMS: Registry[Claim] = Registry("claim", "claims")
 
 
 def claim(claim_id: str, text: str, test: str, source: str, **fields: str) -> Callable:
-    """Decorator: declare the claim ``claim_id`` with the function that builds its check."""
-    def declare(factory: Callable[[], ClaimCheck]) -> Callable[[], ClaimCheck]:
-        _DECLARED.append((Claim(claim_id, text, test, source, **fields), factory))
-        return factory
-
-    return declare
+    """Decorator: register the claim ``claim_id`` with the function that builds its check."""
+    return CLAIMS.register(claim_id, Claim(claim_id, text, test, source, **fields))
 
 
-@functools.cache
 def registry() -> Registry[Claim]:
     """Every claim: ``info(id)`` its Claim, ``create(id)`` its ClaimCheck; an id is registered once."""
-    from diffres.registry import Registry
-
-    claims: Registry[Claim] = Registry("claim", "claims")
-    for info, factory in _DECLARED:
-        claims.add(info.claim_id, info, factory)
-    return claims
+    return CLAIMS
 
 
 def paper_claims(*ids: str) -> list[Claim]:

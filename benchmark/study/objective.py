@@ -33,6 +33,7 @@ from benchmark.config import RunConfig
 from benchmark.study.states import POINT, grid_states, trial_key
 from benchmark.study.suites import Suite
 from benchmark.tracking.outages import OutageError, first_line
+from benchmark.validation import validate
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +77,8 @@ class Objective:
             key = trial.suggest_categorical(POINT, self.suite.keys)
             cfg = dict(zip(self.suite.keys, self.suite.configs, strict=True))[key]
         else:
-            cfg = self.config.replace(**{name: suggest(trial, name, spec)
-                                         for name, spec in self.suite.search.items()})
+            cfg = validate(self.config.replace(**{name: suggest(trial, name, spec)
+                                                  for name, spec in self.suite.search.items()}))
         trial.set_user_attr("config_hash", cfg.config_hash)
         trial.set_user_attr("run_name", cfg.run_name)
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})

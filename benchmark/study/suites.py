@@ -14,9 +14,7 @@ data check that runs before anything is created or trained.
   axis. Templates written for it live in `benchmark/suites/templates/` (`yours`: the standard ablation).
 - `backbone: auto` in `base`: the quick CPU backbone without a GPU, EfficientNet-B0/B2 by clip length on one
   (`recipes.auto_backbone`); the suite's name ends with it, so CPU and GPU points never share a study.
-- Every error names the file, the key and the value.
-
-No Optuna here: `diffres-bench report` and `suites` read suites without loading it.
+- Every error names the file, the key and the value. No Optuna here: `report` and `suites` read suites without it.
 """
 
 from __future__ import annotations
@@ -35,6 +33,7 @@ import yaml
 from benchmark.config import RunConfig, field_names
 from benchmark.paths import SUITES_DIR
 from benchmark.report.stats import DEFAULT_MARGIN
+from benchmark.validation import validate
 
 if TYPE_CHECKING:
     from tasks import TaskSpec
@@ -105,9 +104,9 @@ def suite_path(name_or_path: str | Path) -> Path:
     return path
 
 
-def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Suite:
+def load_suite(name_or_path: str | Path | Suite, task: str | None = None, *, validated: bool = True) -> Suite:
     """Read and validate a suite (on `task` when given, see the module docstring); every error names the file,
-    the key and the value."""
+    the key and the value. `validated=False` leaves each point's `validate` out (a listing that only counts)."""
     if isinstance(name_or_path, Suite):
         return name_or_path if task is None or task == name_or_path.task else load_suite(name_or_path.path, task)
     path = suite_path(name_or_path)
@@ -159,6 +158,7 @@ def load_suite(name_or_path: str | Path | Suite, task: str | None = None) -> Sui
             try:
                 cfg = (_build_recipe(recipe="paper" if task_recipe == "paper" else "table", **merged)
                        if task_recipe else RunConfig.from_dict(merged))
+                cfg = validate(cfg) if validated else cfg
             except (ValueError, KeyError, TypeError) as err:
                 shown = ", ".join(f"{k}={v!r}" for k, v in point.items())
                 raise SuiteError(f"{where} point ({shown}): {error_message(err)}") from None

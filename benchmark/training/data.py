@@ -119,7 +119,7 @@ def load_task_data(cfg: RunConfig, data_dir: str | os.PathLike | None = None) ->
     from tasks import get_task, load_features
 
     spec = get_task(cfg.task).draw(cfg.data_seed)
-    now = task_files(cfg.task)
+    now = task_files(cfg.task) if cfg.task_files is not None else None  # None: a config not yet validated
     if now != cfg.task_files:
         raise ValueError(f"RunConfig.task_files={cfg.task_files!r}: the corpus of task {cfg.task!r} has changed since "
                          f"this config was made (its fingerprint is now {now!r}); rebuild the config from the task "

@@ -12,12 +12,13 @@ import torch
 from benchmark.config import CONFIG_VERSION, RunConfig, field_names
 from benchmark.fields import ConfigError
 from benchmark.training.recipes import PAPER_RECIPES, QUICK_RECIPE, lr_at_epoch, lr_at_step, recipe_for
+from benchmark.validation import validate
 from diffres import list_frontends
 from tasks import get_task, list_tasks
 
 
 def make(**kw) -> RunConfig:
-    return RunConfig(**{"task": "toy-transients", **kw})
+    return validate(RunConfig(**{"task": "toy-transients", **kw}))
 
 
 @pytest.mark.parametrize(
@@ -142,7 +143,7 @@ def test_defaults_are_the_quick_recipe_and_a_draw_is_only_for_generated_tasks():
     assert {k: getattr(make(), k) for k in QUICK_RECIPE} == QUICK_RECIPE
     assert make(data_seed=2).config_hash != make().config_hash
     with pytest.raises(ConfigError, match=r"RunConfig.data_seed=1: .*esc50"):
-        RunConfig.for_task("esc50", fold=1, data_seed=1)
+        validate(RunConfig.for_task("esc50", fold=1, data_seed=1))
     with pytest.raises(ConfigError, match=r"RunConfig.data_seed=-1"):
         make(data_seed=-1)
 
@@ -171,9 +172,10 @@ def test_from_dict_and_replace_reject_unknown_fields():
         RunConfig.from_dict({"lr": 0.1})
 
 
-def test_replace_revalidates():
+def test_replace_makes_a_plain_value_that_validate_checks():
+    changed = make().replace(reduction_rate=2.0)  # a value: nothing checked yet
     with pytest.raises(ConfigError, match="reduction_rate"):
-        make().replace(reduction_rate=2.0)
+        validate(changed)
 
 
 def test_fold_protocol_follows_the_task_registry():
@@ -183,7 +185,7 @@ def test_fold_protocol_follows_the_task_registry():
     assert RunConfig(task=name, fold=folds).fold == folds
     for bad in (None, 0, folds + 1):
         with pytest.raises(ConfigError, match="fold"):
-            RunConfig(task=name, fold=bad)
+            validate(RunConfig(task=name, fold=bad))
 
 
 @pytest.mark.parametrize("hop_ms", [0.0625, 0.33, 1.0, 2.5, 2.53, 3.3, 10.0, 10.01])
@@ -209,7 +211,7 @@ def test_fold_errors_are_the_registrys():
         with pytest.raises(ValueError) as registry_err:
             get_task(task).check_fold(fold)
         with pytest.raises(ConfigError) as err:
-            RunConfig(task=task, fold=fold)
+            validate(RunConfig(task=task, fold=fold))
         assert str(err.value) == f"RunConfig.fold={fold!r}: {registry_err.value}"
 
 
@@ -295,3 +297,17 @@ def test_cpu_threads_are_part_of_a_run_once_they_leave_the_default():
     # 1 thread is what every committed CPU run used: those keep their identity; another count is another run
     assert make().config_hash == make(cpu_threads=1).config_hash
     assert make(cpu_threads=2).config_hash != make().config_hash
+
+
+def test_a_config_is_a_plain_value_and_validate_checks_it(tmp_path):
+    odd = RunConfig(task="no-such-task", n_mels=500)  # building reads nothing and checks nothing but types
+    assert odd == RunConfig(task="no-such-task", n_mels=500) and odd.config_hash == RunConfig(
+        task="no-such-task", n_mels=500).config_hash
+    with pytest.raises(ConfigError, match="RunConfig.task='no-such-task'"):
+        validate(odd)
+    corpus = tmp_path / "c"
+    for label in ("cat", "dog"):
+        (corpus / label).mkdir(parents=True)
+    plain = RunConfig(task=f"folder:{corpus}")  # no corpus walked: its fingerprint is filled by validate
+    assert plain.task_files is None
+    assert validate(RunConfig(task="toy-transients")) == RunConfig(task="toy-transients")

@@ -16,6 +16,7 @@ from corpus_helpers import CLASSES, class_folders, hear_task, hub_copy, manifest
 from benchmark.config import RunConfig
 from benchmark.fields import ConfigError
 from benchmark.training.data import load_task_data
+from benchmark.validation import validate
 from tasks import get_task
 from tasks.cli import main
 from tasks.columns import read_column
@@ -69,7 +70,7 @@ def test_manifest_with_multi_label_rows_and_flac(tmp_path):
     assert train["audio/cat-train-0.wav"] == [0, 1] and train["audio/cat-train-1.flac"] == [0]
     assert len(train) == 8 and path.is_file()
     with pytest.raises(ConfigError, match="RunConfig.loss='ce'.*multi-label task 'mixed'"):
-        RunConfig.for_task(ref, loss="ce")
+        validate(RunConfig.for_task(ref, loss="ce"))
 
 
 def test_hear_trainvaltest_and_kfold(tmp_path):
@@ -89,14 +90,15 @@ def test_the_fingerprint_follows_the_files(tmp_path):
     root = class_folders(tmp_path / "c")
     ref = f"folder:{root}"
     first = user_task(ref, fresh=True)
-    cfg = RunConfig.for_task(ref)
+    cfg = validate(RunConfig.for_task(ref))  # the fingerprint is filled by validate, once
+    assert cfg.task_files is not None and RunConfig.for_task(ref).task_files is None
     assert user_task(ref, fresh=True).local.identity() == first.local.identity()
-    assert RunConfig.for_task(ref).config_hash == cfg.config_hash and cfg.task == f"folder:{root}"
+    assert validate(RunConfig.for_task(ref)).config_hash == cfg.config_hash and cfg.task == f"folder:{root}"
     tone(root / "train" / "cat" / "cat-train-0.wav", "cat", 99, seconds=0.4)  # edited: another size
     second = user_task(ref, fresh=True)
     assert second.local.identity() != first.local.identity()
-    assert RunConfig.for_task(ref).config_hash != cfg.config_hash
-    assert RunConfig.for_task("toy-transients").identity().get("task_files") is None
+    assert validate(RunConfig.for_task(ref)).config_hash != cfg.config_hash
+    assert validate(RunConfig.for_task("toy-transients")).identity().get("task_files") is None
     # the fingerprint is a field: the config rebuilt from its logged params keeps the logged hash, and training it
     # on the corpus as it is now is refused, naming the field
     logged = {k: str(v) for k, v in cfg.to_params().items()}
@@ -284,7 +286,7 @@ def test_hub_dataset_by_id_from_a_local_copy_and_offline(tmp_path, monkeypatch, 
     assert main(["tasks", "prepare", declared]) == 2
     err = capsys.readouterr().err
     assert f"hf download --repo-type dataset someone/birds --revision {HUB_REVISION}" in err and "HF_HUB_OFFLINE" in err
-    assert RunConfig.for_task(declared).identity()["task_files"].startswith("hub-")
+    assert validate(RunConfig.for_task(declared)).identity()["task_files"].startswith("hub-")
 
 
 def test_an_emptied_cache_is_written_again_from_the_corpus(tmp_path, private_cache):
@@ -360,3 +362,16 @@ def test_inspect_reads_the_samples_and_names_the_file(tmp_path, private_cache, c
     (root / "test/cat/cat-test-0.wav").write_bytes(b"not audio")
     skipping = inspect_source(f"folder:{root}?on_bad_file=skip")
     assert "on_bad_file=skip: a run drops the 1 unusable file(s) listed under problems" in skipping.text
+
+
+def test_inspect_names_symlinked_folders_it_does_not_follow(tmp_path, private_cache):
+    root = class_folders(tmp_path / "c")
+    elsewhere = class_folders(tmp_path / "elsewhere", splits=False)
+    (root / "train/cat/more").symlink_to(elsewhere / "cat", target_is_directory=True)  # below a class: not read
+    result = inspect_source(f"folder:{root}")
+    assert "1 symlinked folder(s) not followed (their audio is not read" in result.text
+    assert f"{root / 'train/cat/more'} -> {elsewhere / 'cat'}" in result.text
+    linked_class = class_folders(tmp_path / "d")
+    (linked_class / "train/cat").rename(tmp_path / "real-cat")
+    (linked_class / "train/cat").symlink_to(tmp_path / "real-cat", target_is_directory=True)  # a class folder: read
+    assert "symlinked folder" not in inspect_source(f"folder:{linked_class}").text

@@ -10,6 +10,7 @@ from benchmark.config import RunConfig
 from benchmark.fields import ConfigError
 from benchmark.model.classifier import build_model
 from benchmark.model.heads import EPS, PAPER_HEADS, AttentionPool, PooledBackbone, get_head, list_heads
+from benchmark.validation import validate
 
 
 def test_the_registry_names_its_heads():
@@ -17,7 +18,7 @@ def test_the_registry_names_its_heads():
     with pytest.raises(KeyError, match="known heads"):
         get_head("mlp")
     with pytest.raises(ConfigError, match="RunConfig.head='mlp'"):
-        RunConfig(task="toy-transients", head="mlp")
+        validate(RunConfig(task="toy-transients", head="mlp"))
 
 
 def test_attention_pool_shapes_and_probabilities():

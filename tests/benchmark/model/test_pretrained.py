@@ -18,6 +18,7 @@ from benchmark.model.pretrained import (
     stem_adaptation,
     timm_kwargs,
 )
+from benchmark.validation import validate
 
 BACKBONE = "mobilenetv3_small_050"  # a small timm model with a pretrained configuration
 
@@ -67,9 +68,9 @@ def test_the_attention_head_sits_on_the_pretrained_body(weights_file):
 
 def test_pretrained_is_validated():
     with pytest.raises(ConfigError, match="timm has no pretrained configuration"):
-        RunConfig(task="toy-transients", backbone="audiocnn_tiny", pretrained="imagenet")
+        validate(RunConfig(task="toy-transients", backbone="audiocnn_tiny", pretrained="imagenet"))
     with pytest.raises(ConfigError, match="one source of initial weights"):
-        RunConfig(task="toy-transients", backbone=BACKBONE, pretrained="imagenet", pretrained_weights="w.pth")
+        validate(RunConfig(task="toy-transients", backbone=BACKBONE, pretrained="imagenet", pretrained_weights="w.pth"))
     with pytest.raises(PretrainedUnavailable, match="no such file"):
         timm_kwargs("/nonexistent/weights.pth")
     assert timm_kwargs("none") == {"pretrained": False} and timm_kwargs("imagenet") == {"pretrained": True}

@@ -13,6 +13,7 @@ from benchmark.tracking.compute import measure
 from benchmark.training.data import load_task_data
 from benchmark.training.steps import Amp, make_model, make_optimizer, train_one_epoch
 from benchmark.training.train import run
+from benchmark.validation import validate
 
 FB_RECIPE = dict(epochs=1, batch_size=8, max_train_clips=16, max_eval_clips=8, n_mels=40, freq_mask=4,
                  time_mask_ms=100.0, mixup_prob=0.5)
@@ -27,7 +28,7 @@ def test_filterbank_field_names_the_run_and_validates():
     assert leaf.run_name.startswith("toy-transients/leaf+diffres/") and "mel" not in cfg.run_name
     assert RunConfig.from_dict(leaf.to_params()) == leaf  # MLflow params read back
     with pytest.raises(ConfigError, match=r"RunConfig.filterbank='leff': expected one of \['efficientleaf', 'leaf'"):
-        cfg.replace(filterbank="leff")
+        validate(cfg.replace(filterbank="leff"))
 
 
 def test_a_mel_model_has_a_parameter_free_filterbank_and_its_state_dict_is_unchanged(tiny_config):

@@ -12,6 +12,7 @@ from benchmark.paths import LOADER_WORKERS_ENV as WORKERS_ENV
 from benchmark.training.data import epoch_batches, load_task_data
 from benchmark.training.loader import loader_workers, train_loader
 from benchmark.training.train import run
+from benchmark.validation import validate
 
 
 class Interrupt(Exception):
@@ -68,10 +69,10 @@ def test_a_run_with_the_prefetching_loader_resumes_bit_for_bit(tiny_config, tmp_
 
 def test_a_feature_config_that_cannot_work_is_refused_when_the_config_is_built():
     with pytest.raises(ConfigError, match=r"RunConfig.n_mels=500: expected <= 201 \(FFT bins of a 25.0 ms window\)"):
-        RunConfig(task="toy-transients", n_mels=500)
+        validate(RunConfig(task="toy-transients", n_mels=500))
     with pytest.raises(ConfigError, match=r"RunConfig.hop_ms=0.03"):
-        RunConfig(task="toy-transients", hop_ms=0.03)
+        validate(RunConfig(task="toy-transients", hop_ms=0.03))
     # a learnable filterbank has no FFT, but its run still builds the task's log-mel features (their statistics):
     # refused when the config is built, not when the run starts
     with pytest.raises(ConfigError, match=r"RunConfig.n_mels=500"):
-        RunConfig(task="toy-transients", n_mels=500, filterbank="leaf")
+        validate(RunConfig(task="toy-transients", n_mels=500, filterbank="leaf"))
