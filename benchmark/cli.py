@@ -26,6 +26,7 @@ from benchmark.paths import (
     RESULTS_DIR,
     STORAGE_ENV,
     TRACKING_URI_ENV,
+    default_tracking_uri,
 )
 from benchmark.tracking.outages import DiskError
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     _setup_logging(args.verbose)
+    if hasattr(args, "tracking_uri") and args.tracking_uri is None and hasattr(args, "results_dir"):
+        args.tracking_uri = default_tracking_uri(args.results_dir)  # --results-dir moves the MLflow store too
     from tasks.cache import data_dir_in_environment
 
     try:
@@ -174,13 +177,19 @@ def build_parser(tasks: bool = True) -> argparse.ArgumentParser:
     draws.add_argument("--out", type=Path, required=True, help="CSV to write the comparison to")
     draws.set_defaults(func=commands.compare_draws)
 
-    plan = sub.add_parser("plan", help="what a suite will cost before it starts: points, downloads, disk, GPU-hours")
+    plan = sub.add_parser("plan", help="what a suite will cost before it starts: points, downloads, disk, GPU-hours, "
+                                         "CPU wall time here")
     plan.add_argument("--suite", required=True, help="suite name (benchmark/suites/NAME.yaml) or YAML path")
     _add_suite_task_flag(plan)
     plan.add_argument("--device", default=None,
                       help="device name of a row of results/throughput.csv (default: the visible GPU, if any)")
     plan.add_argument("--loader-workers", type=int, default=None,
                       help="loader worker processes per run (default: $DIFFRES_LOADER_WORKERS, else the CUDA default)")
+    plan.add_argument("--n-workers", type=int, default=None,
+                      help="local workers of the CPU estimate (default: the study's, one per core, at most 4)")
+    plan.add_argument("--cpu-estimate", action=argparse.BooleanOptionalAction, default=None,
+                      help="the CPU wall-time estimate, which times each model shape here for a few seconds "
+                           "(default: on when no GPU is visible)")
     _add_data_dir_flag(plan)
     plan.set_defaults(func=commands.plan)
 
@@ -284,7 +293,8 @@ def _add_suite_task_flag(parser: argparse.ArgumentParser) -> None:
 
 def _add_tracking_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default=None,
-                        help=f"MLflow tracking URI (default: ${TRACKING_URI_ENV} or sqlite:///./mlflow.db)")
+                        help=f"MLflow tracking URI (default: ${TRACKING_URI_ENV}, else mlflow.db in --results-dir when "
+                             f"one is given, else sqlite:///./mlflow.db)")
 
 
 def _add_data_dir_flag(parser: argparse.ArgumentParser) -> None:

@@ -85,6 +85,11 @@ def store_exists(uri: str) -> bool:
     return "://" in uri or Path(uri).is_file()
 
 
-def default_tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI``, else a SQLite store ``mlflow.db`` in the working directory."""
-    return os.environ.get(TRACKING_URI_ENV) or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+def default_tracking_uri(results_dir: Path | None = None) -> str:
+    """``$MLFLOW_TRACKING_URI``, else a SQLite store ``mlflow.db``: in `results_dir` when a command was given one
+    other than the default (so `--results-dir` moves a study's whole state), else in the working directory."""
+    if os.environ.get(TRACKING_URI_ENV):
+        return os.environ[TRACKING_URI_ENV]
+    if results_dir is not None and Path(results_dir).resolve() != RESULTS_DIR.resolve():
+        return f"sqlite:///{Path(results_dir).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"

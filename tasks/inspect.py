@@ -10,6 +10,7 @@ headers only."""
 from __future__ import annotations
 
 import io
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,7 @@ def inspect_source(ref: str, data_dir: str | None = None) -> Inspection:
     warnings = _scan_samples([corpus.root / c.rel for c in clips], problems)
     if decl["source"] == "folder":
         warnings += _ignored_files(corpus.root, {c.rel for c in corpus.clips})
+        warnings += _unfollowed_links(corpus.root, {c.rel for c in corpus.clips})
     if bad and decl.get("on_bad_file") == "skip":
         warnings.append(f"on_bad_file=skip: a run drops the {len(bad)} unusable file(s) listed under problems")
     if origin == "the longest clip" and lengths:
@@ -110,6 +112,23 @@ def _ignored_files(root: Path, used: set[str]) -> list[str]:
     kinds = ", ".join(f"{suffix} x {n}" for suffix, n in sorted(by_suffix.items()))
     return [f"{len(ignored)} file(s) ignored ({kinds}; audio is {', '.join(AUDIO_SUFFIXES)} inside a class "
             f"folder, not hidden), e.g. {sorted(ignored)[0]}"]
+
+
+def _unfollowed_links(root: Path, used: set[str]) -> list[str]:
+    """Symlinked folders whose audio no run reads: a class folder's files are found without following the links
+    below it (no loops); a symlinked class or split folder itself is read (its files are among `used`)."""
+    links = []
+    for top, dirs, _ in os.walk(root):
+        for name in dirs:
+            path = Path(top) / name
+            rel = path.relative_to(root).as_posix() + "/"
+            if path.is_symlink() and not any(u.startswith(rel) for u in used):
+                links.append(path)
+    if not links:
+        return []
+    first = sorted(links)[0]
+    return [f"{len(links)} symlinked folder(s) not followed (their audio is not read; copy them or link the "
+            f"files one by one), e.g. {first} -> {os.readlink(first)}"]
 
 
 def _scan_samples(paths: list[Path], problems: list[str]) -> list[str]:

@@ -15,11 +15,11 @@
    - second_load_s: the same call again, opened from the fingerprinted cache files;
      load_speedup = first / second. later_load_median_s: the median of 5 more such loads (noise check);
    - new_hop_load_s: the statistics file deleted, loaded again: what a first load of a new hop costs
-     (since issue 21 the one waveform cache serves every hop; only the train split's log-mel mean / std
+     (the one waveform cache serves every hop; only the train split's log-mel mean / std
      is computed per hop); new_hop_speedup = that / second;
    - *_read_all_s: a full pass over every item (log-mel + waveform, batches of 64) after the first and
      the second load; total_speedup compares load + full pass.
-   Target (issue 3): a second read >= 20x faster than the first. It applies to `load_speedup`: a cold
+   Target: a second read >= 20x faster than the first. It applies to `load_speedup`: a cold
    first read against a cached one, for both tasks at every hop. `new_hop_speedup` is reported beside it
    because it is the smaller ratio (only the log-mel stage is redone) and is not held to the target.
    Until the fresh folder per hop, hops shared one cache folder, so each first load after the 1 ms one

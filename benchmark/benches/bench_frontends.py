@@ -12,7 +12,7 @@
    high-water mark, reset after the imports) minus the resident size before them.
 2. FLOPs per clip of every front-end against efficientnet_b2's at the front-end's output size.
 
-Targets (issue 2) on a 2-core CPU: T = 10000, B = 8, δ = 0.75 in <= 0.5 s and <= 1 GB peak;
+Targets on a 2-core CPU: T = 10000, B = 8, δ = 0.75 in <= 0.5 s and <= 1 GB peak;
 DiffRes FLOPs <= 5 % of the backbone's.
 
     python -m benchmark.benches.bench_frontends [--quick]

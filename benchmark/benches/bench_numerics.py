@@ -10,7 +10,7 @@ count (the setting changes the numbers on this machine) and its ms per step (wha
 `REPEATS` further canaries in the same process, so oneDNN's first-use compilation is not counted; run it
 on an otherwise idle machine).
 `--runs`: the quick suite's 5 `diffres-noenc` runs on the positive control (the runs whose numbers moved
-most between an Intel and an AMD machine in issue 20), default against `pin-all`, 1 thread, run side by
+most between an Intel and an AMD machine), default against `pin-all`, 1 thread, run side by
 side (one per core): test metric, best epoch, seconds per epoch.
 
     python -m benchmark.benches.bench_numerics [--runs]

@@ -9,7 +9,7 @@ Its receptive field is kept in milliseconds, not frames: the model is told how l
 is (``frame_ms``: the hop times T / T', which `benchmark.model.classifier` computes) and, for frames shorter
 than 10 ms, stretches the temporal dilations so the whole receptive field spans round(10 / frame_ms)
 times the frames it spans at 10 ms (~190 ms of audio either way). So a 5 ms spectrogram gets
-the receptive field a 10 ms one has (a finer hop alone no longer shrinks what the classifier sees,
+the receptive field a 10 ms one has (so a finer hop alone does not shrink what the classifier sees,
 which would confound claim 3), while the parameter count stays the same and every output of 10 ms
 or coarser frames (all reductions of a 10 ms input, and DiffRes on a 5 ms input at δ = 0.5) keeps
 the architecture unchanged. Backbones that take ``frame_ms`` are registered with

@@ -4,7 +4,8 @@ marked by its verdict, and the CSV of every cell.
 
 Input: a table of cells, one row per (dial a, dial b, δ) with `CELL_COLUMNS`: the mean paired difference,
 its interval and its verdict (`benchmark.report.stats`: holds / refuted / inconclusive, or not run). Which
-rule decided a cell (clips and seeds, issue 28) is the caller's; this module only draws and writes.
+rule decided a cell (the seeds x clips t of `benchmark.report.clipstats`) is the caller's; this module only
+draws and writes.
 
 A decided cell (holds or refuted) gets a thick outline and its sign (✓ holds, ✗ refuted); an inconclusive
 cell is hatched; a cell with no runs is left grey. The colour scale is shared by every δ and symmetric

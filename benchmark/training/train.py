@@ -54,6 +54,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from benchmark import validation
 from benchmark.config import CONFIG_VERSION, RunConfig
 from benchmark.model.classifier import Classifier
 from benchmark.model.pretrained import stem_adaptation
@@ -120,7 +121,9 @@ def run(cfg: RunConfig, *, tracking_uri: str, experiment: str, checkpoint_dir: s
     `optuna.TrialPruned` (its MLflow run is marked KILLED, the checkpoint kept).
     `on_epoch_end(epoch, metrics)`: called after each epoch's checkpoint is written (progress hooks;
     tests raise from it to simulate a run killed mid-way).
+    `cfg` is checked first (`benchmark.validation.validate`: a bad value is named before anything loads).
     """
+    cfg = validation.validate(cfg)
     found = tracking.find_finished_run(tracking_uri, experiment, cfg.config_hash)
     if found is not None:
         metrics = found.data.metrics
@@ -155,7 +158,7 @@ def _train(cfg: RunConfig, data: TaskData, device: torch.device, *, tracking_uri
             if trial is not None:
                 trial.report(record["val_metric_epoch"], int(record["epoch"]))
         bar = tqdm(range(state.epoch, cfg.epochs), initial=state.epoch, total=cfg.epochs, desc=cfg.run_name,
-                   unit="epoch", disable=not progress, leave=False)
+                   unit="epoch", disable=not progress, leave=True)
         for epoch in bar:
             if stops_early(cfg, epoch, state.best.epoch):  # also a resumed run that had already stopped
                 break
