@@ -1,6 +1,6 @@
 """Small audio backbones, registered in timm's own registry (`timm.create_model(name, ...)`).
 
-`audiocnn_tiny`: three 3x3 conv + BN + ReLU blocks (8-16-32 channels; the first strides 2 in
+`audiocnn_tiny` (and `audiocnn_wide`, the same with a 670 ms receptive field): three 3x3 conv + BN + ReLU blocks (8-16-32 channels; the first strides 2 in
 frequency) that pool only in frequency, so every frame of the front-end's output keeps its own column;
 then the mean over frequency, two dilated 1-D convolutions over time (receptive field ~19 frames at
 10 ms) and mean + max pooling over time into a linear head initialised small.
@@ -139,3 +139,12 @@ def audiocnn_tiny(pretrained: bool = False, **kwargs) -> AudioCNN:
     kwargs.pop("pretrained_cfg_overlay", None)
     kwargs.pop("cache_dir", None)
     return AudioCNN(**kwargs)
+
+
+@register_model
+@takes_frame_ms
+def audiocnn_wide(pretrained: bool = False, **kwargs) -> AudioCNN:
+    """`audiocnn_tiny` with four dilated temporal convolutions (2, 4, 8, 16): a receptive field of 67 frames,
+    670 ms at 10 ms (the tiny one's 190 ms is shorter than the resolution map's slowest motif, 448 ms, so the
+    full-resolution reference could not see one whole motif where a reduction, whose frames are longer, could)."""
+    return audiocnn_tiny(pretrained, dilations=(2, 4, 8, 16), **kwargs)
