@@ -1,7 +1,8 @@
 """Small audio backbones, registered in timm's own registry (`timm.create_model(name, ...)`).
 
-`audiocnn_tiny` (and `audiocnn_wide`, the same with a 670 ms receptive field): three 3x3 conv + BN + ReLU blocks (8-16-32 channels; the first strides 2 in
-frequency) that pool only in frequency, so every frame of the front-end's output keeps its own column;
+`audiocnn_tiny` (and `audiocnn_wide`, the same with a 670 ms receptive field): three 3x3 conv + BN + ReLU
+blocks (8-16-32 channels; the first strides 2 in frequency) that pool only in frequency, so every frame of the
+front-end's output keeps its own column;
 then the mean over frequency, two dilated 1-D convolutions over time (receptive field ~19 frames at
 10 ms) and mean + max pooling over time into a linear head initialised small.
 
