@@ -11,7 +11,8 @@ the canary: whole runs of the suite's own configs); and the evidence that a chan
 number: each row names the engine digest the committed run was trained at and the one it was retrained at,
 and the report's provenance (`benchmark.report.provenance.rechecked_digests`) counts a suite's runs of an
 older digest as clean-equivalent when this file shows every rerun of that digest under the checkout's
-identical. Run it on the CPU model that trained the runs (the `machine` column says which).
+identical (the steps chain: `rechecked_digests`). Run it on the CPU model that trained the runs (the `machine`
+column says which); without that machine, `--runs` a runs.csv of this machine's own runs at the older digest.
 
     python -m benchmark.benches.recheck --suite quick [--sample N] [--out FILE]      (make recheck SUITE=quick)
 """

@@ -111,14 +111,26 @@ RECHECK_COLUMNS = {"committed_engine_digest", "engine_digest", "identical"}
 
 def rechecked_digests(recheck: pd.DataFrame | None, current: str) -> frozenset[str]:
     """The engine digests a suite's recheck (``results/<suite>/recheck.csv``, ``benchmark.benches.recheck``) shows
-    to compute what the checkout's digest ``current`` computes: runs trained at that digest, retrained at
-    ``current``, every one identical. The tool reads the evidence; nobody declares it."""
+    to compute what the checkout's digest ``current`` computes: runs trained at digest A, retrained at digest B,
+    every one identical, make A and B equivalent; the answer is every digest joined to ``current`` by a chain of
+    such steps (an engine change checked on one machine after another: each step's rows name their machine).
+    The tool reads the evidence; nobody declares it."""
     if recheck is None or not RECHECK_COLUMNS <= set(recheck.columns):
         return frozenset()
-    rows = recheck[(recheck["engine_digest"].astype(str) == current) & recheck["committed_engine_digest"].notna()]
-    same = rows.groupby(rows["committed_engine_digest"].astype(str))["identical"].agg(
-        lambda s: bool(s.astype(str).eq("True").all()))
-    return frozenset(d for d, ok in same.items() if ok and d and d != current)
+    rows = recheck[recheck["committed_engine_digest"].notna() & recheck["engine_digest"].notna()]
+    steps = rows.groupby([rows["committed_engine_digest"].astype(str), rows["engine_digest"].astype(str)])[
+        "identical"].agg(lambda s: bool(s.astype(str).eq("True").all()))
+    older: dict[str, set[str]] = {}  # rerun digest -> the committed digests it reproduced
+    for (committed, rerun), ok in steps.items():
+        if ok and committed and committed != rerun:
+            older.setdefault(rerun, set()).add(committed)
+    found, todo = set(), [current]
+    while todo:
+        for digest in older.get(todo.pop(), ()):
+            if digest not in found and digest != current:
+                found.add(digest)
+                todo.append(digest)
+    return frozenset(found)
 
 
 def provenance_column(runs: pd.DataFrame, repo: Path, recheck: pd.DataFrame | None = None) -> pd.Series:

@@ -178,3 +178,15 @@ def test_a_recheck_at_the_checkouts_digest_makes_older_digests_equivalent(repo):
         provenance.EQUIVALENT, provenance.STALE, provenance.STALE]
     assert provenance.provenance_column(runs, root).tolist() == [provenance.STALE] * 3
     assert provenance.rechecked_digests(recheck.drop(columns="identical"), now) == frozenset()
+
+
+def test_rechecks_chain_from_digest_to_digest_and_a_broken_step_stops_the_chain():
+    """a -> b checked identical (say on the machine that trained a), b -> now checked identical (on another):
+    runs of a and of b are equivalent to now; c -> a with one different rerun joins nothing."""
+    now, a, b, c = "n" * 16, "a" * 16, "b" * 16, "c" * 16
+    recheck = pd.DataFrame({"committed_engine_digest": [a, a, b, c, c],
+                            "engine_digest": [b, b, now, a, a],
+                            "identical": [True, True, True, True, False]})
+    assert provenance.rechecked_digests(recheck, now) == {a, b}
+    broken = recheck.assign(identical=[True, False, True, True, True])
+    assert provenance.rechecked_digests(broken, now) == {b}
