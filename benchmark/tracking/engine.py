@@ -51,7 +51,8 @@ def normalised_source(text: str, name: str = "<source>") -> str:
 
 def engine_digest(root: Path = REPO_ROOT) -> str:
     """A 16-hex digest of the engine's normalised sources (module docstring)."""
-    return _digest(str(Path(root).resolve()), tuple((f, f.stat().st_mtime_ns) for f in engine_files(root)))
+    root = Path(root).resolve()  # a relative root (".") names the same files as its absolute form
+    return _digest(str(root), tuple((f, f.stat().st_mtime_ns) for f in engine_files(root)))
 
 
 @functools.lru_cache(maxsize=8)

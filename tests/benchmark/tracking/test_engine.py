@@ -61,3 +61,11 @@ def test_dependency_versions_and_their_comparison():
     assert engine.same_version("2.14.1+cu130", versions["torch_version"])
     assert not engine.same_version("2.13.0", versions["torch_version"])
     assert engine.same_version("", "1.0")  # a run logged before the tag: no evidence
+
+
+def test_a_relative_root_gives_the_digest_of_its_absolute_form(monkeypatch):
+    from benchmark.paths import REPO_ROOT
+    from benchmark.tracking.engine import engine_digest
+
+    monkeypatch.chdir(REPO_ROOT)
+    assert engine_digest(Path(".")) == engine_digest(REPO_ROOT)
