@@ -10,12 +10,12 @@ the mean is
 with n seeds and N test clips; the pilot estimates the three components per comparison (ANOVA method of
 moments, held at zero or above). With 2 seeds a comparison's seed component has 1 degree of freedom, so the
 components are pooled over every comparison of the pilot (their mean; the seed component's spread across
-comparisons is reported beside it). The seeds asked for are the smallest n at which a difference of `--gap`
+comparisons is reported beside it). The seeds asked for are the smallest n at which a difference of each `--gap`
 is found with probability `--power` by a one-sided test at the smallest Holm level of the map's family
 (`--alpha` over `--family` comparisons), with N = the map's test clips (`tasks.family.MAP_SIZES`), and, where
 the exact sign-flip sensitivity test must be able to reach that level, 2 / 2^n <= level.
 
-    python -m benchmark.benches.size_map [--gap 0.03] [--family 36]
+    python -m benchmark.benches.size_map [--pilot results/resolution-map-pilot2] [--gap 0.03 0.1 0.3] [--family 36]
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     from tasks.family import MAP_SIZES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--gap", type=float, default=0.03, help="difference to find (accuracy units)")
+    parser.add_argument("--gap", type=float, nargs="+", default=[0.03, 0.1, 0.3],
+                        help="differences to find (accuracy units); the per-comparison column uses the first")
     parser.add_argument("--alpha", type=float, default=0.025, help="one-sided level of a family")
     parser.add_argument("--family", type=int, default=36, help="comparisons in a Holm family (cells x δ)")
     parser.add_argument("--power", type=float, default=0.8)
@@ -96,16 +97,17 @@ def main(argv: list[str] | None = None) -> None:
     table = rows(runs, pd.read_parquet(args.pilot / "predictions.parquet"))
     level = args.alpha / args.family
     pooled = table[["s2_seed", "s2_clip", "s2_inter"]].mean()
-    n = seeds_needed(*pooled, clips=MAP_SIZES["test"], gap=args.gap, level=level, power=args.power)
-    n_normal = seeds_needed(*pooled, clips=MAP_SIZES["test"], gap=args.gap, level=level, power=args.power,
-                            exact=False)
-    table["seeds_needed"] = [seeds_needed(r.s2_seed, r.s2_clip, r.s2_inter, MAP_SIZES["test"], args.gap, level,
-                                          args.power, exact=False) for r in table.itertuples()]
+    clips = MAP_SIZES["test"]
+    table["seeds_needed"] = [seeds_needed(r.s2_seed, r.s2_clip, r.s2_inter, clips, args.gap[0], level, args.power,
+                                          exact=False) for r in table.itertuples()]
     summary = pd.DataFrame([{"task": "pooled", "comparison": f"mean of {len(table)}", "s2_seed": pooled["s2_seed"],
                              "s2_clip": pooled["s2_clip"], "s2_inter": pooled["s2_inter"],
-                             "seeds_needed": n_normal, "seeds_needed_exact_floor": n,
-                             "s2_seed_q75": float(table["s2_seed"].quantile(0.75)),
-                             "gap": args.gap, "level": level, "power": args.power, "test_clips": MAP_SIZES["test"]}])
+                             "seeds_needed": seeds_needed(*pooled, clips=clips, gap=gap, level=level,
+                                                          power=args.power, exact=False),
+                             "seeds_needed_exact_floor": seeds_needed(*pooled, clips=clips, gap=gap, level=level,
+                                                                      power=args.power),
+                             "s2_seed_q75": float(table["s2_seed"].quantile(0.75)), "gap": gap, "level": level,
+                             "power": args.power, "test_clips": clips} for gap in args.gap])
     out = pd.concat([table, summary], ignore_index=True)
     out.to_csv(args.pilot / "design.csv", index=False, float_format="%.6g")
     with pd.option_context("display.width", 200, "display.max_rows", 200):
