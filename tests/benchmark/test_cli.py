@@ -284,3 +284,17 @@ def test_every_run_flag_shows_its_default_and_the_registries_choices(capsys) -> 
     with pytest.raises(SystemExit):
         main(["tasks", "--help"])  # the tasks group is built when it is the command
     assert "inspect" in capsys.readouterr().out
+
+
+def test_results_dir_moves_the_default_mlflow_store_too(capsys, tmp_path: Path, suite_file: Path,
+                                                        monkeypatch) -> None:
+    """With --results-dir and no --tracking-uri (nor $MLFLOW_TRACKING_URI), a command's MLflow store is
+    DIR/mlflow.db; a read-only command then names that path and creates nothing."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "elsewhere"
+    root.mkdir()
+    assert main(["report", "--suite", str(suite_file), "--results-dir", str(root), "--reports-dir",
+                 str(tmp_path / "reports")]) == 2
+    assert f"no MLflow store at {root.resolve() / 'mlflow.db'}" in capsys.readouterr().err
+    assert not (root / "mlflow.db").exists() and not (tmp_path / "mlflow.db").exists()
