@@ -14,6 +14,7 @@ from benchmark.fields import ConfigError
 from benchmark.training.averaging import WeightAverager
 from benchmark.training.checkpoint import checkpoint_path
 from benchmark.training.train import run
+from benchmark.validation import validate
 from tests.benchmark.conftest import make_tiny_config
 
 CFG = make_tiny_config(epochs=3, weight_averaging="2-3", mixup_prob=0.0, patience=None)
@@ -27,9 +28,9 @@ def test_the_range_is_validated():
     assert CFG.averaged_epochs == (2, 3) and RunConfig(task="toy-transients").averaged_epochs is None
     for bad in ("0-2", "3-2", "2-9", "two"):
         with pytest.raises(ConfigError, match="weight_averaging"):
-            CFG.replace(weight_averaging=bad)
+            validate(CFG.replace(weight_averaging=bad))
     with pytest.raises(ConfigError, match="patience"):
-        CFG.replace(patience=2)
+        validate(CFG.replace(patience=2))
 
 
 def test_the_average_is_the_mean_of_the_epochs_in_range_and_survives_a_state_round_trip():
