@@ -17,41 +17,51 @@ of comparisons), ``pairs`` (paired comparisons and their arms), ``claims`` (the 
 ``figures``, ``markdown``, and ``build`` (which files, where).
 """
 
-from benchmark.report.build import ReportPaths, build_report, suite_margin
-from benchmark.report.claims import CLAIMS_FILE, Claim, ClaimCheck, check_of, paper_claims
-from benchmark.report.controls import CONTROL_COLUMNS, ControlResult, check_controls
-from benchmark.report.health import Health, health, runs_table
-from benchmark.report.judging import COMPARISON_COLUMNS, SUMMARY_COLUMNS, ClaimResult, check_claims, claims_summary
-from benchmark.report.leaderboard import leaderboard
-from benchmark.report.pairs import compare
-from benchmark.report.runs import GROUP_KEYS, NO_FOLD, PAIR_KEYS, ReportDataError, Runs, load_runs
+import importlib
+from typing import Any
 
-__all__ = [
-    "CLAIMS_FILE",
-    "COMPARISON_COLUMNS",
-    "CONTROL_COLUMNS",
-    "GROUP_KEYS",
-    "NO_FOLD",
-    "PAIR_KEYS",
-    "SUMMARY_COLUMNS",
-    "Claim",
-    "ClaimCheck",
-    "ClaimResult",
-    "ControlResult",
-    "Health",
-    "ReportDataError",
-    "ReportPaths",
-    "Runs",
-    "build_report",
-    "check_claims",
-    "check_controls",
-    "check_of",
-    "paper_claims",
-    "claims_summary",
-    "compare",
-    "health",
-    "leaderboard",
-    "load_runs",
-    "runs_table",
-    "suite_margin",
-]
+# Every public name and its module, imported on first use: `import benchmark.report.stats` (or `.claims`) then
+# costs only that module, not seaborn and the whole report.
+_EXPORTS = {
+    "ReportPaths": "benchmark.report.build",
+    "build_report": "benchmark.report.build",
+    "suite_margin": "benchmark.report.build",
+    "CLAIMS_FILE": "benchmark.report.claims",
+    "Claim": "benchmark.report.claims",
+    "ClaimCheck": "benchmark.report.claims",
+    "check_of": "benchmark.report.claims",
+    "paper_claims": "benchmark.report.claims",
+    "CONTROL_COLUMNS": "benchmark.report.controls",
+    "ControlResult": "benchmark.report.controls",
+    "check_controls": "benchmark.report.controls",
+    "Health": "benchmark.report.health",
+    "health": "benchmark.report.health",
+    "runs_table": "benchmark.report.health",
+    "COMPARISON_COLUMNS": "benchmark.report.judging",
+    "SUMMARY_COLUMNS": "benchmark.report.judging",
+    "ClaimResult": "benchmark.report.judging",
+    "check_claims": "benchmark.report.judging",
+    "claims_summary": "benchmark.report.judging",
+    "leaderboard": "benchmark.report.leaderboard",
+    "compare": "benchmark.report.pairs",
+    "GROUP_KEYS": "benchmark.report.runs",
+    "NO_FOLD": "benchmark.report.runs",
+    "PAIR_KEYS": "benchmark.report.runs",
+    "ReportDataError": "benchmark.report.runs",
+    "Runs": "benchmark.report.runs",
+    "load_runs": "benchmark.report.runs",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'benchmark.report' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
