@@ -30,6 +30,8 @@ from tasks.usertask import SHOWN, bad_files, read_corpus
 
 HEADER_BATCH = 256  # hub rows whose audio bytes are held at once
 SCAN_BLOCK = 65536  # samples a file is read in, so a long file costs no more memory than a short one
+ACTIVITY_FRAME_S = 0.02  # frames of the activity detector (`active_share`)
+ACTIVITY_DB = 10.0  # a frame is active this far above its clip's quiet floor
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 PAD_WARNING = 4.0  # the longest clip this many times the median: most clips would be mostly padding
 
@@ -82,7 +84,8 @@ def inspect_source(ref: str, data_dir: str | None = None) -> Inspection:
     origin = ("declared" if decl.get("clip_seconds") else "from the metadata" if corpus.clip_seconds
               else "the longest clip")
     counts = Counter(name for c in clips for name in c.labels)
-    warnings = _scan_samples([corpus.root / c.rel for c in clips], problems)
+    active: list[float] = []
+    warnings = _scan_samples([corpus.root / c.rel for c in clips], problems, active)
     if decl["source"] == "folder":
         warnings += _ignored_files(corpus.root, {c.rel for c in corpus.clips})
         warnings += _unfollowed_links(corpus.root, {c.rel for c in corpus.clips})
@@ -98,6 +101,7 @@ def inspect_source(ref: str, data_dir: str | None = None) -> Inspection:
     lines += _summary(lengths, seconds, origin, Counter(probes[c.rel].sample_rate for c in clips),
                       [counts.get(name, 0) for name in corpus.classes], corpus.classes,
                       decl.get("sample_rate", DEFAULT_SAMPLE_RATE), problems)
+    lines.append(_activity_line(active))
     lines.append(f"warnings:     {len(warnings) or 'none'}")
     lines += [f"  - {w}" for w in warnings[:SHOWN]]
     return Inspection("\n".join(lines), tuple(problems))
@@ -131,34 +135,64 @@ def _unfollowed_links(root: Path, used: set[str]) -> list[str]:
             f"files one by one), e.g. {first} -> {os.readlink(first)}"]
 
 
-def _scan_samples(paths: list[Path], problems: list[str]) -> list[str]:
+def _scan_samples(paths: list[Path], problems: list[str], active: list[float] | None = None) -> list[str]:
     """Every file's samples, block by block: NaN / Inf (appended to `problems`, naming the file), and the
-    warnings for silent and clipped files (returned)."""
+    warnings for silent and clipped files (returned); each readable file's active share is appended to `active`
+    (`active_share`)."""
     import soundfile as sf
 
     silent, clipped = [], []
     for path in paths:
-        peak, finite = 0.0, True
+        peak, finite, levels = 0.0, True, []
         try:
-            for block in sf.blocks(str(path), blocksize=SCAN_BLOCK, dtype="float32", always_2d=True):
+            frame = max(1, round(ACTIVITY_FRAME_S * sf.info(str(path)).samplerate))
+            for block in sf.blocks(str(path), blocksize=frame * max(1, SCAN_BLOCK // frame), dtype="float32",
+                                   always_2d=True):
                 if not np.isfinite(block).all():
                     finite = False
                     break
                 peak = max(peak, float(np.abs(block).max(initial=0.0)))
+                mono = block.mean(axis=1)
+                whole = len(mono) // frame * frame  # a last partial frame is left out
+                levels.append((mono[:whole].reshape(-1, frame) ** 2).mean(axis=1))
         except Exception:  # noqa: BLE001 — an unreadable file is reported by bad_files already
             continue
         if not finite:
             problems.append(f"{path}: contains NaN or Inf samples (a run fails on it; fix or remove the file)")
-        elif peak == 0.0:
+            continue
+        if peak == 0.0:
             silent.append(path)
         elif peak >= CLIP_LEVEL:
             clipped.append(path)
+        if active is not None and levels:
+            active.append(active_share(np.concatenate(levels)))
     warnings = []
     for what, files in (("silent (all samples zero)", silent), (f"clipped (|sample| >= {CLIP_LEVEL})", clipped)):
         if files:
             shown = ", ".join(str(f) for f in files[:3]) + (f", ... ({len(files) - 3} more)" if len(files) > 3 else "")
             warnings.append(f"{len(files)} clip(s) {what}: {shown}")
     return warnings
+
+
+def active_share(power: np.ndarray) -> float:
+    """The share of a clip's 20 ms frames (`power`: their mean squared sample) louder than its quiet floor (the
+    10th-percentile frame) by ACTIVITY_DB: an energy activity detector, the measurable stand-in for the
+    resolution map's event-share dial. All-quiet or silent clips read 0."""
+    if len(power) == 0 or float(power.max()) <= 0.0:
+        return 0.0
+    db = 10.0 * np.log10(np.maximum(power, 1e-12))
+    return float(np.mean(db > np.percentile(db, 10) + ACTIVITY_DB))
+
+
+def _activity_line(active: list[float]) -> str:
+    if not active:
+        return "active share: not measured (no readable clip)"
+    q1, med, q3 = (float(np.percentile(active, q)) * 100 for q in (25, 50, 75))
+    return (f"active share: median {med:.0f} % of a clip (quartiles {q1:.0f}-{q3:.0f} %): frames {ACTIVITY_DB:g} dB "
+            f"above the clip's quiet floor (a clip that sounds evenly reads 0 %), the measurable stand-in for the "
+            f"resolution map's event-share dial "
+            f"(levels 5 / 15 / 40 %; docs/benchmark.md). The map's time-scale dial is not measured, and the map "
+            f"has not yet run at a deciding n, so it predicts nothing here yet")
 
 
 def _inspect_hub(ref: str, decl: dict, data_dir: str | None) -> Inspection:

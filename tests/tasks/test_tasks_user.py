@@ -375,3 +375,16 @@ def test_inspect_names_symlinked_folders_it_does_not_follow(tmp_path, private_ca
     (linked_class / "train/cat").rename(tmp_path / "real-cat")
     (linked_class / "train/cat").symlink_to(tmp_path / "real-cat", target_is_directory=True)  # a class folder: read
     assert "symlinked folder" not in inspect_source(f"folder:{linked_class}").text
+
+
+def test_the_activity_detector_reads_the_share_of_a_clip_that_sounds(tmp_path, private_cache):
+    from tasks.inspect import active_share
+
+    rng = np.random.default_rng(0)
+    for share in (0.05, 0.15, 0.40):
+        power = np.full(500, 1e-4) * rng.uniform(0.5, 1.5, 500)  # a quiet floor, 20 ms frames
+        power[100:100 + int(share * 500)] = 1e-1  # a burst 30 dB above it
+        assert active_share(power) == pytest.approx(share, abs=0.01)
+    assert active_share(np.zeros(10)) == 0.0
+    root = class_folders(tmp_path / "c")  # steady tones: no frame stands out from the clip's own floor
+    assert "active share: median 0 % of a clip (quartiles 0-0 %)" in inspect_source(f"folder:{root}").text
